@@ -1,0 +1,1 @@
+//! certdeck library.
