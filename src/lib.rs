@@ -1,1 +1,12 @@
-//! certdeck library.
+//! certdeck: one expiry timeline for certificate fleets.
+//!
+//! The library holds everything; `main.rs` only wires logging, the CLI and the runtime.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod model;
+pub mod report;
+pub mod run;
+pub mod sources;

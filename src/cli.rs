@@ -1,0 +1,226 @@
+//! Command line: clap arguments, resolved once with the config file into `ScanSettings`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, ConfigFile};
+use crate::model::Thresholds;
+use crate::report::Format;
+use crate::sources::{Inventory, ProbeSettings, Target, DEFAULT_CONCURRENCY};
+
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes (scan):
+  0  OK        every certificate is fine
+  1  WARNING   something expires within --warn (default 30d)
+  2  CRITICAL  something expires within --crit (default 7d), has expired, or is not yet valid
+  3  UNKNOWN   a location could not be read and nothing is worse; also usage and config errors";
+
+#[derive(Debug, Parser)]
+#[command(name = "certdeck", version, about = "A terminal dashboard for certificate fleets", after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// Config file (default: the platform config directory, e.g. ~/.config/certdeck/config.toml).
+    #[arg(long, global = true, env = "CERTDECK_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read every certificate headless and print a report sorted by expiry.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Scan(ScanArgs),
+    /// Start a built-in demo fleet on loopback and show it (no configuration needed).
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ProbeArgs {
+    /// Warning threshold before expiry (e.g. 30d, 2w, 36h).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub warn: Option<Duration>,
+    /// Critical threshold before expiry (e.g. 7d).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub crit: Option<Duration>,
+    /// Per-target time limit for DNS, connect and handshake together.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+    /// Probes in flight at once.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Extra trust anchors (PEM file; repeatable).
+    #[arg(long = "ca-file", value_name = "PEM")]
+    pub ca_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// TLS targets: host:port, host (443), https://host[:port][/path], [v6]:port, addr:port@sni.
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Certificate files, directories (walked recursively) or globs (repeatable).
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub files: Vec<String>,
+    /// File with one target per line (# comments allowed; repeatable).
+    #[arg(long = "targets-file", value_name = "PATH")]
+    pub targets_files: Vec<PathBuf>,
+    /// Name to send as SNI and verify against, for targets that do not give one with @name.
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+    /// Report format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    /// Colour in the table output.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo servers running and print their addresses, until Ctrl-C.
+    #[arg(long)]
+    pub serve: bool,
+    /// Report format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30d, 12h, 5s)"))
+}
+
+/// Everything a scan needs, resolved once from flags and the config file.
+#[derive(Debug, Clone)]
+pub struct ScanSettings {
+    pub inventory: Inventory,
+    pub probe: ProbeSettings,
+    pub thresholds: Thresholds,
+    pub format: Format,
+    pub color: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("cannot read targets file {path}: {source}")]
+    TargetsFile { path: PathBuf, source: std::io::Error },
+    #[error("nothing to scan: give targets or --file, or list them in {0}")]
+    Nothing(String),
+    #[error("--crit ({crit}) must not be longer than --warn ({warn})")]
+    Thresholds { warn: String, crit: String },
+    #[error("--concurrency must be at least 1")]
+    Concurrency,
+    #[error("--timeout must be longer than zero")]
+    Timeout,
+}
+
+/// Load the config file: the named one (must exist) or the default one (may be absent).
+pub fn load_config(named: Option<&PathBuf>) -> Result<(Option<ConfigFile>, String), SettingsError> {
+    match named {
+        Some(p) => Ok((config::load(p, true)?, p.display().to_string())),
+        None => match config::default_path() {
+            Some(p) => Ok((config::load(&p, false)?, p.display().to_string())),
+            None => Ok((None, "the config file".to_owned())),
+        },
+    }
+}
+
+fn read_targets_file(path: &PathBuf, out: &mut Vec<String>) -> Result<(), SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::TargetsFile { path: path.clone(), source })?;
+    out.extend(
+        text.lines()
+            .map(|l| l.split('#').next().unwrap_or_default().trim())
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned),
+    );
+    Ok(())
+}
+
+/// Thresholds and probe settings from flags over the config file over defaults.
+pub fn resolve_probe(args: &ProbeArgs, cfg: Option<&ConfigFile>) -> Result<(ProbeSettings, Thresholds), SettingsError> {
+    let def = Thresholds::default();
+    let warn = args.warn.or(cfg.and_then(|c| c.thresholds.warn));
+    let crit = args.crit.or(cfg.and_then(|c| c.thresholds.crit));
+    let t = Thresholds {
+        warn_secs: warn.map(|d| d.as_secs() as i64).unwrap_or(def.warn_secs),
+        crit_secs: crit.map(|d| d.as_secs() as i64).unwrap_or(def.crit_secs),
+    };
+    if t.crit_secs > t.warn_secs {
+        let f = |s: i64| humantime::format_duration(Duration::from_secs(s as u64)).to_string();
+        return Err(SettingsError::Thresholds { warn: f(t.warn_secs), crit: f(t.crit_secs) });
+    }
+    let timeout = args.timeout.or(cfg.and_then(|c| c.probe.timeout)).unwrap_or(Duration::from_secs(5));
+    if timeout.is_zero() {
+        return Err(SettingsError::Timeout);
+    }
+    let concurrency = args.concurrency.or(cfg.and_then(|c| c.probe.concurrency)).unwrap_or(DEFAULT_CONCURRENCY);
+    if concurrency == 0 {
+        return Err(SettingsError::Concurrency);
+    }
+    let mut ca_files = args.ca_files.clone();
+    if let Some(c) = cfg {
+        ca_files.extend(c.ca_files.iter().cloned());
+    }
+    Ok((ProbeSettings { timeout, concurrency, ca_files, extra_roots: Vec::new() }, t))
+}
+
+impl ScanSettings {
+    /// Resolve scan flags with the config file. The inventory comes from the command line, or
+    /// from the config file when the command line names nothing.
+    pub fn resolve(args: &ScanArgs, config_path: Option<&PathBuf>) -> Result<ScanSettings, SettingsError> {
+        let (cfg, cfg_name) = load_config(config_path)?;
+        let (probe, thresholds) = resolve_probe(&args.probe, cfg.as_ref())?;
+        let mut raw_targets = args.targets.clone();
+        for p in &args.targets_files {
+            read_targets_file(p, &mut raw_targets)?;
+        }
+        let mut files = args.files.clone();
+        if raw_targets.is_empty() && files.is_empty() {
+            if let Some(c) = &cfg {
+                raw_targets.extend(c.targets.iter().cloned());
+                for p in &c.targets_files {
+                    read_targets_file(p, &mut raw_targets)?;
+                }
+                files.extend(c.files.iter().cloned());
+            }
+        }
+        if raw_targets.is_empty() && files.is_empty() {
+            return Err(SettingsError::Nothing(cfg_name));
+        }
+        let mut inventory = Inventory { files, ..Inventory::default() };
+        let mut seen = std::collections::HashSet::new();
+        for raw in raw_targets {
+            match Target::parse(&raw, args.sni.as_deref()) {
+                Ok(t) => {
+                    if seen.insert(t.clone()) {
+                        inventory.targets.push(t);
+                    }
+                }
+                Err(e) => inventory.bad_targets.push((raw, e.why)),
+            }
+        }
+        let color = match args.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::IsTerminal::is_terminal(&std::io::stdout())
+            }
+        };
+        Ok(ScanSettings { inventory, probe, thresholds, format: args.output, color })
+    }
+}

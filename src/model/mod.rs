@@ -1,0 +1,11 @@
+//! The pure domain: certificate facts, records, status, the fleet. No IO, no terminal.
+
+pub mod cert;
+pub mod fleet;
+pub mod record;
+pub mod status;
+
+pub use cert::{CertError, CertFacts, San};
+pub use fleet::Fleet;
+pub use record::{Record, SourceKind, TlsInfo, Verification};
+pub use status::{assess, Assessment, Status, Thresholds};

@@ -1,0 +1,97 @@
+//! Records: one location's latest observation.
+//!
+//! A `Record` is what every source produces and what every view and report consumes. The
+//! JSON form (`report::json`) is a contract: field names are documented in the README.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::cert::{sha256_hex, CertFacts};
+
+/// Kind of place a certificate was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Tls,
+    File,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Tls => "tls",
+            SourceKind::File => "file",
+        }
+    }
+}
+
+/// Verdict of verifying a served chain against the trust anchors, for the host name asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    pub trusted: bool,
+    /// `trusted`, or why not: `unknown issuer`, `self-signed`, `expired`, `host name mismatch`...
+    pub reason: String,
+    /// The name the chain was checked against (SNI or IP address).
+    pub checked_name: String,
+}
+
+/// Protocol details of a TLS observation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    pub tls_version: Option<String>,
+    pub client_auth_requested: bool,
+    pub verification: Option<Verification>,
+    /// Address actually connected to.
+    pub peer_addr: Option<String>,
+}
+
+/// One location's latest result: a certificate (with the rest of its chain), or an error.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Stable id of the location (`tls-1a2b3c4d5e`), usable as `certdeck renew ID`.
+    pub id: String,
+    pub source: SourceKind,
+    /// `host:port` (with `@sni` when the name differs), or `path` / `path#N`.
+    pub location: String,
+    /// The leaf (or the file's certificate). `None` when the location could not be read.
+    pub cert: Option<Arc<CertFacts>>,
+    /// Every further certificate the server sent, in the order sent.
+    pub chain: Vec<Arc<CertFacts>>,
+    pub tls: Option<TlsInfo>,
+    /// Why the location could not be read (or a problem found while reading it).
+    pub error: Option<String>,
+    /// Unix seconds when observed.
+    pub observed_at: i64,
+}
+
+/// Stable id for a location: the source and a short hash of the location string.
+pub fn location_id(source: SourceKind, location: &str) -> String {
+    let h = sha256_hex(format!("{}|{}", source.as_str(), location).as_bytes());
+    format!("{}-{}", source.as_str(), &h[..10])
+}
+
+impl Record {
+    pub fn new(source: SourceKind, location: String, observed_at: i64) -> Record {
+        Record {
+            id: location_id(source, &location),
+            source,
+            location,
+            cert: None,
+            chain: Vec::new(),
+            tls: None,
+            error: None,
+            observed_at,
+        }
+    }
+
+    pub fn with_cert(mut self, cert: Arc<CertFacts>) -> Record {
+        self.cert = Some(cert);
+        self
+    }
+
+    pub fn with_error(mut self, error: impl Into<String>) -> Record {
+        self.error = Some(error.into());
+        self
+    }
+}

@@ -1,0 +1,403 @@
+//! Headless output of a scan: table, JSON, CSV, Prometheus text; and the exit code.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::clock::{date, rfc3339};
+use crate::model::status::ExpiryCause;
+use crate::model::{assess, Assessment, CertFacts, Record, Status, Thresholds};
+
+/// Output formats of `certdeck scan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+    Prometheus,
+}
+
+/// Monitoring-style exit codes.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const WARNING: i32 = 1;
+    pub const CRITICAL: i32 = 2;
+    pub const UNKNOWN: i32 = 3;
+}
+
+/// Exit code for a set of statuses: CRITICAL (critical, expired, not yet valid) over WARNING
+/// over UNKNOWN (a location could not be read) over OK.
+pub fn exit_code(statuses: impl IntoIterator<Item = Status>) -> i32 {
+    let mut worst = exit::OK;
+    let rank = |c: i32| match c {
+        exit::CRITICAL => 3,
+        exit::WARNING => 2,
+        exit::UNKNOWN => 1,
+        _ => 0,
+    };
+    for s in statuses {
+        let c = match s {
+            Status::Expired | Status::Critical | Status::NotYetValid => exit::CRITICAL,
+            Status::Warning => exit::WARNING,
+            Status::Error => exit::UNKNOWN,
+            Status::Ok => exit::OK,
+        };
+        if rank(c) > rank(worst) {
+            worst = c;
+        }
+    }
+    worst
+}
+
+/// A record with its assessment, in report order.
+pub struct Row<'a> {
+    pub record: &'a Record,
+    pub a: Assessment,
+}
+
+/// Assess and sort: soonest effective expiry first, unreadable locations last, then location.
+pub fn rows(records: &[Record], now: i64, t: Thresholds) -> Vec<Row<'_>> {
+    let mut rows: Vec<Row<'_>> = records.iter().map(|r| Row { record: r, a: assess(r, now, t) }).collect();
+    rows.sort_by(|x, y| {
+        let kx = x.a.effective_not_after.unwrap_or(i64::MAX);
+        let ky = y.a.effective_not_after.unwrap_or(i64::MAX);
+        kx.cmp(&ky).then_with(|| x.record.location.cmp(&y.record.location))
+    });
+    rows
+}
+
+#[derive(Serialize)]
+struct JsonChainCert<'a> {
+    subject: &'a str,
+    issuer: &'a str,
+    serial: &'a str,
+    sha256: &'a str,
+    not_after: String,
+}
+
+#[derive(Serialize)]
+struct JsonCause<'a> {
+    position: usize,
+    subject: &'a str,
+    not_after: String,
+}
+
+/// The JSON record: the contract documented in the README.
+#[derive(Serialize)]
+struct JsonRecord<'a> {
+    id: &'a str,
+    source: &'a str,
+    location: &'a str,
+    subject: Option<&'a str>,
+    issuer: Option<&'a str>,
+    serial: Option<&'a str>,
+    sha256: Option<&'a str>,
+    not_before: Option<String>,
+    not_after: Option<String>,
+    days_left: Option<i64>,
+    sans: Vec<String>,
+    key: Option<&'a str>,
+    signature_algorithm: Option<&'a str>,
+    is_ca: Option<bool>,
+    status: &'static str,
+    error: Option<&'a str>,
+    /// The earliest expiry that matters, when a served intermediate expires before the leaf.
+    expires_first: Option<JsonCause<'a>>,
+    observed_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chain: Option<Vec<JsonChainCert<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification: Option<&'a crate::model::Verification>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_version: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_auth_requested: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_address: Option<Option<&'a str>>,
+}
+
+fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
+    let r = row.record;
+    let c: Option<&CertFacts> = r.cert.as_deref();
+    let tls = r.tls.as_ref();
+    JsonRecord {
+        id: &r.id,
+        source: r.source.as_str(),
+        location: &r.location,
+        subject: c.map(|c| c.subject.as_str()),
+        issuer: c.map(|c| c.issuer.as_str()),
+        serial: c.map(|c| c.serial.as_str()),
+        sha256: c.map(|c| c.sha256.as_str()),
+        not_before: c.map(|c| rfc3339(c.not_before)),
+        not_after: c.map(|c| rfc3339(c.not_after)),
+        days_left: row.a.days_left,
+        sans: c.map(|c| c.sans.iter().map(|s| s.render()).collect()).unwrap_or_default(),
+        key: c.map(|c| c.key.as_str()),
+        signature_algorithm: c.map(|c| c.signature_algorithm.as_str()),
+        is_ca: c.map(|c| c.is_ca),
+        status: row.a.status.as_str(),
+        error: r.error.as_deref(),
+        expires_first: row.a.cause.as_ref().map(|x: &ExpiryCause| JsonCause {
+            position: x.position,
+            subject: &x.subject,
+            not_after: rfc3339(x.not_after),
+        }),
+        observed_at: rfc3339(r.observed_at),
+        chain: tls.map(|_| {
+            r.chain
+                .iter()
+                .map(|c| JsonChainCert {
+                    subject: &c.subject,
+                    issuer: &c.issuer,
+                    serial: &c.serial,
+                    sha256: &c.sha256,
+                    not_after: rfc3339(c.not_after),
+                })
+                .collect()
+        }),
+        verification: tls.and_then(|t| t.verification.as_ref()),
+        tls_version: tls.map(|t| t.tls_version.as_deref()),
+        client_auth_requested: tls.map(|t| t.client_auth_requested),
+        peer_address: tls.map(|t| t.peer_addr.as_deref()),
+    }
+}
+
+/// One JSON array of records.
+pub fn write_json(out: &mut dyn Write, rows: &[Row<'_>]) -> std::io::Result<()> {
+    let recs: Vec<JsonRecord<'_>> = rows.iter().map(json_record).collect();
+    serde_json::to_writer_pretty(&mut *out, &recs)?;
+    writeln!(out)
+}
+
+/// Short note for a row: the error, an earlier-expiring intermediate, or a verification problem.
+pub fn note(row: &Row<'_>) -> String {
+    let r = row.record;
+    if let Some(e) = &r.error {
+        return e.clone();
+    }
+    if let Some(c) = &row.a.cause {
+        return format!("chain cert #{} ({}) expires {} before the leaf", c.position, crate::model::cert::short_cn(&c.subject), date(c.not_after));
+    }
+    if let Some(v) = r.tls.as_ref().and_then(|t| t.verification.as_ref()) {
+        if !v.trusted {
+            let mut s = format!("untrusted: {}", v.reason);
+            if r.tls.as_ref().is_some_and(|t| t.client_auth_requested) {
+                s.push_str("; mTLS");
+            }
+            return s;
+        }
+    }
+    if r.tls.as_ref().is_some_and(|t| t.client_auth_requested) {
+        return "server asks for a client certificate (mTLS)".to_owned();
+    }
+    String::new()
+}
+
+const CSV_HEADER: &[&str] = &[
+    "id", "source", "location", "status", "days_left", "not_before", "not_after", "subject", "issuer", "serial",
+    "sha256", "sans", "key", "signature_algorithm", "is_ca", "verification", "tls_version", "client_auth_requested",
+    "error",
+];
+
+/// CSV with a header row; SANs joined with `;`.
+pub fn write_csv(out: &mut dyn Write, rows: &[Row<'_>]) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(CSV_HEADER)?;
+    for row in rows {
+        let r = row.record;
+        let c = r.cert.as_deref();
+        let tls = r.tls.as_ref();
+        let s = |f: fn(&CertFacts) -> String| c.map(f).unwrap_or_default();
+        w.write_record([
+            r.id.clone(),
+            r.source.as_str().to_owned(),
+            r.location.clone(),
+            row.a.status.as_str().to_owned(),
+            row.a.days_left.map(|d| d.to_string()).unwrap_or_default(),
+            s(|c| rfc3339(c.not_before)),
+            s(|c| rfc3339(c.not_after)),
+            s(|c| c.subject.clone()),
+            s(|c| c.issuer.clone()),
+            s(|c| c.serial.clone()),
+            s(|c| c.sha256.clone()),
+            s(|c| c.sans.iter().map(|x| x.render()).collect::<Vec<_>>().join(";")),
+            s(|c| c.key.clone()),
+            s(|c| c.signature_algorithm.clone()),
+            s(|c| c.is_ca.to_string()),
+            tls.and_then(|t| t.verification.as_ref()).map(|v| v.reason.clone()).unwrap_or_default(),
+            tls.and_then(|t| t.tls_version.clone()).unwrap_or_default(),
+            tls.map(|t| t.client_auth_requested.to_string()).unwrap_or_default(),
+            r.error.clone().unwrap_or_default(),
+        ])?;
+    }
+    w.flush()
+}
+
+fn prom_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Prometheus text exposition format.
+pub fn write_prometheus(out: &mut dyn Write, rows: &[Row<'_>]) -> std::io::Result<()> {
+    let labels = |r: &Record| {
+        format!(
+            "id=\"{}\",source=\"{}\",location=\"{}\"",
+            prom_escape(&r.id),
+            r.source.as_str(),
+            prom_escape(&r.location)
+        )
+    };
+    writeln!(out, "# HELP certdeck_certificate_not_after_seconds Effective expiry (earliest of leaf and served intermediates), unix seconds.")?;
+    writeln!(out, "# TYPE certdeck_certificate_not_after_seconds gauge")?;
+    for row in rows {
+        if let (Some(na), Some(c)) = (row.a.effective_not_after, row.record.cert.as_deref()) {
+            writeln!(
+                out,
+                "certdeck_certificate_not_after_seconds{{{},subject=\"{}\",issuer=\"{}\",serial=\"{}\"}} {na}",
+                labels(row.record),
+                prom_escape(&c.subject),
+                prom_escape(&c.issuer),
+                c.serial
+            )?;
+        }
+    }
+    writeln!(out, "# HELP certdeck_location_up 1 when the location was read, 0 when it could not be.")?;
+    writeln!(out, "# TYPE certdeck_location_up gauge")?;
+    for row in rows {
+        writeln!(out, "certdeck_location_up{{{}}} {}", labels(row.record), u8::from(row.record.cert.is_some()))?;
+    }
+    writeln!(out, "# HELP certdeck_certificate_status 1 for the location's current status.")?;
+    writeln!(out, "# TYPE certdeck_certificate_status gauge")?;
+    for row in rows {
+        writeln!(out, "certdeck_certificate_status{{{},status=\"{}\"}} 1", labels(row.record), row.a.status.as_str())?;
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// Keep the end of a long location (the file name or port matters most).
+pub fn truncate_left(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        s.to_owned()
+    } else {
+        let mut t = String::from("…");
+        t.extend(s.chars().skip(n - max.saturating_sub(1)));
+        t
+    }
+}
+
+/// Status word for the table, upper case so it reads without colour.
+pub fn status_label(s: Status) -> &'static str {
+    match s {
+        Status::Expired => "EXPIRED",
+        Status::Critical => "CRITICAL",
+        Status::NotYetValid => "NOT-YET-VALID",
+        Status::Error => "ERROR",
+        Status::Warning => "WARNING",
+        Status::Ok => "OK",
+    }
+}
+
+fn ansi(s: Status) -> &'static str {
+    match s {
+        Status::Expired | Status::Critical | Status::NotYetValid => "\x1b[1;31m",
+        Status::Warning => "\x1b[33m",
+        Status::Error => "\x1b[35m",
+        Status::Ok => "\x1b[32m",
+    }
+}
+
+/// A fixed-width table, soonest expiry first, with a one-line summary.
+pub fn write_table(out: &mut dyn Write, rows: &[Row<'_>], color: bool) -> std::io::Result<()> {
+    let header = ["STATUS", "DAYS", "EXPIRES", "SUBJECT", "LOCATION", "SOURCE", "ISSUER", "NOTE"];
+    let cells: Vec<[String; 8]> = rows
+        .iter()
+        .map(|row| {
+            let c = row.record.cert.as_deref();
+            [
+                status_label(row.a.status).to_owned(),
+                row.a.days_left.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+                row.a.effective_not_after.map(date).unwrap_or_else(|| "-".into()),
+                truncate(c.map(|c| c.display_name()).unwrap_or("-"), 36),
+                truncate_left(&row.record.location, 44),
+                row.record.source.as_str().to_owned(),
+                truncate(c.map(|c| c.issuer_name()).unwrap_or("-"), 28),
+                note(row),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &cells {
+        for (w, cell) in widths.iter_mut().zip(row.iter()).take(7) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |out: &mut dyn Write, cols: &[String], status: Option<Status>| -> std::io::Result<()> {
+        let mut s = String::new();
+        for (i, cell) in cols.iter().enumerate() {
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            if i == 0 && color {
+                if let Some(st) = status {
+                    s.push_str(ansi(st));
+                    s.push_str(cell);
+                    s.push_str("\x1b[0m");
+                } else {
+                    s.push_str(cell);
+                }
+            } else if i == 1 {
+                s.push_str(&" ".repeat(pad));
+                s.push_str(cell);
+            } else {
+                s.push_str(cell);
+            }
+            if i + 1 < cols.len() {
+                if i != 1 {
+                    s.push_str(&" ".repeat(pad));
+                }
+                s.push_str("  ");
+            }
+        }
+        writeln!(out, "{}", s.trim_end())
+    };
+    line(out, &header.map(str::to_owned), None)?;
+    for (row, cols) in rows.iter().zip(cells.iter()) {
+        line(out, cols, Some(row.a.status))?;
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for row in rows {
+        *counts.entry(row.a.status).or_insert(0usize) += 1;
+    }
+    let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {}", s.as_str().replace('_', " "))).collect();
+    writeln!(out, "\n{} location(s): {}", rows.len(), summary.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_monitoring_precedence() {
+        assert_eq!(exit_code([]), 0);
+        assert_eq!(exit_code([Status::Ok]), 0);
+        assert_eq!(exit_code([Status::Ok, Status::Warning]), 1);
+        assert_eq!(exit_code([Status::Error, Status::Ok]), 3);
+        assert_eq!(exit_code([Status::Error, Status::Warning]), 1);
+        assert_eq!(exit_code([Status::Error, Status::Expired, Status::Warning]), 2);
+        assert_eq!(exit_code([Status::NotYetValid]), 2);
+    }
+
+    #[test]
+    fn prometheus_labels_are_escaped() {
+        assert_eq!(prom_escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,186 @@
+//! Certificate files: PEM bundles, DER files, directories walked recursively, and globs.
+//!
+//! Every named file gives at least one record: a certificate, or an error naming the file.
+//! In a walked directory, files that are neither certificate-like by name nor PEM by content
+//! are passed over, and so are files holding only private keys.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::model::{CertFacts, Record, SourceKind};
+use crate::sources::pem::{self, PemItem};
+
+/// Files larger than this are refused rather than read into memory.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+const CERT_EXTENSIONS: &[&str] = &["pem", "crt", "cer", "cert", "der", "ca-bundle", "chain"];
+
+/// A file to read, and whether the user named it (rather than it being found in a walk).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    pub path: PathBuf,
+    pub explicit: bool,
+}
+
+/// What a `--file` argument expanded to: files to read, and arguments that matched nothing.
+#[derive(Debug, Default)]
+pub struct Expansion {
+    pub files: Vec<FileEntry>,
+    pub problems: Vec<Record>,
+}
+
+fn has_glob_chars(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Expand paths, directories (recursively) and globs into the files to read.
+pub fn expand(specs: &[String], now: i64) -> Expansion {
+    let mut out = Expansion::default();
+    for spec in specs {
+        if has_glob_chars(spec) {
+            match glob::glob(spec) {
+                Ok(paths) => {
+                    let mut any = false;
+                    for p in paths.flatten() {
+                        any = true;
+                        add_path(&p, false, &mut out, now);
+                    }
+                    if !any {
+                        out.problems.push(error_record(spec, "the pattern matched no file", now));
+                    }
+                }
+                Err(e) => out.problems.push(error_record(spec, &format!("invalid glob pattern: {e}"), now)),
+            }
+        } else {
+            add_path(Path::new(spec), true, &mut out, now);
+        }
+    }
+    out
+}
+
+fn add_path(path: &Path, explicit: bool, out: &mut Expansion, now: i64) {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => walk(path, out, now),
+        Ok(_) => out.files.push(FileEntry { path: path.to_owned(), explicit }),
+        Err(e) => out.problems.push(error_record(&path.display().to_string(), &io_message(&e), now)),
+    }
+}
+
+fn walk(dir: &Path, out: &mut Expansion, now: i64) {
+    let mut entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.flatten().collect::<Vec<_>>(),
+        Err(e) => {
+            out.problems.push(error_record(&dir.display().to_string(), &io_message(&e), now));
+            return;
+        }
+    };
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let Ok(ft) = entry.file_type() else { continue };
+        if ft.is_dir() {
+            walk(&path, out, now);
+        } else if ft.is_file() || (ft.is_symlink() && path.is_file()) {
+            // Symlinked directories are not followed (no loops); symlinked files are read.
+            out.files.push(FileEntry { path, explicit: false });
+        }
+    }
+}
+
+fn is_certish_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| CERT_EXTENSIONS.iter().any(|c| c.eq_ignore_ascii_case(e)))
+}
+
+fn io_message(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => format!("cannot read: {e}"),
+    }
+}
+
+fn error_record(location: &str, msg: &str, now: i64) -> Record {
+    Record::new(SourceKind::File, location.to_owned(), now).with_error(msg)
+}
+
+/// Read one file into records. Returns nothing for a walked file that holds no certificate.
+pub fn read_file(entry: &FileEntry, now: i64) -> Vec<Record> {
+    let shown = entry.path.display().to_string();
+    let data = match std::fs::metadata(&entry.path) {
+        Ok(m) if m.len() > MAX_FILE_BYTES => {
+            return vec![error_record(&shown, &format!("file too large ({} bytes)", m.len()), now)];
+        }
+        Ok(_) => match std::fs::read(&entry.path) {
+            Ok(d) => d,
+            Err(e) => return vec![error_record(&shown, &io_message(&e), now)],
+        },
+        Err(e) => return vec![error_record(&shown, &io_message(&e), now)],
+    };
+    records_from_bytes(&shown, &data, entry.explicit, now)
+}
+
+/// Parse file contents (PEM or DER) into records located at `shown` / `shown#N`.
+///
+/// `named`: the user named this file, so it must give a row even when it holds no
+/// certificate. A walked file with a certificate-like name gives an error row when it is not a
+/// certificate, unless it holds only private keys (those are skipped quietly).
+pub fn records_from_bytes(shown: &str, data: &[u8], named: bool, now: i64) -> Vec<Record> {
+    let explicit = named || is_certish_name(Path::new(shown));
+    if pem::looks_like_pem(data) {
+        let items = pem::scan(data);
+        let keys = items.iter().filter(|i| matches!(i, PemItem::PrivateKey)).count();
+        let certs: Vec<PemItem> =
+            items.into_iter().filter(|i| matches!(i, PemItem::Certificate(_) | PemItem::Broken(_))).collect();
+        if certs.is_empty() {
+            if keys == 0 && explicit {
+                return vec![error_record(shown, "no certificate in this PEM file", now)];
+            }
+            if keys > 0 && named {
+                let msg = format!("no certificate in this file ({keys} private key(s) skipped)");
+                return vec![error_record(shown, &msg, now)];
+            }
+            return Vec::new();
+        }
+        let many = certs.len() > 1;
+        certs
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let loc = if many { format!("{shown}#{}", i + 1) } else { shown.to_owned() };
+                match item {
+                    PemItem::Certificate(der) => match CertFacts::from_der(&der) {
+                        Ok(c) => Record::new(SourceKind::File, loc, now).with_cert(Arc::new(c)),
+                        Err(e) => error_record(&loc, &e.to_string(), now),
+                    },
+                    PemItem::Broken(msg) => error_record(&loc, &msg, now),
+                    PemItem::PrivateKey | PemItem::Other(_) => unreachable_record(&loc, now),
+                }
+            })
+            .collect()
+    } else if data.first() == Some(&0x30) {
+        match CertFacts::from_der(data) {
+            Ok(c) => vec![Record::new(SourceKind::File, shown.to_owned(), now).with_cert(Arc::new(c))],
+            Err(_) if !explicit => Vec::new(),
+            Err(e) => {
+                let lower = shown.to_ascii_lowercase();
+                let msg = if lower.ends_with(".p12") || lower.ends_with(".pfx") {
+                    "PKCS#12 files are not read yet: export the certificate as PEM".to_owned()
+                } else {
+                    format!("not a DER certificate: {e}")
+                };
+                vec![error_record(shown, &msg, now)]
+            }
+        }
+    } else if explicit {
+        vec![error_record(shown, "not a certificate (neither PEM nor DER)", now)]
+    } else {
+        Vec::new()
+    }
+}
+
+fn unreachable_record(loc: &str, now: i64) -> Record {
+    // Filtered out above; kept total so a future PemItem cannot panic here.
+    error_record(loc, "unexpected PEM block", now)
+}
