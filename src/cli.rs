@@ -117,7 +117,10 @@ pub enum SettingsError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error("cannot read targets file {path}: {source}")]
-    TargetsFile { path: PathBuf, source: std::io::Error },
+    TargetsFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("nothing to scan: give targets or --file, or list them in {0}")]
     Nothing(String),
     #[error("--crit ({crit}) must not be longer than --warn ({warn})")]
@@ -140,7 +143,10 @@ pub fn load_config(named: Option<&PathBuf>) -> Result<(Option<ConfigFile>, Strin
 }
 
 fn read_targets_file(path: &PathBuf, out: &mut Vec<String>) -> Result<(), SettingsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::TargetsFile { path: path.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::TargetsFile {
+        path: path.clone(),
+        source,
+    })?;
     out.extend(
         text.lines()
             .map(|l| l.split('#').next().unwrap_or_default().trim())
@@ -151,7 +157,10 @@ fn read_targets_file(path: &PathBuf, out: &mut Vec<String>) -> Result<(), Settin
 }
 
 /// Thresholds and probe settings from flags over the config file over defaults.
-pub fn resolve_probe(args: &ProbeArgs, cfg: Option<&ConfigFile>) -> Result<(ProbeSettings, Thresholds), SettingsError> {
+pub fn resolve_probe(
+    args: &ProbeArgs,
+    cfg: Option<&ConfigFile>,
+) -> Result<(ProbeSettings, Thresholds), SettingsError> {
     let def = Thresholds::default();
     let warn = args.warn.or(cfg.and_then(|c| c.thresholds.warn));
     let crit = args.crit.or(cfg.and_then(|c| c.thresholds.crit));
@@ -161,13 +170,22 @@ pub fn resolve_probe(args: &ProbeArgs, cfg: Option<&ConfigFile>) -> Result<(Prob
     };
     if t.crit_secs > t.warn_secs {
         let f = |s: i64| humantime::format_duration(Duration::from_secs(s as u64)).to_string();
-        return Err(SettingsError::Thresholds { warn: f(t.warn_secs), crit: f(t.crit_secs) });
+        return Err(SettingsError::Thresholds {
+            warn: f(t.warn_secs),
+            crit: f(t.crit_secs),
+        });
     }
-    let timeout = args.timeout.or(cfg.and_then(|c| c.probe.timeout)).unwrap_or(Duration::from_secs(5));
+    let timeout = args
+        .timeout
+        .or(cfg.and_then(|c| c.probe.timeout))
+        .unwrap_or(Duration::from_secs(5));
     if timeout.is_zero() {
         return Err(SettingsError::Timeout);
     }
-    let concurrency = args.concurrency.or(cfg.and_then(|c| c.probe.concurrency)).unwrap_or(DEFAULT_CONCURRENCY);
+    let concurrency = args
+        .concurrency
+        .or(cfg.and_then(|c| c.probe.concurrency))
+        .unwrap_or(DEFAULT_CONCURRENCY);
     if concurrency == 0 {
         return Err(SettingsError::Concurrency);
     }
@@ -175,13 +193,24 @@ pub fn resolve_probe(args: &ProbeArgs, cfg: Option<&ConfigFile>) -> Result<(Prob
     if let Some(c) = cfg {
         ca_files.extend(c.ca_files.iter().cloned());
     }
-    Ok((ProbeSettings { timeout, concurrency, ca_files, extra_roots: Vec::new() }, t))
+    Ok((
+        ProbeSettings {
+            timeout,
+            concurrency,
+            ca_files,
+            extra_roots: Vec::new(),
+        },
+        t,
+    ))
 }
 
 impl ScanSettings {
     /// Resolve scan flags with the config file. The inventory comes from the command line, or
     /// from the config file when the command line names nothing.
-    pub fn resolve(args: &ScanArgs, config_path: Option<&PathBuf>) -> Result<ScanSettings, SettingsError> {
+    pub fn resolve(
+        args: &ScanArgs,
+        config_path: Option<&PathBuf>,
+    ) -> Result<ScanSettings, SettingsError> {
         let (cfg, cfg_name) = load_config(config_path)?;
         let (probe, thresholds) = resolve_probe(&args.probe, cfg.as_ref())?;
         let mut raw_targets = args.targets.clone();
@@ -201,7 +230,10 @@ impl ScanSettings {
         if raw_targets.is_empty() && files.is_empty() {
             return Err(SettingsError::Nothing(cfg_name));
         }
-        let mut inventory = Inventory { files, ..Inventory::default() };
+        let mut inventory = Inventory {
+            files,
+            ..Inventory::default()
+        };
         let mut seen = std::collections::HashSet::new();
         for raw in raw_targets {
             match Target::parse(&raw, args.sni.as_deref()) {
@@ -221,6 +253,12 @@ impl ScanSettings {
                     && std::io::IsTerminal::is_terminal(&std::io::stdout())
             }
         };
-        Ok(ScanSettings { inventory, probe, thresholds, format: args.output, color })
+        Ok(ScanSettings {
+            inventory,
+            probe,
+            thresholds,
+            format: args.output,
+            color,
+        })
     }
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
@@ -64,19 +64,40 @@ pub struct DemoCa {
 
 impl DemoCa {
     /// A self-signed root valid from `from` to `until` (offsets from `now`).
-    pub fn root(name: &str, now: OffsetDateTime, from: Duration, until: Duration) -> Result<DemoCa, DemoError> {
+    pub fn root(
+        name: &str,
+        now: OffsetDateTime,
+        from: Duration,
+        until: Duration,
+    ) -> Result<DemoCa, DemoError> {
         let key = KeyPair::generate()?;
         let params = ca_params(name, now + from, now + until);
         let cert = params.self_signed(&key)?;
-        Ok(DemoCa { name: name.to_owned(), der: cert.der().clone(), pem: cert.pem(), issuer: Issuer::new(params, key) })
+        Ok(DemoCa {
+            name: name.to_owned(),
+            der: cert.der().clone(),
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        })
     }
 
     /// An intermediate signed by `self`.
-    pub fn intermediate(&self, name: &str, now: OffsetDateTime, from: Duration, until: Duration) -> Result<DemoCa, DemoError> {
+    pub fn intermediate(
+        &self,
+        name: &str,
+        now: OffsetDateTime,
+        from: Duration,
+        until: Duration,
+    ) -> Result<DemoCa, DemoError> {
         let key = KeyPair::generate()?;
         let params = ca_params(name, now + from, now + until);
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(DemoCa { name: name.to_owned(), der: cert.der().clone(), pem: cert.pem(), issuer: Issuer::new(params, key) })
+        Ok(DemoCa {
+            name: name.to_owned(),
+            der: cert.der().clone(),
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        })
     }
 
     /// A leaf for `names` signed by this CA.
@@ -84,7 +105,11 @@ impl DemoCa {
         let key = KeyPair::generate()?;
         let params = leaf_params(spec)?;
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(Leaf { der: cert.der().clone(), pem: cert.pem(), key })
+        Ok(Leaf {
+            der: cert.der().clone(),
+            pem: cert.pem(),
+            key,
+        })
     }
 }
 
@@ -112,12 +137,17 @@ impl Leaf {
         let key = KeyPair::generate()?;
         let params = leaf_params(spec)?;
         let cert = params.self_signed(&key)?;
-        Ok(Leaf { der: cert.der().clone(), pem: cert.pem(), key })
+        Ok(Leaf {
+            der: cert.der().clone(),
+            pem: cert.pem(),
+            key,
+        })
     }
 
     fn certified_key(&self, chain: &[CertificateDer<'static>]) -> Result<CertifiedKey, DemoError> {
         let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.serialize_der()));
-        let signing = rustls::crypto::ring::sign::any_supported_type(&key_der).map_err(|e| DemoError::Tls(e.to_string()))?;
+        let signing = rustls::crypto::ring::sign::any_supported_type(&key_der)
+            .map_err(|e| DemoError::Tls(e.to_string()))?;
         let mut certs = vec![self.der.clone()];
         certs.extend(chain.iter().cloned());
         Ok(CertifiedKey::new(certs, signing))
@@ -135,7 +165,11 @@ fn ca_params(name: &str, from: OffsetDateTime, until: OffsetDateTime) -> Certifi
     let mut p = CertificateParams::default();
     p.distinguished_name = dn(name);
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     p.not_before = from;
     p.not_after = until;
     p
@@ -144,7 +178,8 @@ fn ca_params(name: &str, from: OffsetDateTime, until: OffsetDateTime) -> Certifi
 fn leaf_params(spec: &LeafSpec) -> Result<CertificateParams, DemoError> {
     let mut p = CertificateParams::new(spec.dns.clone())?;
     for u in &spec.uris {
-        p.subject_alt_names.push(SanType::URI(u.as_str().try_into()?));
+        p.subject_alt_names
+            .push(SanType::URI(u.as_str().try_into()?));
     }
     p.distinguished_name = dn(&spec.common_name);
     p.not_before = spec.not_before;
@@ -208,7 +243,12 @@ impl DemoFleet {
         let now = OffsetDateTime::now_utc();
         let d = Duration::days;
         let root = DemoCa::root("certdeck demo root CA", now, d(-400), d(3000))?;
-        let short_int = root.intermediate("certdeck demo intermediate (short-lived)", now, d(-300), d(2))?;
+        let short_int = root.intermediate(
+            "certdeck demo intermediate (short-lived)",
+            now,
+            d(-300),
+            d(2),
+        )?;
         let int = root.intermediate("certdeck demo intermediate CA", now, d(-300), d(1500))?;
 
         let mut tmp_builder = tempfile::Builder::new();
@@ -217,17 +257,51 @@ impl DemoFleet {
         let files_dir = tmp.path().join("certs");
         std::fs::create_dir_all(&files_dir)?;
 
-        let mut fleet = DemoFleet { root, endpoints: Vec::new(), files_dir, _tmp: tmp, tasks: tokio::task::JoinSet::new() };
+        let mut fleet = DemoFleet {
+            root,
+            endpoints: Vec::new(),
+            files_dir,
+            _tmp: tmp,
+            tasks: tokio::task::JoinSet::new(),
+        };
         let int_chain = vec![int.der.clone()];
         let cases: Vec<(&'static str, Leaf, Vec<CertificateDer<'static>>, bool)> = vec![
-            ("expired 10 days ago", int.leaf(&spec("billing.demo.test", now, -100, -10))?, int_chain.clone(), false),
-            ("expires in 3 days", int.leaf(&spec("api.demo.test", now, -87, 3))?, int_chain.clone(), false),
-            ("expires in 20 days", int.leaf(&spec("grafana.demo.test", now, -70, 20))?, int_chain.clone(), false),
-            ("healthy for months", int.leaf(&spec("www.demo.test", now, -30, 200))?, int_chain.clone(), false),
-            ("self-signed", Leaf::self_signed(&spec("legacy.demo.test", now, -10, 120))?, Vec::new(), false),
+            (
+                "expired 10 days ago",
+                int.leaf(&spec("billing.demo.test", now, -100, -10))?,
+                int_chain.clone(),
+                false,
+            ),
+            (
+                "expires in 3 days",
+                int.leaf(&spec("api.demo.test", now, -87, 3))?,
+                int_chain.clone(),
+                false,
+            ),
+            (
+                "expires in 20 days",
+                int.leaf(&spec("grafana.demo.test", now, -70, 20))?,
+                int_chain.clone(),
+                false,
+            ),
+            (
+                "healthy for months",
+                int.leaf(&spec("www.demo.test", now, -30, 200))?,
+                int_chain.clone(),
+                false,
+            ),
+            (
+                "self-signed",
+                Leaf::self_signed(&spec("legacy.demo.test", now, -10, 120))?,
+                Vec::new(),
+                false,
+            ),
             (
                 "wrong host name",
-                int.leaf(&LeafSpec { dns: vec!["shop.example.invalid".into()], ..spec("shop.example.invalid", now, -5, 150) })?,
+                int.leaf(&LeafSpec {
+                    dns: vec!["shop.example.invalid".into()],
+                    ..spec("shop.example.invalid", now, -5, 150)
+                })?,
                 int_chain.clone(),
                 false,
             ),
@@ -237,14 +311,32 @@ impl DemoFleet {
                 vec![short_int.der.clone()],
                 false,
             ),
-            ("requires a client certificate (mTLS)", int.leaf(&spec("mesh.demo.test", now, -10, 60))?, int_chain.clone(), true),
-            ("not yet valid", int.leaf(&spec("future.demo.test", now, 10, 100))?, int_chain.clone(), false),
+            (
+                "requires a client certificate (mTLS)",
+                int.leaf(&spec("mesh.demo.test", now, -10, 60))?,
+                int_chain.clone(),
+                true,
+            ),
+            (
+                "not yet valid",
+                int.leaf(&spec("future.demo.test", now, 10, 100))?,
+                int_chain.clone(),
+                false,
+            ),
         ];
         for (story, leaf, chain, mtls) in cases {
             let resolver = Arc::new(SwapResolver::new(leaf.certified_key(&chain)?));
             let port = fleet.serve(resolver.clone(), mtls).await?;
-            let target = Target { host: "localhost".into(), port, sni: None };
-            fleet.endpoints.push(DemoEndpoint { target, story, resolver });
+            let target = Target {
+                host: "localhost".into(),
+                port,
+                sni: None,
+            };
+            fleet.endpoints.push(DemoEndpoint {
+                target,
+                story,
+                resolver,
+            });
         }
         fleet.write_files(&int, now)?;
         Ok(fleet)
@@ -257,11 +349,15 @@ impl DemoFleet {
             .map_err(|e| DemoError::Tls(e.to_string()))?;
         let config = if mtls {
             let mut roots = rustls::RootCertStore::empty();
-            roots.add(self.root.der.clone()).map_err(|e| DemoError::Tls(e.to_string()))?;
+            roots
+                .add(self.root.der.clone())
+                .map_err(|e| DemoError::Tls(e.to_string()))?;
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .map_err(|e| DemoError::Tls(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier).with_cert_resolver(resolver)
+            builder
+                .with_client_cert_verifier(verifier)
+                .with_cert_resolver(resolver)
         } else {
             builder.with_no_client_auth().with_cert_resolver(resolver)
         };
@@ -288,13 +384,22 @@ impl DemoFleet {
         let dir = &self.files_dir;
         let d = Duration::days;
         // A CA bundle with text between the blocks, as `openssl` and distributions write them.
-        let bundle = format!("# certdeck demo CA bundle\n{}\nsubject=intermediate\n{}", self.root.pem, int.pem);
+        let bundle = format!(
+            "# certdeck demo CA bundle\n{}\nsubject=intermediate\n{}",
+            self.root.pem, int.pem
+        );
         std::fs::write(dir.join("ca-bundle.pem"), bundle.replace('\n', "\r\n"))?;
         // A server certificate stored next to its key (the key is skipped, never printed).
         let web = int.leaf(&spec("intranet.demo.test", now, -80, 5))?;
         std::fs::write(dir.join("intranet.crt"), &web.pem)?;
-        write_private(&dir.join("intranet.key"), web.key.serialize_pem().as_bytes())?;
-        write_private(&dir.join("intranet-combined.pem"), format!("{}{}", web.pem, web.key.serialize_pem()).as_bytes())?;
+        write_private(
+            &dir.join("intranet.key"),
+            web.key.serialize_pem().as_bytes(),
+        )?;
+        write_private(
+            &dir.join("intranet-combined.pem"),
+            format!("{}{}", web.pem, web.key.serialize_pem()).as_bytes(),
+        )?;
         // DER, and a SPIFFE workload certificate.
         let workload = int.leaf(&LeafSpec {
             common_name: "web workload".into(),
@@ -304,7 +409,10 @@ impl DemoFleet {
             ..spec("web", now, -1, 1)
         })?;
         std::fs::write(dir.join("workload-svid.der"), workload.der.as_ref())?;
-        let vpn = int.leaf(&LeafSpec { client_auth: true, ..spec("vpn-client.demo.test", now, -400, -35) })?;
+        let vpn = int.leaf(&LeafSpec {
+            client_auth: true,
+            ..spec("vpn-client.demo.test", now, -400, -35)
+        })?;
         std::fs::create_dir_all(dir.join("clients"))?;
         std::fs::write(dir.join("clients/vpn-client.pem"), &vpn.pem)?;
         // A truncated PEM block: an error row, not a crash.

@@ -38,7 +38,13 @@ pub fn print_report(
 /// `certdeck scan`.
 pub async fn scan(settings: ScanSettings) -> anyhow::Result<i32> {
     let (records, failures) = sources::scan(settings.inventory, settings.probe).await;
-    Ok(print_report(&records, &failures, settings.format, settings.thresholds, settings.color)?)
+    Ok(print_report(
+        &records,
+        &failures,
+        settings.format,
+        settings.thresholds,
+        settings.color,
+    )?)
 }
 
 /// `certdeck demo`.
@@ -72,13 +78,14 @@ pub async fn demo(args: &DemoArgs, config: Option<&std::path::PathBuf>) -> anyho
 pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

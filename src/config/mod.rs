@@ -48,15 +48,20 @@ pub struct ProbeConfig {
 
 fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let s = String::deserialize(d)?;
-    humantime::parse_duration(&s)
-        .map(Some)
-        .map_err(|e| serde::de::Error::custom(format!("invalid duration '{s}': {e} (examples: 30d, 12h, 5s)")))
+    humantime::parse_duration(&s).map(Some).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration '{s}': {e} (examples: 30d, 12h, 5s)"
+        ))
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
 }
@@ -68,20 +73,28 @@ pub fn default_path() -> Option<PathBuf> {
 
 /// The state directory (logs) for this user.
 pub fn state_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "certdeck")
-        .map(|d| d.state_dir().map(Path::to_path_buf).unwrap_or_else(|| d.data_local_dir().to_path_buf()))
+    directories::ProjectDirs::from("", "", "certdeck").map(|d| {
+        d.state_dir()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| d.data_local_dir().to_path_buf())
+    })
 }
 
 /// Parse config text; errors name the file, line and field.
 pub fn parse(path: &Path, text: &str) -> Result<ConfigFile, ConfigError> {
     toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| 1 + text[..s.start.min(text.len())].matches('\n').count());
+        let line = e
+            .span()
+            .map(|s| 1 + text[..s.start.min(text.len())].matches('\n').count());
         let msg = e.message().trim().to_owned();
         let message = match line {
             Some(l) => format!("line {l}: {msg}"),
             None => msg,
         };
-        ConfigError::Parse { path: path.to_owned(), message }
+        ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        }
     })
 }
 
@@ -90,7 +103,10 @@ pub fn load(path: &Path, required: bool) -> Result<Option<ConfigFile>, ConfigErr
     match std::fs::read_to_string(path) {
         Ok(text) => parse(path, &text).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(None),
-        Err(source) => Err(ConfigError::Read { path: path.to_owned(), source }),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -100,9 +116,16 @@ mod tests {
 
     #[test]
     fn unknown_field_names_line_and_field() {
-        let e = parse(Path::new("c.toml"), "targets = []\n\n[thresholds]\nwarnn = \"3d\"\n").unwrap_err();
+        let e = parse(
+            Path::new("c.toml"),
+            "targets = []\n\n[thresholds]\nwarnn = \"3d\"\n",
+        )
+        .unwrap_err();
         let s = e.to_string();
-        assert!(s.contains("c.toml") && s.contains("line 4") && s.contains("warnn"), "{s}");
+        assert!(
+            s.contains("c.toml") && s.contains("line 4") && s.contains("warnn"),
+            "{s}"
+        );
     }
 
     #[test]
@@ -114,7 +137,11 @@ mod tests {
 
     #[test]
     fn durations_parse() {
-        let c = parse(Path::new("c.toml"), "[thresholds]\nwarn = \"45d\"\ncrit = \"3d\"\n").unwrap();
+        let c = parse(
+            Path::new("c.toml"),
+            "[thresholds]\nwarn = \"45d\"\ncrit = \"3d\"\n",
+        )
+        .unwrap();
         assert_eq!(c.thresholds.warn, Some(Duration::from_secs(45 * 86400)));
     }
 }

@@ -106,7 +106,8 @@ pub fn sha256_hex(data: &[u8]) -> String {
 impl CertFacts {
     /// Parse one DER certificate. Trailing bytes are an error: a DER file is one certificate.
     pub fn from_der(der: &[u8]) -> Result<CertFacts, CertError> {
-        let (rest, cert) = X509Certificate::from_der(der).map_err(|e| CertError::Malformed(describe_nom(&e)))?;
+        let (rest, cert) =
+            X509Certificate::from_der(der).map_err(|e| CertError::Malformed(describe_nom(&e)))?;
         if !rest.is_empty() {
             return Err(CertError::TrailingData(rest.len()));
         }
@@ -208,7 +209,10 @@ fn describe_nom(e: &nom::Err<X509Error>) -> String {
 }
 
 fn serial_hex(raw: &[u8]) -> String {
-    let start = raw.iter().position(|b| *b != 0).unwrap_or(raw.len().saturating_sub(1));
+    let start = raw
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(raw.len().saturating_sub(1));
     hex(&raw[start..])
 }
 
@@ -240,7 +244,11 @@ fn describe_key(spki: &SubjectPublicKeyInfo<'_>) -> String {
         return "Ed448".to_owned();
     }
     if *alg == oids::OID_KEY_TYPE_EC_PUBLIC_KEY {
-        let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok());
         let name = match curve {
             Some(c) if c == oids::OID_EC_P256 => "P-256".to_owned(),
             Some(c) if c == oids::OID_NIST_EC_P384 => "P-384".to_owned(),
@@ -279,7 +287,10 @@ mod tests {
 
     #[test]
     fn garbage_is_a_malformed_error_not_a_panic() {
-        assert!(matches!(CertFacts::from_der(b"not a cert"), Err(CertError::Malformed(_))));
+        assert!(matches!(
+            CertFacts::from_der(b"not a cert"),
+            Err(CertError::Malformed(_))
+        ));
         assert!(CertFacts::from_der(&[]).is_err());
         assert!(CertFacts::from_der(&[0x30, 0x82, 0xff, 0xff, 0x01]).is_err());
     }

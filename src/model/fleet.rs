@@ -91,7 +91,10 @@ impl Fleet {
 
     /// Every record holding the certificate with this SHA-256.
     pub fn locations_of(&self, sha256: &str) -> Vec<&Record> {
-        self.by_sha.get(sha256).map(|v| v.iter().map(|&i| &self.records[i]).collect()).unwrap_or_default()
+        self.by_sha
+            .get(sha256)
+            .map(|v| v.iter().map(|&i| &self.records[i]).collect())
+            .unwrap_or_default()
     }
 
     /// Number of distinct certificates (leaves) in the fleet.

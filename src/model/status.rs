@@ -17,7 +17,10 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds { warn_secs: 30 * DAY, crit_secs: 7 * DAY }
+        Thresholds {
+            warn_secs: 30 * DAY,
+            crit_secs: 7 * DAY,
+        }
     }
 }
 
@@ -46,8 +49,14 @@ impl Status {
     }
 
     /// Every status, worst first.
-    pub const ALL: [Status; 6] =
-        [Status::Expired, Status::Critical, Status::NotYetValid, Status::Error, Status::Warning, Status::Ok];
+    pub const ALL: [Status; 6] = [
+        Status::Expired,
+        Status::Critical,
+        Status::NotYetValid,
+        Status::Error,
+        Status::Warning,
+        Status::Ok,
+    ];
 }
 
 /// Which certificate decides the record's expiry.
@@ -79,7 +88,12 @@ pub fn days_floor(secs: i64) -> i64 {
 /// Judge a record at `now` (unix seconds).
 pub fn assess(record: &Record, now: i64, t: Thresholds) -> Assessment {
     let Some(leaf) = record.cert.as_deref() else {
-        return Assessment { status: Status::Error, days_left: None, effective_not_after: None, cause: None };
+        return Assessment {
+            status: Status::Error,
+            days_left: None,
+            effective_not_after: None,
+            cause: None,
+        };
     };
     // The earliest expiry among the leaf and the served intermediates. A self-issued CA in the
     // chain is a root the client holds its own copy of, so its served copy does not matter.
@@ -91,7 +105,11 @@ pub fn assess(record: &Record, now: i64, t: Thresholds) -> Assessment {
         }
         if c.not_after < effective {
             effective = c.not_after;
-            cause = Some(ExpiryCause { position: i + 1, subject: c.subject.clone(), not_after: c.not_after });
+            cause = Some(ExpiryCause {
+                position: i + 1,
+                subject: c.subject.clone(),
+                not_after: c.not_after,
+            });
         }
     }
     let left = effective - now;
@@ -106,7 +124,12 @@ pub fn assess(record: &Record, now: i64, t: Thresholds) -> Assessment {
     } else {
         Status::Ok
     };
-    Assessment { status, days_left: Some(days_floor(left)), effective_not_after: Some(effective), cause }
+    Assessment {
+        status,
+        days_left: Some(days_floor(left)),
+        effective_not_after: Some(effective),
+        cause,
+    }
 }
 
 #[cfg(test)]

@@ -57,11 +57,18 @@ pub struct Row<'a> {
 
 /// Assess and sort: soonest effective expiry first, unreadable locations last, then location.
 pub fn rows(records: &[Record], now: i64, t: Thresholds) -> Vec<Row<'_>> {
-    let mut rows: Vec<Row<'_>> = records.iter().map(|r| Row { record: r, a: assess(r, now, t) }).collect();
+    let mut rows: Vec<Row<'_>> = records
+        .iter()
+        .map(|r| Row {
+            record: r,
+            a: assess(r, now, t),
+        })
+        .collect();
     rows.sort_by(|x, y| {
         let kx = x.a.effective_not_after.unwrap_or(i64::MAX);
         let ky = y.a.effective_not_after.unwrap_or(i64::MAX);
-        kx.cmp(&ky).then_with(|| x.record.location.cmp(&y.record.location))
+        kx.cmp(&ky)
+            .then_with(|| x.record.location.cmp(&y.record.location))
     });
     rows
 }
@@ -131,7 +138,9 @@ fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
         not_before: c.map(|c| rfc3339(c.not_before)),
         not_after: c.map(|c| rfc3339(c.not_after)),
         days_left: row.a.days_left,
-        sans: c.map(|c| c.sans.iter().map(|s| s.render()).collect()).unwrap_or_default(),
+        sans: c
+            .map(|c| c.sans.iter().map(|s| s.render()).collect())
+            .unwrap_or_default(),
         key: c.map(|c| c.key.as_str()),
         signature_algorithm: c.map(|c| c.signature_algorithm.as_str()),
         is_ca: c.map(|c| c.is_ca),
@@ -176,7 +185,12 @@ pub fn note(row: &Row<'_>) -> String {
         return e.clone();
     }
     if let Some(c) = &row.a.cause {
-        return format!("chain cert #{} ({}) expires {} before the leaf", c.position, crate::model::cert::short_cn(&c.subject), date(c.not_after));
+        return format!(
+            "chain cert #{} ({}) expires {} before the leaf",
+            c.position,
+            crate::model::cert::short_cn(&c.subject),
+            date(c.not_after)
+        );
     }
     if let Some(v) = r.tls.as_ref().and_then(|t| t.verification.as_ref()) {
         if !v.trusted {
@@ -194,8 +208,24 @@ pub fn note(row: &Row<'_>) -> String {
 }
 
 const CSV_HEADER: &[&str] = &[
-    "id", "source", "location", "status", "days_left", "not_before", "not_after", "subject", "issuer", "serial",
-    "sha256", "sans", "key", "signature_algorithm", "is_ca", "verification", "tls_version", "client_auth_requested",
+    "id",
+    "source",
+    "location",
+    "status",
+    "days_left",
+    "not_before",
+    "not_after",
+    "subject",
+    "issuer",
+    "serial",
+    "sha256",
+    "sans",
+    "key",
+    "signature_algorithm",
+    "is_ca",
+    "verification",
+    "tls_version",
+    "client_auth_requested",
     "error",
 ];
 
@@ -220,13 +250,22 @@ pub fn write_csv(out: &mut dyn Write, rows: &[Row<'_>]) -> std::io::Result<()> {
             s(|c| c.issuer.clone()),
             s(|c| c.serial.clone()),
             s(|c| c.sha256.clone()),
-            s(|c| c.sans.iter().map(|x| x.render()).collect::<Vec<_>>().join(";")),
+            s(|c| {
+                c.sans
+                    .iter()
+                    .map(|x| x.render())
+                    .collect::<Vec<_>>()
+                    .join(";")
+            }),
             s(|c| c.key.clone()),
             s(|c| c.signature_algorithm.clone()),
             s(|c| c.is_ca.to_string()),
-            tls.and_then(|t| t.verification.as_ref()).map(|v| v.reason.clone()).unwrap_or_default(),
+            tls.and_then(|t| t.verification.as_ref())
+                .map(|v| v.reason.clone())
+                .unwrap_or_default(),
             tls.and_then(|t| t.tls_version.clone()).unwrap_or_default(),
-            tls.map(|t| t.client_auth_requested.to_string()).unwrap_or_default(),
+            tls.map(|t| t.client_auth_requested.to_string())
+                .unwrap_or_default(),
             r.error.clone().unwrap_or_default(),
         ])?;
     }
@@ -234,7 +273,9 @@ pub fn write_csv(out: &mut dyn Write, rows: &[Row<'_>]) -> std::io::Result<()> {
 }
 
 fn prom_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Prometheus text exposition format.
@@ -261,15 +302,31 @@ pub fn write_prometheus(out: &mut dyn Write, rows: &[Row<'_>]) -> std::io::Resul
             )?;
         }
     }
-    writeln!(out, "# HELP certdeck_location_up 1 when the location was read, 0 when it could not be.")?;
+    writeln!(
+        out,
+        "# HELP certdeck_location_up 1 when the location was read, 0 when it could not be."
+    )?;
     writeln!(out, "# TYPE certdeck_location_up gauge")?;
     for row in rows {
-        writeln!(out, "certdeck_location_up{{{}}} {}", labels(row.record), u8::from(row.record.cert.is_some()))?;
+        writeln!(
+            out,
+            "certdeck_location_up{{{}}} {}",
+            labels(row.record),
+            u8::from(row.record.cert.is_some())
+        )?;
     }
-    writeln!(out, "# HELP certdeck_certificate_status 1 for the location's current status.")?;
+    writeln!(
+        out,
+        "# HELP certdeck_certificate_status 1 for the location's current status."
+    )?;
     writeln!(out, "# TYPE certdeck_certificate_status gauge")?;
     for row in rows {
-        writeln!(out, "certdeck_certificate_status{{{},status=\"{}\"}} 1", labels(row.record), row.a.status.as_str())?;
+        writeln!(
+            out,
+            "certdeck_certificate_status{{{},status=\"{}\"}} 1",
+            labels(row.record),
+            row.a.status.as_str()
+        )?;
     }
     Ok(())
 }
@@ -319,15 +376,23 @@ fn ansi(s: Status) -> &'static str {
 
 /// A fixed-width table, soonest expiry first, with a one-line summary.
 pub fn write_table(out: &mut dyn Write, rows: &[Row<'_>], color: bool) -> std::io::Result<()> {
-    let header = ["STATUS", "DAYS", "EXPIRES", "SUBJECT", "LOCATION", "SOURCE", "ISSUER", "NOTE"];
+    let header = [
+        "STATUS", "DAYS", "EXPIRES", "SUBJECT", "LOCATION", "SOURCE", "ISSUER", "NOTE",
+    ];
     let cells: Vec<[String; 8]> = rows
         .iter()
         .map(|row| {
             let c = row.record.cert.as_deref();
             [
                 status_label(row.a.status).to_owned(),
-                row.a.days_left.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
-                row.a.effective_not_after.map(date).unwrap_or_else(|| "-".into()),
+                row.a
+                    .days_left
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                row.a
+                    .effective_not_after
+                    .map(date)
+                    .unwrap_or_else(|| "-".into()),
                 truncate(c.map(|c| c.display_name()).unwrap_or("-"), 36),
                 truncate_left(&row.record.location, 44),
                 row.record.source.as_str().to_owned(),
@@ -342,33 +407,34 @@ pub fn write_table(out: &mut dyn Write, rows: &[Row<'_>], color: bool) -> std::i
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |out: &mut dyn Write, cols: &[String], status: Option<Status>| -> std::io::Result<()> {
-        let mut s = String::new();
-        for (i, cell) in cols.iter().enumerate() {
-            let pad = widths[i].saturating_sub(cell.chars().count());
-            if i == 0 && color {
-                if let Some(st) = status {
-                    s.push_str(ansi(st));
+    let line =
+        |out: &mut dyn Write, cols: &[String], status: Option<Status>| -> std::io::Result<()> {
+            let mut s = String::new();
+            for (i, cell) in cols.iter().enumerate() {
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                if i == 0 && color {
+                    if let Some(st) = status {
+                        s.push_str(ansi(st));
+                        s.push_str(cell);
+                        s.push_str("\x1b[0m");
+                    } else {
+                        s.push_str(cell);
+                    }
+                } else if i == 1 {
+                    s.push_str(&" ".repeat(pad));
                     s.push_str(cell);
-                    s.push_str("\x1b[0m");
                 } else {
                     s.push_str(cell);
                 }
-            } else if i == 1 {
-                s.push_str(&" ".repeat(pad));
-                s.push_str(cell);
-            } else {
-                s.push_str(cell);
-            }
-            if i + 1 < cols.len() {
-                if i != 1 {
-                    s.push_str(&" ".repeat(pad));
+                if i + 1 < cols.len() {
+                    if i != 1 {
+                        s.push_str(&" ".repeat(pad));
+                    }
+                    s.push_str("  ");
                 }
-                s.push_str("  ");
             }
-        }
-        writeln!(out, "{}", s.trim_end())
-    };
+            writeln!(out, "{}", s.trim_end())
+        };
     line(out, &header.map(str::to_owned), None)?;
     for (row, cols) in rows.iter().zip(cells.iter()) {
         line(out, cols, Some(row.a.status))?;
@@ -377,7 +443,10 @@ pub fn write_table(out: &mut dyn Write, rows: &[Row<'_>], color: bool) -> std::i
     for row in rows {
         *counts.entry(row.a.status).or_insert(0usize) += 1;
     }
-    let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {}", s.as_str().replace('_', " "))).collect();
+    let summary: Vec<String> = counts
+        .iter()
+        .map(|(s, n)| format!("{n} {}", s.as_str().replace('_', " ")))
+        .collect();
     writeln!(out, "\n{} location(s): {}", rows.len(), summary.join(", "))
 }
 
@@ -392,7 +461,10 @@ mod tests {
         assert_eq!(exit_code([Status::Ok, Status::Warning]), 1);
         assert_eq!(exit_code([Status::Error, Status::Ok]), 3);
         assert_eq!(exit_code([Status::Error, Status::Warning]), 1);
-        assert_eq!(exit_code([Status::Error, Status::Expired, Status::Warning]), 2);
+        assert_eq!(
+            exit_code([Status::Error, Status::Expired, Status::Warning]),
+            2
+        );
         assert_eq!(exit_code([Status::NotYetValid]), 2);
     }
 

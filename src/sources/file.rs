@@ -46,10 +46,15 @@ pub fn expand(specs: &[String], now: i64) -> Expansion {
                         add_path(&p, false, &mut out, now);
                     }
                     if !any {
-                        out.problems.push(error_record(spec, "the pattern matched no file", now));
+                        out.problems
+                            .push(error_record(spec, "the pattern matched no file", now));
                     }
                 }
-                Err(e) => out.problems.push(error_record(spec, &format!("invalid glob pattern: {e}"), now)),
+                Err(e) => out.problems.push(error_record(
+                    spec,
+                    &format!("invalid glob pattern: {e}"),
+                    now,
+                )),
             }
         } else {
             add_path(Path::new(spec), true, &mut out, now);
@@ -61,8 +66,15 @@ pub fn expand(specs: &[String], now: i64) -> Expansion {
 fn add_path(path: &Path, explicit: bool, out: &mut Expansion, now: i64) {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => walk(path, out, now),
-        Ok(_) => out.files.push(FileEntry { path: path.to_owned(), explicit }),
-        Err(e) => out.problems.push(error_record(&path.display().to_string(), &io_message(&e), now)),
+        Ok(_) => out.files.push(FileEntry {
+            path: path.to_owned(),
+            explicit,
+        }),
+        Err(e) => out.problems.push(error_record(
+            &path.display().to_string(),
+            &io_message(&e),
+            now,
+        )),
     }
 }
 
@@ -70,7 +82,11 @@ fn walk(dir: &Path, out: &mut Expansion, now: i64) {
     let mut entries = match std::fs::read_dir(dir) {
         Ok(rd) => rd.flatten().collect::<Vec<_>>(),
         Err(e) => {
-            out.problems.push(error_record(&dir.display().to_string(), &io_message(&e), now));
+            out.problems.push(error_record(
+                &dir.display().to_string(),
+                &io_message(&e),
+                now,
+            ));
             return;
         }
     };
@@ -82,7 +98,10 @@ fn walk(dir: &Path, out: &mut Expansion, now: i64) {
             walk(&path, out, now);
         } else if ft.is_file() || (ft.is_symlink() && path.is_file()) {
             // Symlinked directories are not followed (no loops); symlinked files are read.
-            out.files.push(FileEntry { path, explicit: false });
+            out.files.push(FileEntry {
+                path,
+                explicit: false,
+            });
         }
     }
 }
@@ -110,7 +129,11 @@ pub fn read_file(entry: &FileEntry, now: i64) -> Vec<Record> {
     let shown = entry.path.display().to_string();
     let data = match std::fs::metadata(&entry.path) {
         Ok(m) if m.len() > MAX_FILE_BYTES => {
-            return vec![error_record(&shown, &format!("file too large ({} bytes)", m.len()), now)];
+            return vec![error_record(
+                &shown,
+                &format!("file too large ({} bytes)", m.len()),
+                now,
+            )];
         }
         Ok(_) => match std::fs::read(&entry.path) {
             Ok(d) => d,
@@ -130,9 +153,14 @@ pub fn records_from_bytes(shown: &str, data: &[u8], named: bool, now: i64) -> Ve
     let explicit = named || is_certish_name(Path::new(shown));
     if pem::looks_like_pem(data) {
         let items = pem::scan(data);
-        let keys = items.iter().filter(|i| matches!(i, PemItem::PrivateKey)).count();
-        let certs: Vec<PemItem> =
-            items.into_iter().filter(|i| matches!(i, PemItem::Certificate(_) | PemItem::Broken(_))).collect();
+        let keys = items
+            .iter()
+            .filter(|i| matches!(i, PemItem::PrivateKey))
+            .count();
+        let certs: Vec<PemItem> = items
+            .into_iter()
+            .filter(|i| matches!(i, PemItem::Certificate(_) | PemItem::Broken(_)))
+            .collect();
         if certs.is_empty() {
             if keys == 0 && explicit {
                 return vec![error_record(shown, "no certificate in this PEM file", now)];
@@ -148,7 +176,11 @@ pub fn records_from_bytes(shown: &str, data: &[u8], named: bool, now: i64) -> Ve
             .into_iter()
             .enumerate()
             .map(|(i, item)| {
-                let loc = if many { format!("{shown}#{}", i + 1) } else { shown.to_owned() };
+                let loc = if many {
+                    format!("{shown}#{}", i + 1)
+                } else {
+                    shown.to_owned()
+                };
                 match item {
                     PemItem::Certificate(der) => match CertFacts::from_der(&der) {
                         Ok(c) => Record::new(SourceKind::File, loc, now).with_cert(Arc::new(c)),
@@ -161,7 +193,9 @@ pub fn records_from_bytes(shown: &str, data: &[u8], named: bool, now: i64) -> Ve
             .collect()
     } else if data.first() == Some(&0x30) {
         match CertFacts::from_der(data) {
-            Ok(c) => vec![Record::new(SourceKind::File, shown.to_owned(), now).with_cert(Arc::new(c))],
+            Ok(c) => {
+                vec![Record::new(SourceKind::File, shown.to_owned(), now).with_cert(Arc::new(c))]
+            }
             Err(_) if !explicit => Vec::new(),
             Err(e) => {
                 let lower = shown.to_ascii_lowercase();
@@ -174,7 +208,11 @@ pub fn records_from_bytes(shown: &str, data: &[u8], named: bool, now: i64) -> Ve
             }
         }
     } else if explicit {
-        vec![error_record(shown, "not a certificate (neither PEM nor DER)", now)]
+        vec![error_record(
+            shown,
+            "not a certificate (neither PEM nor DER)",
+            now,
+        )]
     } else {
         Vec::new()
     }

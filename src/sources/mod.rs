@@ -19,6 +19,8 @@ use crate::model::{Record, SourceKind};
 pub use target::Target;
 
 /// What a source tells the consumer.
+// Observations dominate the traffic; boxing them would add an allocation each for no gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum SourceEvent {
     /// The source knows how many locations it will observe.
@@ -53,7 +55,12 @@ pub struct ProbeSettings {
 
 impl Default for ProbeSettings {
     fn default() -> Self {
-        ProbeSettings { timeout: Duration::from_secs(5), concurrency: DEFAULT_CONCURRENCY, ca_files: Vec::new(), extra_roots: Vec::new() }
+        ProbeSettings {
+            timeout: Duration::from_secs(5),
+            concurrency: DEFAULT_CONCURRENCY,
+            ca_files: Vec::new(),
+            extra_roots: Vec::new(),
+        }
     }
 }
 
@@ -64,16 +71,28 @@ pub const DEFAULT_CONCURRENCY: usize = 256;
 /// Build a prober from settings (webpki roots + CA files + extra roots).
 pub fn build_prober(settings: &ProbeSettings) -> Result<tls::TlsProber, tls::ProberError> {
     let mut roots = tls::load_ca_files(&settings.ca_files)?;
-    roots.extend(settings.extra_roots.iter().map(|d| rustls::pki_types::CertificateDer::from(d.clone())));
+    roots.extend(
+        settings
+            .extra_roots
+            .iter()
+            .map(|d| rustls::pki_types::CertificateDer::from(d.clone())),
+    );
     tls::TlsProber::new(&roots, settings.timeout)
 }
 
 /// Probe TLS targets with bounded concurrency, one tokio task per probe so both cores work.
-pub async fn run_tls(prober: Arc<tls::TlsProber>, targets: Vec<Target>, concurrency: usize, tx: mpsc::Sender<SourceEvent>) {
+pub async fn run_tls(
+    prober: Arc<tls::TlsProber>,
+    targets: Vec<Target>,
+    concurrency: usize,
+    tx: mpsc::Sender<SourceEvent>,
+) {
     let sem = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for t in targets {
-        let Ok(permit) = sem.clone().acquire_owned().await else { break };
+        let Ok(permit) = sem.clone().acquire_owned().await else {
+            break;
+        };
         let prober = prober.clone();
         let tx = tx.clone();
         tasks.spawn(async move {
@@ -94,7 +113,13 @@ pub async fn run_files(specs: Vec<String>, tx: mpsc::Sender<SourceEvent>) {
         let now = crate::clock::now_unix();
         let exp = file::expand(&specs, now);
         let total = exp.files.len() + exp.problems.len();
-        if tx.blocking_send(SourceEvent::Started { source: SourceKind::File, total }).is_err() {
+        if tx
+            .blocking_send(SourceEvent::Started {
+                source: SourceKind::File,
+                total,
+            })
+            .is_err()
+        {
             return;
         }
         for r in exp.problems {
@@ -127,17 +152,35 @@ pub async fn run_inventory(inv: Inventory, settings: ProbeSettings, tx: mpsc::Se
         let settings = settings.clone();
         jobs.spawn(async move {
             let total = targets.len() + bad.len();
-            let _ = tx.send(SourceEvent::Started { source: SourceKind::Tls, total }).await;
+            let _ = tx
+                .send(SourceEvent::Started {
+                    source: SourceKind::Tls,
+                    total,
+                })
+                .await;
             for (given, why) in bad {
-                let _ = tx.send(SourceEvent::Observed(Record::new(SourceKind::Tls, given, now).with_error(why))).await;
+                let _ = tx
+                    .send(SourceEvent::Observed(
+                        Record::new(SourceKind::Tls, given, now).with_error(why),
+                    ))
+                    .await;
             }
             match build_prober(&settings) {
                 Ok(p) => run_tls(Arc::new(p), targets, settings.concurrency, tx.clone()).await,
                 Err(e) => {
-                    let _ = tx.send(SourceEvent::Failed { source: SourceKind::Tls, error: e.to_string() }).await;
+                    let _ = tx
+                        .send(SourceEvent::Failed {
+                            source: SourceKind::Tls,
+                            error: e.to_string(),
+                        })
+                        .await;
                 }
             }
-            let _ = tx.send(SourceEvent::Finished { source: SourceKind::Tls }).await;
+            let _ = tx
+                .send(SourceEvent::Finished {
+                    source: SourceKind::Tls,
+                })
+                .await;
         });
     }
     if !inv.files.is_empty() {
@@ -145,7 +188,11 @@ pub async fn run_inventory(inv: Inventory, settings: ProbeSettings, tx: mpsc::Se
         let files = inv.files;
         jobs.spawn(async move {
             run_files(files, tx.clone()).await;
-            let _ = tx.send(SourceEvent::Finished { source: SourceKind::File }).await;
+            let _ = tx
+                .send(SourceEvent::Finished {
+                    source: SourceKind::File,
+                })
+                .await;
         });
     }
     while jobs.join_next().await.is_some() {}
@@ -160,7 +207,9 @@ pub async fn scan(inv: Inventory, settings: ProbeSettings) -> (Vec<Record>, Vec<
     while let Some(ev) = rx.recv().await {
         match ev {
             SourceEvent::Observed(r) => records.push(r),
-            SourceEvent::Failed { source, error } => failures.push(format!("{}: {error}", source.as_str())),
+            SourceEvent::Failed { source, error } => {
+                failures.push(format!("{}: {error}", source.as_str()))
+            }
             SourceEvent::Started { .. } | SourceEvent::Finished { .. } => {}
         }
     }

@@ -27,7 +27,10 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn is_cert_label(label: &str) -> bool {
-    matches!(label, "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE")
+    matches!(
+        label,
+        "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE"
+    )
 }
 
 fn is_key_label(label: &str) -> bool {
@@ -43,14 +46,21 @@ pub fn scan(data: &[u8]) -> Vec<PemItem> {
     let (mut counted_to, mut line_no) = (0, 1);
     while let Some(off) = find(&data[pos..], b"-----BEGIN ") {
         let begin = pos + off;
-        line_no += data[counted_to..begin].iter().filter(|&&b| b == b'\n').count();
+        line_no += data[counted_to..begin]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
         counted_to = begin;
         let after = begin + b"-----BEGIN ".len();
         let Some(label_end) = find(&data[after..], b"-----").map(|i| after + i) else {
-            items.push(PemItem::Broken(format!("line {line_no}: unterminated BEGIN line")));
+            items.push(PemItem::Broken(format!(
+                "line {line_no}: unterminated BEGIN line"
+            )));
             break;
         };
-        let label = String::from_utf8_lossy(&data[after..label_end]).trim().to_owned();
+        let label = String::from_utf8_lossy(&data[after..label_end])
+            .trim()
+            .to_owned();
         let body_start = label_end + 5;
         let end_marker = format!("-----END {label}-----");
         let Some(end_off) = find(&data[body_start..], end_marker.as_bytes()) else {
@@ -86,8 +96,12 @@ pub fn scan(data: &[u8]) -> Vec<PemItem> {
         }
         match base64::engine::general_purpose::STANDARD.decode(&b64) {
             Ok(der) if !der.is_empty() => items.push(PemItem::Certificate(der)),
-            Ok(_) => items.push(PemItem::Broken(format!("line {line_no}: empty {label} block"))),
-            Err(e) => items.push(PemItem::Broken(format!("line {line_no}: invalid base64 in {label} block: {e}"))),
+            Ok(_) => items.push(PemItem::Broken(format!(
+                "line {line_no}: empty {label} block"
+            ))),
+            Err(e) => items.push(PemItem::Broken(format!(
+                "line {line_no}: invalid base64 in {label} block: {e}"
+            ))),
         }
     }
     items
@@ -115,13 +129,18 @@ mod tests {
     #[test]
     fn truncated_and_bad_base64_blocks_are_broken_with_line_numbers() {
         let items = scan(b"x\n-----BEGIN CERTIFICATE-----\nAQID\n");
-        assert!(matches!(&items[0], PemItem::Broken(m) if m.contains("line 2") && m.contains("truncated")));
+        assert!(
+            matches!(&items[0], PemItem::Broken(m) if m.contains("line 2") && m.contains("truncated"))
+        );
         let items = scan(b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n");
         assert!(matches!(&items[0], PemItem::Broken(m) if m.contains("invalid base64")));
     }
 
     #[test]
     fn a_truncated_key_is_still_only_a_key() {
-        assert_eq!(scan(b"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE"), vec![PemItem::PrivateKey]);
+        assert_eq!(
+            scan(b"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE"),
+            vec![PemItem::PrivateKey]
+        );
     }
 }

@@ -23,7 +23,10 @@ pub struct TargetError {
 impl Target {
     /// Parse a target; `default_sni` applies when the target names none itself.
     pub fn parse(input: &str, default_sni: Option<&str>) -> Result<Target, TargetError> {
-        let err = |why: &str| TargetError { input: input.to_owned(), why: why.to_owned() };
+        let err = |why: &str| TargetError {
+            input: input.to_owned(),
+            why: why.to_owned(),
+        };
         let mut s = input.trim();
         if s.is_empty() {
             return Err(err("empty target"));
@@ -36,7 +39,11 @@ impl Target {
                 "imaps" => 993,
                 "smtps" => 465,
                 "pop3s" => 995,
-                other => return Err(err(&format!("unsupported scheme '{other}' (use https:// or host:port)"))),
+                other => {
+                    return Err(err(&format!(
+                        "unsupported scheme '{other}' (use https:// or host:port)"
+                    )))
+                }
             };
             s = rest;
             // Drop a path, query or fragment; drop user info.
@@ -57,7 +64,9 @@ impl Target {
             s = addr;
         }
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-            let (h, after) = rest.split_once(']').ok_or_else(|| err("missing ']' after IPv6 address"))?;
+            let (h, after) = rest
+                .split_once(']')
+                .ok_or_else(|| err("missing ']' after IPv6 address"))?;
             if h.parse::<std::net::Ipv6Addr>().is_err() {
                 return Err(err("not an IPv6 address inside [...]"));
             }
@@ -74,7 +83,10 @@ impl Target {
                 return Err(err("IPv6 addresses with a port need brackets: [addr]:port"));
             }
         } else if let Some((h, p)) = s.split_once(':') {
-            (h.to_owned(), parse_port(p).ok_or_else(|| err("invalid port"))?)
+            (
+                h.to_owned(),
+                parse_port(p).ok_or_else(|| err("invalid port"))?,
+            )
         } else {
             (s.to_owned(), default_port)
         };
@@ -84,7 +96,9 @@ impl Target {
         if host.contains(|c: char| c.is_whitespace() || c == '/') {
             return Err(err("host contains invalid characters"));
         }
-        let sni = sni.or_else(|| default_sni.map(str::to_owned)).filter(|n| !n.eq_ignore_ascii_case(&host));
+        let sni = sni
+            .or_else(|| default_sni.map(str::to_owned))
+            .filter(|n| !n.eq_ignore_ascii_case(&host));
         Ok(Target { host, port, sni })
     }
 
@@ -128,8 +142,14 @@ mod tests {
     fn accepts_every_documented_form() {
         assert_eq!(p("127.0.0.1:20001").to_string(), "127.0.0.1:20001");
         assert_eq!(p("example.internal").to_string(), "example.internal:443");
-        assert_eq!(p("https://api.example.test").to_string(), "api.example.test:443");
-        assert_eq!(p("https://api.example.test:8443/health?x=1").to_string(), "api.example.test:8443");
+        assert_eq!(
+            p("https://api.example.test").to_string(),
+            "api.example.test:443"
+        );
+        assert_eq!(
+            p("https://api.example.test:8443/health?x=1").to_string(),
+            "api.example.test:8443"
+        );
         assert_eq!(p("[::1]:8443").to_string(), "[::1]:8443");
         assert_eq!(p("[::1]").to_string(), "[::1]:443");
         assert_eq!(p("::1").to_string(), "[::1]:443");
@@ -150,7 +170,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_targets_with_a_reason() {
-        for bad in ["", "host:0", "host:99999", "host:abc", "fe80::1:443", "[::1", "ftp://x", ":443", "a b:1"] {
+        for bad in [
+            "",
+            "host:0",
+            "host:99999",
+            "host:abc",
+            "fe80::1:443",
+            "[::1",
+            "ftp://x",
+            ":443",
+            "a b:1",
+        ] {
             let e = Target::parse(bad, None).unwrap_err();
             assert!(!e.why.is_empty(), "{bad}");
         }

@@ -16,7 +16,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -106,7 +108,11 @@ impl ServerCertVerifier for Capture {
 }
 
 impl ResolvesClientCert for Capture {
-    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<rustls::sign::CertifiedKey>> {
+    fn resolve(
+        &self,
+        _hints: &[&[u8]],
+        _schemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
         self.client_auth.store(true, Ordering::Relaxed);
         None
     }
@@ -124,7 +130,11 @@ struct Recording {
 }
 
 impl AsyncRead for Recording {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if !self.recorded && buf.filled().len() > before {
@@ -139,7 +149,11 @@ impl AsyncRead for Recording {
 }
 
 impl AsyncWrite for Recording {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -163,11 +177,13 @@ fn phase_name(p: u8) -> &'static str {
 }
 
 /// Load every certificate from PEM files as extra trust anchors.
-pub fn load_ca_files(paths: &[std::path::PathBuf]) -> Result<Vec<CertificateDer<'static>>, ProberError> {
+pub fn load_ca_files(
+    paths: &[std::path::PathBuf],
+) -> Result<Vec<CertificateDer<'static>>, ProberError> {
     let mut out = Vec::new();
     for p in paths {
-        let data =
-            std::fs::read(p).map_err(|e| ProberError::Roots(format!("cannot read CA file {}: {e}", p.display())))?;
+        let data = std::fs::read(p)
+            .map_err(|e| ProberError::Roots(format!("cannot read CA file {}: {e}", p.display())))?;
         let before = out.len();
         for item in crate::sources::pem::scan(&data) {
             if let crate::sources::pem::PemItem::Certificate(der) = item {
@@ -175,7 +191,10 @@ pub fn load_ca_files(paths: &[std::path::PathBuf]) -> Result<Vec<CertificateDer<
             }
         }
         if out.len() == before {
-            return Err(ProberError::Roots(format!("CA file {} holds no PEM certificate", p.display())));
+            return Err(ProberError::Roots(format!(
+                "CA file {} holds no PEM certificate",
+                p.display()
+            )));
         }
     }
     Ok(out)
@@ -183,17 +202,23 @@ pub fn load_ca_files(paths: &[std::path::PathBuf]) -> Result<Vec<CertificateDer<
 
 impl TlsProber {
     /// A prober trusting the webpki roots plus `extra_roots`.
-    pub fn new(extra_roots: &[CertificateDer<'static>], timeout: Duration) -> Result<TlsProber, ProberError> {
+    pub fn new(
+        extra_roots: &[CertificateDer<'static>],
+        timeout: Duration,
+    ) -> Result<TlsProber, ProberError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let algs = provider.signature_verification_algorithms;
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         for r in extra_roots {
-            roots.add(r.clone()).map_err(|e| ProberError::Roots(format!("unusable CA certificate: {e}")))?;
+            roots
+                .add(r.clone())
+                .map_err(|e| ProberError::Roots(format!("unusable CA certificate: {e}")))?;
         }
-        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| ProberError::Roots(e.to_string()))?;
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| ProberError::Roots(e.to_string()))?;
         let capture = Arc::new(Capture::new(algs));
         let mut base = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -202,7 +227,12 @@ impl TlsProber {
             .with_custom_certificate_verifier(capture.clone())
             .with_client_cert_resolver(capture);
         base.resumption = rustls::client::Resumption::disabled();
-        Ok(TlsProber { base, algs, verifier, timeout })
+        Ok(TlsProber {
+            base,
+            algs,
+            verifier,
+            timeout,
+        })
     }
 
     pub fn timeout(&self) -> Duration {
@@ -215,20 +245,32 @@ impl TlsProber {
         let mut rec = Record::new(SourceKind::Tls, target.to_string(), now);
         let server_name = match ServerName::try_from(target.server_name().to_owned()) {
             Ok(n) => n,
-            Err(_) => return rec.with_error(format!("'{}' is not a valid TLS server name", target.server_name())),
+            Err(_) => {
+                return rec.with_error(format!(
+                    "'{}' is not a valid TLS server name",
+                    target.server_name()
+                ))
+            }
         };
         let capture = Arc::new(Capture::new(self.algs));
         let phase = AtomicU8::new(PHASE_RESOLVE);
         let mut peer = None;
         let attempt = self.handshake(target, server_name.clone(), &capture, &phase, &mut peer);
         let outcome = tokio::time::timeout(self.timeout, attempt).await;
-        let mut info = TlsInfo { peer_addr: peer.map(|a: SocketAddr| a.to_string()), ..TlsInfo::default() };
+        let mut info = TlsInfo {
+            peer_addr: peer.map(|a: SocketAddr| a.to_string()),
+            ..TlsInfo::default()
+        };
         info.client_auth_requested = capture.client_auth.load(Ordering::Relaxed);
         let handshake_error = match outcome {
             Err(_) => {
                 let p = phase.load(Ordering::Relaxed);
                 rec.tls = Some(info);
-                return rec.with_error(format!("timed out after {} {}", humantime::format_duration(self.timeout), phase_name(p)));
+                return rec.with_error(format!(
+                    "timed out after {} {}",
+                    humantime::format_duration(self.timeout),
+                    phase_name(p)
+                ));
             }
             Ok(Err(ProbeFail::Early(msg))) => {
                 rec.tls = Some(info);
@@ -243,17 +285,31 @@ impl TlsProber {
         let chain = capture.chain.lock().ok().and_then(|mut c| c.take());
         let Some(chain) = chain.filter(|c| !c.is_empty()) else {
             rec.tls = Some(info);
-            let first = capture.first_bytes.lock().map(|b| b.clone()).unwrap_or_default();
-            let msg = describe_handshake_error(handshake_error.as_ref(), &first, info_requested(&capture));
+            let first = capture
+                .first_bytes
+                .lock()
+                .map(|b| b.clone())
+                .unwrap_or_default();
+            let msg = describe_handshake_error(
+                handshake_error.as_ref(),
+                &first,
+                info_requested(&capture),
+            );
             return rec.with_error(msg);
         };
         if let Some(e) = handshake_error {
             // The certificate arrived before the failure (an mTLS server refusing us, say).
-            let first = capture.first_bytes.lock().map(|b| b.clone()).unwrap_or_default();
+            let first = capture
+                .first_bytes
+                .lock()
+                .map(|b| b.clone())
+                .unwrap_or_default();
             let why = describe_handshake_error(Some(&e), &first, info_requested(&capture));
             tracing::debug!(target = %rec.location, "handshake failed after the certificate: {why}");
             if !info.client_auth_requested {
-                rec.error = Some(format!("handshake failed after the certificate was received: {why}"));
+                rec.error = Some(format!(
+                    "handshake failed after the certificate was received: {why}"
+                ));
             }
         }
         info.verification = Some(self.verify(&chain, &server_name, target.server_name()));
@@ -270,7 +326,9 @@ impl TlsProber {
             match f {
                 Ok(c) => rec.chain.push(Arc::new(c)),
                 Err(e) => {
-                    rec.error.get_or_insert_with(|| format!("chain certificate {} is malformed: {e}", i + 1));
+                    rec.error.get_or_insert_with(|| {
+                        format!("chain certificate {} is malformed: {e}", i + 1)
+                    });
                 }
             }
         }
@@ -290,11 +348,20 @@ impl TlsProber {
             Ok(ip) => vec![SocketAddr::new(ip, target.port)],
             Err(_) => match tokio::net::lookup_host((target.host.as_str(), target.port)).await {
                 Ok(a) => a.collect(),
-                Err(e) => return Err(ProbeFail::Early(format!("DNS lookup of '{}' failed: {}", target.host, short_io(&e)))),
+                Err(e) => {
+                    return Err(ProbeFail::Early(format!(
+                        "DNS lookup of '{}' failed: {}",
+                        target.host,
+                        short_io(&e)
+                    )))
+                }
             },
         };
         if addrs.is_empty() {
-            return Err(ProbeFail::Early(format!("DNS lookup of '{}' returned no address", target.host)));
+            return Err(ProbeFail::Early(format!(
+                "DNS lookup of '{}' returned no address",
+                target.host
+            )));
         }
         phase.store(PHASE_CONNECT, Ordering::Relaxed);
         let mut last_err = None;
@@ -325,7 +392,11 @@ impl TlsProber {
         cfg.dangerous().set_certificate_verifier(capture.clone());
         cfg.client_auth_cert_resolver = capture.clone();
         let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-        let stream = Recording { inner: tcp, capture: capture.clone(), recorded: false };
+        let stream = Recording {
+            inner: tcp,
+            capture: capture.clone(),
+            recorded: false,
+        };
         match connector.connect(server_name, stream).await {
             Ok(tls) => {
                 let version = tls
@@ -345,16 +416,31 @@ impl TlsProber {
     }
 
     /// Verify a served chain for `name` against the trust anchors, at the current time.
-    fn verify(&self, chain: &[CertificateDer<'static>], name: &ServerName<'_>, shown: &str) -> Verification {
+    fn verify(
+        &self,
+        chain: &[CertificateDer<'static>],
+        name: &ServerName<'_>,
+        shown: &str,
+    ) -> Verification {
         let Some((ee, rest)) = chain.split_first() else {
-            return Verification { trusted: false, reason: "no certificate".to_owned(), checked_name: shown.to_owned() };
+            return Verification {
+                trusted: false,
+                reason: "no certificate".to_owned(),
+                checked_name: shown.to_owned(),
+            };
         };
-        let res = self.verifier.verify_server_cert(ee, rest, name, &[], UnixTime::now());
+        let res = self
+            .verifier
+            .verify_server_cert(ee, rest, name, &[], UnixTime::now());
         let (trusted, reason) = match res {
             Ok(_) => (true, "trusted".to_owned()),
             Err(e) => (false, describe_verify_error(&e, ee)),
         };
-        Verification { trusted, reason, checked_name: shown.to_owned() }
+        Verification {
+            trusted,
+            reason,
+            checked_name: shown.to_owned(),
+        }
     }
 }
 
@@ -376,16 +462,36 @@ fn short_io(e: &std::io::Error) -> String {
 }
 
 fn printable_prefix(first: &[u8]) -> String {
-    let line = first.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default();
-    line.iter().take(40).map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }).collect()
+    let line = first
+        .split(|&b| b == b'\r' || b == b'\n')
+        .next()
+        .unwrap_or_default();
+    line.iter()
+        .take(40)
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            }
+        })
+        .collect()
 }
 
 /// Turn a handshake failure into a sentence a user can act on.
 fn describe_handshake_error(e: Option<&std::io::Error>, first: &[u8], client_auth: bool) -> String {
-    let looks_http = first.starts_with(b"HTTP/") || first.starts_with(b"<") || first.starts_with(b"SSH-");
+    let looks_http =
+        first.starts_with(b"HTTP/") || first.starts_with(b"<") || first.starts_with(b"SSH-");
     if looks_http {
-        let what = if first.starts_with(b"SSH-") { "SSH" } else { "plain HTTP" };
-        return format!("not a TLS server: the port answered in {what} (\"{}\")", printable_prefix(first));
+        let what = if first.starts_with(b"SSH-") {
+            "SSH"
+        } else {
+            "plain HTTP"
+        };
+        return format!(
+            "not a TLS server: the port answered in {what} (\"{}\")",
+            printable_prefix(first)
+        );
     }
     let Some(e) = e else {
         return "the server sent no certificate".to_owned();
@@ -404,21 +510,33 @@ fn describe_handshake_error(e: Option<&std::io::Error>, first: &[u8], client_aut
             if first.is_empty() {
                 format!("not a TLS server: invalid TLS message ({m:?})")
             } else {
-                format!("not a TLS server: unexpected bytes \"{}\" ({m:?})", printable_prefix(first))
+                format!(
+                    "not a TLS server: unexpected bytes \"{}\" ({m:?})",
+                    printable_prefix(first)
+                )
             }
         }
-        Some(rustls::Error::PeerIncompatible(p)) => format!("no TLS version or cipher in common: {p:?}"),
-        Some(rustls::Error::PeerMisbehaved(p)) => format!("the server broke the TLS protocol: {p:?}"),
+        Some(rustls::Error::PeerIncompatible(p)) => {
+            format!("no TLS version or cipher in common: {p:?}")
+        }
+        Some(rustls::Error::PeerMisbehaved(p)) => {
+            format!("the server broke the TLS protocol: {p:?}")
+        }
         Some(other) => format!("TLS handshake failed: {other}"),
         None => match e.kind() {
             std::io::ErrorKind::UnexpectedEof => {
                 if first.is_empty() {
                     "the server closed the connection during the TLS handshake".to_owned()
                 } else {
-                    format!("not a TLS server: it sent \"{}\" and closed the connection", printable_prefix(first))
+                    format!(
+                        "not a TLS server: it sent \"{}\" and closed the connection",
+                        printable_prefix(first)
+                    )
                 }
             }
-            std::io::ErrorKind::ConnectionReset => "connection reset during the TLS handshake".to_owned(),
+            std::io::ErrorKind::ConnectionReset => {
+                "connection reset during the TLS handshake".to_owned()
+            }
             _ => format!("TLS handshake failed: {}", short_io(e)),
         },
     }
@@ -428,8 +546,12 @@ fn describe_verify_error(e: &rustls::Error, ee: &CertificateDer<'_>) -> String {
     let leaf = CertFacts::from_der(ee.as_ref()).ok();
     match e {
         rustls::Error::InvalidCertificate(ce) => match ce {
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired".to_owned(),
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => "not yet valid".to_owned(),
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "expired".to_owned()
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "not yet valid".to_owned()
+            }
             CertificateError::UnknownIssuer => {
                 if leaf.as_ref().is_some_and(|l| l.self_issued) {
                     "self-signed".to_owned()
@@ -438,12 +560,17 @@ fn describe_verify_error(e: &rustls::Error, ee: &CertificateDer<'_>) -> String {
                 }
             }
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                let names: Vec<String> =
-                    leaf.map(|l| l.sans.iter().map(|s| s.value().to_owned()).collect()).unwrap_or_default();
+                let names: Vec<String> = leaf
+                    .map(|l| l.sans.iter().map(|s| s.value().to_owned()).collect())
+                    .unwrap_or_default();
                 if names.is_empty() {
-                    "host name mismatch (the certificate has no subject alternative names)".to_owned()
+                    "host name mismatch (the certificate has no subject alternative names)"
+                        .to_owned()
                 } else {
-                    format!("host name mismatch (certificate is for {})", names.join(", "))
+                    format!(
+                        "host name mismatch (certificate is for {})",
+                        names.join(", ")
+                    )
                 }
             }
             CertificateError::BadSignature => "bad signature in the chain".to_owned(),
@@ -451,7 +578,9 @@ fn describe_verify_error(e: &rustls::Error, ee: &CertificateDer<'_>) -> String {
             CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
                 "not valid for TLS server authentication (extended key usage)".to_owned()
             }
-            CertificateError::UnhandledCriticalExtension => "unhandled critical extension".to_owned(),
+            CertificateError::UnhandledCriticalExtension => {
+                "unhandled critical extension".to_owned()
+            }
             CertificateError::BadEncoding => "badly encoded certificate".to_owned(),
             other => format!("{other:?}"),
         },
