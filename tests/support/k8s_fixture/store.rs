@@ -210,6 +210,7 @@ pub static RESOURCES: &[ResourceDef] = &[
 pub const GROUPS: &[(&str, &str)] = &[
     ("admissionregistration.k8s.io", "v1"),
     ("apiregistration.k8s.io", "v1"),
+    ("authorization.k8s.io", "v1"),
     ("cert-manager.io", "v1"),
 ];
 
@@ -487,7 +488,9 @@ pub fn parse_field_selector(def: &ResourceDef, s: &str) -> Result<Vec<FieldReq>,
         } else if let Some((k, v)) = term.split_once('=') {
             (k, v, false)
         } else {
-            return Err(format!("invalid selector: '{s}'; can't understand '{term}'"));
+            return Err(format!(
+                "invalid selector: '{s}'; can't understand '{term}'"
+            ));
         };
         let field = field.trim();
         if field != "metadata.name"

@@ -14,7 +14,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn status(code: u16, reason: &str, message: impl Into<String>, details: Option<Value>) -> ApiError {
+    pub fn status(
+        code: u16,
+        reason: &str,
+        message: impl Into<String>,
+        details: Option<Value>,
+    ) -> ApiError {
         let mut body = json!({
             "kind": "Status",
             "apiVersion": "v1",
@@ -98,7 +103,12 @@ pub fn conflict_msg(def: &ResourceDef, name: &str, why: &str) -> ApiError {
     ApiError::status(
         409,
         "Conflict",
-        format!("Operation cannot be fulfilled on {} \"{}\": {}", def.qualified(), name, why),
+        format!(
+            "Operation cannot be fulfilled on {} \"{}\": {}",
+            def.qualified(),
+            name,
+            why
+        ),
         Some(details(def, name)),
     )
 }
@@ -107,11 +117,23 @@ pub fn bad_request(msg: impl Into<String>) -> ApiError {
     ApiError::status(400, "BadRequest", msg, None)
 }
 
-pub fn invalid(def: &ResourceDef, name: &str, field: &str, cause_reason: &str, msg: &str) -> ApiError {
+pub fn invalid(
+    def: &ResourceDef,
+    name: &str,
+    field: &str,
+    cause_reason: &str,
+    msg: &str,
+) -> ApiError {
     ApiError::status(
         422,
         "Invalid",
-        format!("{} \"{}\" is invalid: {}: {}", def.qualified_kind(), name, field, msg),
+        format!(
+            "{} \"{}\" is invalid: {}: {}",
+            def.qualified_kind(),
+            name,
+            field,
+            msg
+        ),
         Some(json!({
             "name": name,
             "group": def.group,
@@ -170,7 +192,9 @@ pub fn too_large_rv(requested: u64, current: u64) -> ApiError {
         504,
         "Timeout",
         format!("Too large resource version: {requested}, current: {current}"),
-        Some(json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1})),
+        Some(
+            json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}),
+        ),
     )
 }
 
@@ -253,6 +277,13 @@ pub fn api_group(group: &str) -> Option<Value> {
 }
 
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+    if (group, version) == ("authorization.k8s.io", "v1") {
+        return Some(
+            json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "authorization.k8s.io/v1",
+            "resources": [{"name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview",
+                "namespaced": false, "kind": "SelfSubjectAccessReview", "verbs": ["create"]}]}),
+        );
+    }
     let defs: Vec<&ResourceDef> = RESOURCES
         .iter()
         .filter(|d| d.group == group && d.version == version)
@@ -291,7 +322,9 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     } else {
         format!("{group}/{version}")
     };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -303,7 +336,9 @@ pub fn encode_continue(rv: u64, start: &str) -> String {
 }
 
 pub fn decode_continue(token: &str) -> Result<(u64, String), ApiError> {
-    let invalid = || bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
+    let invalid = || {
+        bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+    };
     let raw = base64::engine::general_purpose::URL_SAFE
         .decode(token.trim())
         .or_else(|_| base64::engine::general_purpose::STANDARD.decode(token.trim()))
@@ -353,7 +388,11 @@ pub fn human_age(created: &str) -> String {
     let m = s / 60;
     if m < 10 {
         let rs = s % 60;
-        return if rs == 0 { format!("{m}m") } else { format!("{m}m{rs}s") };
+        return if rs == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{rs}s")
+        };
     }
     if m < 60 * 3 {
         return format!("{m}m");
@@ -361,7 +400,11 @@ pub fn human_age(created: &str) -> String {
     let h = s / 3600;
     if h < 8 {
         let rm = m % 60;
-        return if rm == 0 { format!("{h}h") } else { format!("{h}h{rm}m") };
+        return if rm == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{rm}m")
+        };
     }
     if h < 48 {
         return format!("{h}h");
@@ -369,7 +412,11 @@ pub fn human_age(created: &str) -> String {
     if h < 24 * 8 {
         let d = h / 24;
         let rh = h % 24;
-        return if rh == 0 { format!("{d}d") } else { format!("{d}d{rh}h") };
+        return if rh == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{rh}h")
+        };
     }
     if h < 24 * 365 * 2 {
         return format!("{}d", h / 24);
@@ -377,7 +424,11 @@ pub fn human_age(created: &str) -> String {
     if h < 24 * 365 * 8 {
         let y = h / 24 / 365;
         let d = (h / 24) % 365;
-        return if d == 0 { format!("{y}y") } else { format!("{y}y{d}d") };
+        return if d == 0 {
+            format!("{y}y")
+        } else {
+            format!("{y}y{d}d")
+        };
     }
     format!("{}y", h / 24 / 365)
 }
@@ -397,7 +448,10 @@ fn condition<'a>(obj: &'a Value, ty: &str, field: &str) -> &'a str {
         .unwrap_or("")
 }
 
-fn columns_and_cells(def: &ResourceDef) -> (Vec<Value>, fn(&Value) -> Vec<Value>) {
+/// Computes a Table row's cells from an object.
+type CellsFn = fn(&Value) -> Vec<Value>;
+
+fn columns_and_cells(def: &ResourceDef) -> (Vec<Value>, CellsFn) {
     let name = col(
         "Name",
         "string",
