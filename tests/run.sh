@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine: installs what the tests need (Debian
+# packages), then checks formatting, lints, and runs every test. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=
+[ "$(id -u)" = 0 ] || SUDO=sudo
+need=()
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need+=(nginx-light)
+command -v tmux >/dev/null || need+=(tmux)
+command -v ss >/dev/null || need+=(iproute2)
+command -v openssl >/dev/null || need+=(openssl)
+command -v kubectl >/dev/null || need+=(kubernetes-client)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "tests/run.sh: installing ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-4}"
