@@ -23,6 +23,19 @@ pub struct Cli {
     /// Config file (default: the platform config directory, e.g. ~/.config/certdeck/config.toml).
     #[arg(long, global = true, env = "CERTDECK_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Dashboard theme: dark, light, high-contrast, monochrome, or NAME for
+    /// <config dir>/themes/NAME.toml. NO_COLOR forces monochrome.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub theme: Option<String>,
+    /// Hide and refuse every action that changes anything.
+    #[arg(long, global = true)]
+    pub read_only: bool,
+    /// Do not capture the mouse (keeps the terminal's own selection).
+    #[arg(long, global = true)]
+    pub no_mouse: bool,
+    /// Hide host names and paths in the dashboard (for demos and screenshots).
+    #[arg(long, global = true)]
+    pub redact: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -91,9 +104,9 @@ pub struct DemoArgs {
     /// Keep the demo servers running and print their addresses, until Ctrl-C.
     #[arg(long)]
     pub serve: bool,
-    /// Report format.
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
-    pub output: Format,
+    /// Print a report instead of opening the dashboard (also when stdout is not a terminal).
+    #[arg(short, long, value_enum)]
+    pub output: Option<Format>,
     #[command(flatten)]
     pub probe: ProbeArgs,
 }
@@ -202,6 +215,44 @@ pub fn resolve_probe(
         },
         t,
     ))
+}
+
+/// Parse raw targets (de-duplicated; unparsable ones kept as error rows) into an inventory.
+pub fn build_inventory(
+    raw_targets: Vec<String>,
+    files: Vec<String>,
+    sni: Option<&str>,
+) -> Inventory {
+    let mut inventory = Inventory {
+        files,
+        ..Inventory::default()
+    };
+    let mut seen = std::collections::HashSet::new();
+    for raw in raw_targets {
+        match Target::parse(&raw, sni) {
+            Ok(t) => {
+                if seen.insert(t.clone()) {
+                    inventory.targets.push(t);
+                }
+            }
+            Err(e) => inventory.bad_targets.push((raw, e.why)),
+        }
+    }
+    inventory
+}
+
+/// The inventory the config file names (targets, target files, files); may be empty.
+pub fn config_inventory(cfg: Option<&ConfigFile>) -> Result<Inventory, SettingsError> {
+    let mut raw = Vec::new();
+    let mut files = Vec::new();
+    if let Some(c) = cfg {
+        raw.extend(c.targets.iter().cloned());
+        for p in &c.targets_files {
+            read_targets_file(p, &mut raw)?;
+        }
+        files.extend(c.files.iter().cloned());
+    }
+    Ok(build_inventory(raw, files, None))
 }
 
 impl ScanSettings {

@@ -2,6 +2,7 @@
 //!
 //! The library holds everything; `main.rs` only wires logging, the CLI and the runtime.
 
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -10,3 +11,6 @@ pub mod model;
 pub mod report;
 pub mod run;
 pub mod sources;
+pub mod testing;
+pub mod tui;
+pub mod ui;

@@ -47,12 +47,100 @@ pub async fn scan(settings: ScanSettings) -> anyhow::Result<i32> {
     )?)
 }
 
+/// Open the dashboard over an inventory.
+pub async fn dashboard(
+    cli: &Cli,
+    cfg: Option<&crate::config::ConfigFile>,
+    inventory: sources::Inventory,
+    probe: sources::ProbeSettings,
+    thresholds: crate::model::Thresholds,
+) -> anyhow::Result<i32> {
+    let config_dir = crate::config::config_dir();
+    let keymap = crate::config::keymap::Keymap::load(
+        config_dir
+            .as_ref()
+            .map(|d| d.join("keymap.toml"))
+            .as_deref(),
+    )?;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let theme_name = cli
+        .theme
+        .clone()
+        .or_else(|| cfg.and_then(|c| c.ui.theme.clone()))
+        .unwrap_or_else(|| "dark".into());
+    let theme = crate::config::theme::Theme::load(
+        &theme_name,
+        config_dir.as_ref().map(|d| d.join("themes")).as_deref(),
+        no_color,
+    )?;
+    let mouse = !cli.no_mouse && cfg.and_then(|c| c.ui.mouse).unwrap_or(true);
+    let mut app = crate::app::App::new(crate::clock::now_unix(), thresholds, keymap);
+    app.read_only = cli.read_only;
+    app.redact = cli.redact;
+    app.log_path = LOG_PATH.get().map(|p| p.display().to_string());
+    crate::tui::run_dashboard(app, theme, inventory, probe, mouse).await?;
+    Ok(exit::OK)
+}
+
+/// Where the dashboard's log file is (set by `init_logging`).
+pub static LOG_PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// True when this command line opens the dashboard (so logs must not reach the terminal).
+pub fn opens_dashboard(cli: &Cli) -> bool {
+    match &cli.command {
+        None => true,
+        Some(Command::Demo(d)) => {
+            !d.serve && d.output.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout())
+        }
+        _ => false,
+    }
+}
+
+/// Logging: to a file in the state directory for the dashboard (its path printed first), to
+/// stderr for headless commands. `CERTDECK_LOG` sets the filter (default `warn`, file `info`).
+pub fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    if opens_dashboard(cli) {
+        let dir = crate::config::state_dir().unwrap_or_else(std::env::temp_dir);
+        let path = dir.join("certdeck.log");
+        let file = std::fs::create_dir_all(&dir).and_then(|_| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+        });
+        if let Ok(file) = file {
+            eprintln!("certdeck: logging to {}", path.display());
+            let _ = LOG_PATH.set(path);
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    EnvFilter::try_from_env("CERTDECK_LOG").unwrap_or_else(|_| "info".into()),
+                )
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .try_init();
+        }
+        return;
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("CERTDECK_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// `certdeck demo`.
-pub async fn demo(args: &DemoArgs, config: Option<&std::path::PathBuf>) -> anyhow::Result<i32> {
-    let (cfg, _) = crate::cli::load_config(config)?;
+pub async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<i32> {
+    let (cfg, _) = crate::cli::load_config(cli.config.as_ref())?;
     let (mut probe, thresholds) = crate::cli::resolve_probe(&args.probe, cfg.as_ref())?;
     let fleet = crate::demo::DemoFleet::start().await?;
     probe.extra_roots.push(fleet.trust_anchor());
+    let print = args.output.is_some() || !std::io::IsTerminal::is_terminal(&std::io::stdout());
+    if !args.serve && !print {
+        let inv = fleet.inventory();
+        let result = dashboard(cli, cfg.as_ref(), inv, probe, thresholds).await;
+        drop(fleet);
+        return result;
+    }
     if args.serve {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
@@ -70,7 +158,13 @@ pub async fn demo(args: &DemoArgs, config: Option<&std::path::PathBuf>) -> anyho
         return Ok(exit::OK);
     }
     let (records, failures) = sources::scan(fleet.inventory(), probe).await;
-    print_report(&records, &failures, args.output, thresholds, false)?;
+    print_report(
+        &records,
+        &failures,
+        args.output.unwrap_or(Format::Table),
+        thresholds,
+        false,
+    )?;
     Ok(exit::OK)
 }
 
@@ -108,10 +202,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 Ok(exit::UNKNOWN)
             }
         },
-        Some(Command::Demo(args)) => demo(args, cli.config.as_ref()).await,
+        Some(Command::Demo(args)) => demo(&cli, args).await,
         None => {
-            eprintln!("certdeck: the interactive dashboard is not built yet; use `certdeck scan` or `certdeck demo`");
-            Ok(exit::UNKNOWN)
+            let (cfg, _) = crate::cli::load_config(cli.config.as_ref())?;
+            let (probe, thresholds) =
+                crate::cli::resolve_probe(&crate::cli::ProbeArgs::default(), cfg.as_ref())?;
+            let inventory = crate::cli::config_inventory(cfg.as_ref())?;
+            dashboard(&cli, cfg.as_ref(), inventory, probe, thresholds).await
         }
     }
 }

@@ -27,6 +27,18 @@ pub struct ConfigFile {
     pub thresholds: ThresholdsConfig,
     #[serde(default)]
     pub probe: ProbeConfig,
+    #[serde(default)]
+    pub ui: UiConfig,
+}
+
+/// Dashboard settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    /// Theme name (built-in or a file in `<config dir>/themes/`).
+    pub theme: Option<String>,
+    /// Capture the mouse (default true).
+    pub mouse: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -144,4 +156,12 @@ mod tests {
         .unwrap();
         assert_eq!(c.thresholds.warn, Some(Duration::from_secs(45 * 86400)));
     }
+}
+
+pub mod keymap;
+pub mod theme;
+
+/// The config directory (`~/.config/certdeck` on Linux).
+pub fn config_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "certdeck").map(|d| d.config_dir().to_path_buf())
 }

@@ -1,0 +1,193 @@
+//! The details popup: every field of the record, the served chain, the verdict, every
+//! location of the same certificate, lifetime used, and the PEM.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::Frame;
+
+use super::{glyph, status_role, word};
+use crate::app::App;
+use crate::clock::rfc3339;
+use crate::config::theme::{Role, Theme};
+use crate::model::status::DAY;
+
+fn field<'a>(theme: &Theme, name: &str, value: impl Into<String>) -> Line<'a> {
+    Line::from(vec![
+        Span::styled(format!("{name:<14}"), theme.style(Role::Muted)),
+        Span::raw(value.into()),
+    ])
+}
+
+/// Lifetime used, in percent (0..=100 clamped), for a validity window at `now`.
+pub fn lifetime_used(not_before: i64, not_after: i64, now: i64) -> f64 {
+    let total = (not_after - not_before).max(1) as f64;
+    ((now - not_before) as f64 / total * 100.0).clamp(0.0, 100.0)
+}
+
+pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
+    let Some(r) = app.selected_record() else {
+        return;
+    };
+    let idx = app.rows[app.selected];
+    let a = &app.facts(idx).a;
+    let title = format!("Details: {}", app.shown_name(r));
+    let inner = super::popup_frame(f, area, &title, theme);
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    let st = theme.style(status_role(a.status));
+    let days = a
+        .days_left
+        .map(|d| format!(", {d} days left"))
+        .unwrap_or_default();
+    lines.push(Line::from(vec![
+        Span::styled(format!("{:<14}", "Status"), theme.style(Role::Muted)),
+        Span::styled(format!("{} {}{days}", glyph(a.status), word(a.status)), st),
+    ]));
+    if let Some(c) = &a.cause {
+        lines.push(field(
+            theme,
+            "Expires first",
+            format!(
+                "chain #{} {} on {}",
+                c.position,
+                c.subject,
+                rfc3339(c.not_after)
+            ),
+        ));
+    }
+    lines.push(field(theme, "Location", app.shown_location(r)));
+    lines.push(field(theme, "Source", r.source.as_str()));
+    lines.push(field(theme, "Id", r.id.clone()));
+    lines.push(field(theme, "Observed", rfc3339(r.observed_at)));
+    if let Some(e) = &r.error {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<14}", "Error"), theme.style(Role::Muted)),
+            Span::styled(e.clone(), theme.style(Role::Unknown)),
+        ]));
+    }
+    if let Some(c) = r.cert.as_deref() {
+        let used = lifetime_used(c.not_before, c.not_after, app.now);
+        let filled = (used / 5.0).round() as usize;
+        let bar = format!("{}{}", "█".repeat(filled), "░".repeat(20 - filled.min(20)));
+        let life_days = (c.not_after - c.not_before) / DAY;
+        lines.push(field(
+            theme,
+            "Lifetime used",
+            format!("{bar} {used:.0}% of {life_days} days"),
+        ));
+        if !app.redact {
+            lines.push(field(theme, "Subject", c.subject.clone()));
+        }
+        lines.push(field(theme, "Issuer", c.issuer.clone()));
+        lines.push(field(theme, "Not before", rfc3339(c.not_before)));
+        lines.push(field(theme, "Not after", rfc3339(c.not_after)));
+        lines.push(field(theme, "Serial", c.serial.clone()));
+        lines.push(field(theme, "SHA-256", c.sha256.clone()));
+        lines.push(field(theme, "Key", c.key.clone()));
+        lines.push(field(theme, "Signature", c.signature_algorithm.clone()));
+        lines.push(field(theme, "CA", if c.is_ca { "yes" } else { "no" }));
+        if app.redact {
+            lines.push(field(theme, "SANs", format!("{} (redacted)", c.sans.len())));
+        } else {
+            for (i, s) in c.sans.iter().enumerate() {
+                let tag = if s.is_spiffe() { "  (SPIFFE ID)" } else { "" };
+                lines.push(field(
+                    theme,
+                    if i == 0 { "SANs" } else { "" },
+                    format!("{}{tag}", s.render()),
+                ));
+            }
+        }
+    }
+    if let Some(t) = &r.tls {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled("TLS", theme.style(Role::Header)));
+        lines.push(field(
+            theme,
+            "Version",
+            t.tls_version.clone().unwrap_or_else(|| "-".into()),
+        ));
+        lines.push(field(
+            theme,
+            "Client auth",
+            if t.client_auth_requested {
+                "requested (mTLS)"
+            } else {
+                "not requested"
+            },
+        ));
+        if let Some(v) = &t.verification {
+            let role = if v.trusted {
+                Role::Healthy
+            } else {
+                Role::Critical
+            };
+            let mark = if v.trusted { "✔" } else { "✖" };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{:<14}", "Verification"), theme.style(Role::Muted)),
+                Span::styled(
+                    format!("{mark} {} (for {})", v.reason, v.checked_name),
+                    theme.style(role),
+                ),
+            ]));
+        }
+        lines.push(Line::styled("Served chain", theme.style(Role::Header)));
+        if r.chain.is_empty() {
+            lines.push(Line::styled(
+                "  (the server sent only the leaf)",
+                theme.style(Role::Muted),
+            ));
+        }
+        for (i, c) in r.chain.iter().enumerate() {
+            let left = (c.not_after - app.now).div_euclid(DAY);
+            let role = if left < 0 {
+                Role::Expired
+            } else if left * DAY < app.thresholds.crit_secs {
+                Role::Critical
+            } else if left * DAY < app.thresholds.warn_secs {
+                Role::Warning
+            } else {
+                Role::Healthy
+            };
+            lines.push(Line::from(vec![
+                Span::raw(format!("  #{} {}  ", i + 1, c.subject)),
+                Span::styled(
+                    format!("expires {} ({left}d)", crate::clock::date(c.not_after)),
+                    theme.style(role),
+                ),
+            ]));
+        }
+    }
+    if let Some(c) = r.cert.as_deref() {
+        let others: Vec<String> = app
+            .fleet
+            .locations_of(&c.sha256)
+            .iter()
+            .filter(|o| o.id != r.id)
+            .map(|o| app.shown_location(o))
+            .collect();
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            format!(
+                "Also seen at ({} more location{})",
+                others.len(),
+                if others.len() == 1 { "" } else { "s" }
+            ),
+            theme.style(Role::Header),
+        ));
+        for o in others {
+            lines.push(Line::raw(format!("  {o}")));
+        }
+        lines.push(Line::raw(""));
+        lines.push(Line::styled("PEM (y copies it)", theme.style(Role::Header)));
+        for l in c.to_pem().lines() {
+            lines.push(Line::styled(l.to_owned(), theme.style(Role::Muted)));
+        }
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((app.scroll, 0)),
+        inner,
+    );
+}

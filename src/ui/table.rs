@@ -1,0 +1,139 @@
+//! The fleet table: a row per certificate location, worst first by default.
+
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table};
+use ratatui::Frame;
+
+use super::{fit, glyph, status_role, word};
+use crate::app::App;
+use crate::clock::date;
+use crate::config::theme::{Role, Theme};
+use crate::model::view::SortColumn;
+
+pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
+    if app.rows.is_empty() {
+        let msg = if app.fleet.is_empty() {
+            let waiting = app.progress.values().any(|p| !p.finished);
+            if waiting {
+                "Waiting for the first results…"
+            } else {
+                "No certificates yet. Give targets or files on the command line, or in the config file."
+            }
+        } else {
+            "No certificate matches the filter. Esc clears it."
+        };
+        let lines = vec![Line::raw(""), Line::styled(msg, theme.style(Role::Muted))];
+        f.render_widget(Paragraph::new(lines).centered(), area);
+        return;
+    }
+    let wide = area.width >= 110;
+    let sort_mark = |c: SortColumn, label: &str| {
+        if app.spec.sort == c {
+            format!("{label}{}", if app.spec.reverse { "↓" } else { "↑" })
+        } else {
+            label.to_owned()
+        }
+    };
+    let mut header = vec![
+        Cell::from(" "),
+        Cell::from(sort_mark(SortColumn::Status, "STATUS")),
+        Cell::from(sort_mark(SortColumn::Days, "DAYS")),
+        Cell::from("EXPIRES"),
+        Cell::from(sort_mark(SortColumn::Name, "NAME")),
+        Cell::from(sort_mark(SortColumn::Location, "LOCATION")),
+        Cell::from(sort_mark(SortColumn::Source, "SRC")),
+    ];
+    // Fixed columns plus one space between each; name, location (and issuer) share the rest.
+    let fixed: u16 = 1 + 9 + 5 + 10 + 4 + if wide { 11 } else { 0 };
+    let gaps: u16 = if wide { 8 } else { 6 };
+    let flex = area.width.saturating_sub(fixed + gaps);
+    let (name_w, loc_w, issuer_w) = if wide {
+        (flex * 3 / 8, flex * 3 / 8, flex - 2 * (flex * 3 / 8))
+    } else {
+        (flex / 2, flex - flex / 2, 0)
+    };
+    let mut widths = vec![
+        Constraint::Length(1),
+        Constraint::Length(9),
+        Constraint::Length(5),
+        Constraint::Length(10),
+        Constraint::Length(name_w),
+        Constraint::Length(loc_w),
+        Constraint::Length(4),
+    ];
+    if wide {
+        header.push(Cell::from(sort_mark(SortColumn::Issuer, "ISSUER")));
+        header.push(Cell::from(sort_mark(SortColumn::Key, "KEY")));
+        widths.push(Constraint::Length(issuer_w));
+        widths.push(Constraint::Length(11));
+    }
+    let vp = usize::from(area.height.saturating_sub(1));
+    let end = (app.offset + vp).min(app.rows.len());
+    let rows = app.rows[app.offset..end]
+        .iter()
+        .enumerate()
+        .map(|(i, &idx)| {
+            let r = &app.fleet.records()[idx];
+            let a = &app.facts(idx).a;
+            let pos = app.offset + i;
+            let marked = app.marked.contains(&r.id);
+            let changed = app.changed.contains(&r.id);
+            let mark = if marked {
+                Span::styled("●", theme.style(Role::Marked))
+            } else if changed {
+                Span::styled("*", theme.style(Role::Changed))
+            } else {
+                Span::raw(" ")
+            };
+            let status = Span::styled(
+                format!("{} {}", glyph(a.status), word(a.status)),
+                theme.style(status_role(a.status)),
+            );
+            let days = a
+                .days_left
+                .map(|d| format!("{d:>5}"))
+                .unwrap_or_else(|| "    -".into());
+            let expires = a
+                .effective_not_after
+                .map(date)
+                .unwrap_or_else(|| "-".into());
+            let name = match (&r.cert, &r.error) {
+                (None, Some(e)) => {
+                    Span::styled(fit(e, usize::from(name_w)), theme.style(Role::Unknown))
+                }
+                _ => Span::raw(fit(&app.shown_name(r), usize::from(name_w))),
+            };
+            let mut cells = vec![
+                Cell::from(mark),
+                Cell::from(status),
+                Cell::from(Span::styled(days, theme.style(status_role(a.status)))),
+                Cell::from(expires),
+                Cell::from(name),
+                Cell::from(fit_left(&app.shown_location(r), usize::from(loc_w))),
+                Cell::from(Span::styled(r.source.as_str(), theme.style(Role::Muted))),
+            ];
+            if wide {
+                let c = r.cert.as_deref();
+                cells.push(Cell::from(fit(
+                    c.map(|c| c.issuer_name()).unwrap_or("-"),
+                    usize::from(issuer_w),
+                )));
+                cells.push(Cell::from(c.map(|c| c.key.clone()).unwrap_or_default()));
+            }
+            let mut row = Row::new(cells);
+            if pos == app.selected {
+                row = row.style(theme.style(Role::Selection));
+            }
+            row
+        });
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(theme.style(Role::Header)))
+        .column_spacing(1);
+    f.render_widget(table, area);
+}
+
+/// Keep the end of a long location (a file name or port matters most).
+fn fit_left(s: &str, max: usize) -> String {
+    crate::report::truncate_left(s, max.max(8))
+}

@@ -1,0 +1,159 @@
+//! End to end: the real binary in tmux against `certdeck demo`: wait for rows, sort, filter,
+//! open the timeline and the details, quit, and check the terminal was restored.
+//! Needs tmux (the README's test command installs it).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+    _home: tempfile::TempDir,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux (apt-get install tmux)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.cmd(&["capture-pane", "-p", "-t", "e2e"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            self.cmd(&["send-keys", "-t", "e2e", k]);
+            // A pause after each key, so Esc is never read as Alt+next key.
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    /// Wait until the screen satisfies `pred`; panic with the screen otherwise.
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                panic!("timed out waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.cmd(&["kill-server"]);
+    }
+}
+
+fn body_rows(screen: &str) -> Vec<&str> {
+    screen
+        .lines()
+        .skip(2)
+        .filter(|l| l.contains(" tls") || l.contains(" file"))
+        .collect()
+}
+
+#[test]
+fn dashboard_over_the_demo_fleet_in_tmux() {
+    let home = tempfile::tempdir().expect("home");
+    let socket = format!("certdeck-e2e-{}", std::process::id());
+    let t = Tmux {
+        socket,
+        _home: home,
+    };
+    let h = t._home.path().display().to_string();
+    let script = format!(
+        "env HOME={h} XDG_CONFIG_HOME={h}/config XDG_STATE_HOME={h}/state TERM=xterm-256color {} demo; echo EXITED:$?; sleep 60",
+        env!("CARGO_BIN_EXE_certdeck")
+    );
+    t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &script,
+    ]);
+
+    // Rows stream in; both sources finish.
+    let s = t.wait_for("all demo rows", |s| {
+        s.contains("tls 9/9✓") && s.contains("file 7/7✓")
+    });
+    assert_eq!(
+        t.cmd(&["display", "-p", "-t", "e2e", "#{alternate_on}"])
+            .trim(),
+        "1",
+        "the UI uses the alternate screen"
+    );
+    let rows = body_rows(&s);
+    assert!(rows[0].contains("EXPIRED"), "worst first: {s}");
+    assert!(
+        s.contains("billing.demo.test") && s.contains("STATUS↑"),
+        "{s}"
+    );
+
+    // Sort by name (Shift+N), then reverse it with the same key.
+    t.keys(&["N"]);
+    let s = t.wait_for("sort by name", |s| s.contains("NAME↑"));
+    assert!(body_rows(&s)[0].contains("api.demo.test"), "{s}");
+    t.keys(&["N"]);
+    let s = t.wait_for("reversed name sort", |s| s.contains("NAME↓"));
+    assert!(body_rows(&s)[0].contains("www.demo.test"), "{s}");
+
+    // Live filter.
+    t.keys(&["/", "g", "r", "a", "f", "Enter"]);
+    let s = t.wait_for("filter", |s| s.contains("/graf") && s.contains("1/16"));
+    let rows = body_rows(&s);
+    assert_eq!(rows.len(), 1, "{s}");
+    assert!(
+        rows[0].contains("grafana.demo.test") && rows[0].contains("WARN"),
+        "{s}"
+    );
+
+    // Details of the filtered row.
+    t.keys(&["Enter"]);
+    let s = t.wait_for("details", |s| s.contains("Details: grafana.demo.test"));
+    assert!(s.contains("Verification") && s.contains("trusted"), "{s}");
+    t.keys(&["Escape"]);
+    t.wait_for("details closed", |s| !s.contains("Details:"));
+
+    // Esc clears the filter; the timeline opens.
+    t.keys(&["Escape"]);
+    t.wait_for("filter cleared", |s| s.contains("16/16"));
+    t.keys(&["t"]);
+    let s = t.wait_for("timeline", |s| s.contains("expired ✖│now"));
+    assert!(
+        s.contains("── tls (9)") && s.contains("horizon 90 days"),
+        "{s}"
+    );
+    t.keys(&["-"]);
+    t.wait_for("zoomed out", |s| s.contains("horizon 1 year"));
+
+    // Quit: the program exits 0 and the terminal is restored.
+    t.keys(&["q"]);
+    let s = t.wait_for("exit", |s| s.contains("EXITED:"));
+    assert!(s.contains("EXITED:0"), "{s}");
+    assert_eq!(
+        t.cmd(&["display", "-p", "-t", "e2e", "#{alternate_on}"])
+            .trim(),
+        "0",
+        "alternate screen left"
+    );
+    assert!(
+        !s.contains("STATUS↑") && !s.contains("expired ✖│now"),
+        "the dashboard is gone from the screen: {s}"
+    );
+}
