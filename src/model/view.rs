@@ -4,8 +4,6 @@
 //! lower-case haystack of every text field), so a keystroke over 100,000 records only walks
 //! plain data.
 
-use std::cmp::Ordering;
-
 use regex::{Regex, RegexBuilder};
 
 use super::record::Record;
@@ -153,6 +151,9 @@ pub struct RowFacts {
     pub a: Assessment,
     /// Lower-case display name, for sorting.
     pub name: String,
+    /// The location and the issuer's short name, for sorting.
+    pub location: Box<str>,
+    pub issuer: Box<str>,
     /// Lower-case text of every field, separated by newlines, for filtering.
     pub haystack: String,
 }
@@ -189,9 +190,17 @@ impl RowFacts {
             .as_deref()
             .map(|c| c.display_name().to_lowercase())
             .unwrap_or_default();
+        let issuer = r
+            .cert
+            .as_deref()
+            .map(|c| c.issuer_name())
+            .unwrap_or("")
+            .into();
         RowFacts {
             a,
             name,
+            location: r.location.as_str().into(),
+            issuer,
             haystack: hay.to_lowercase(),
         }
     }
@@ -225,56 +234,79 @@ fn status_rank(s: Status) -> u8 {
     Status::ALL.iter().position(|x| *x == s).unwrap_or(0) as u8
 }
 
-fn compare(col: SortColumn, ra: &Record, fa: &RowFacts, rb: &Record, fb: &RowFacts) -> Ordering {
-    let by_expiry = || expiry_key(fa).cmp(&expiry_key(fb));
-    let primary = match col {
-        SortColumn::Status => status_rank(fa.a.status)
-            .cmp(&status_rank(fb.a.status))
-            .then_with(by_expiry),
-        SortColumn::Days => by_expiry(),
-        SortColumn::Name => fa.name.cmp(&fb.name),
-        SortColumn::Location => ra.location.cmp(&rb.location),
-        SortColumn::Source => ra.source.cmp(&rb.source).then_with(by_expiry),
-        SortColumn::Issuer => {
-            let ia = ra.cert.as_deref().map(|c| c.issuer_name()).unwrap_or("");
-            let ib = rb.cert.as_deref().map(|c| c.issuer_name()).unwrap_or("");
-            ia.cmp(ib).then_with(by_expiry)
-        }
-        SortColumn::Key => {
-            let ka = ra.cert.as_deref().map(|c| c.key.as_str()).unwrap_or("");
-            let kb = rb.cert.as_deref().map(|c| c.key.as_str()).unwrap_or("");
-            ka.cmp(kb).then_with(by_expiry)
-        }
-    };
-    // Ties break on location so the order is total and stable across refreshes.
-    primary
-        .then_with(|| ra.location.cmp(&rb.location))
-        .then_with(|| ra.id.cmp(&rb.id))
+/// One row's sort key. The strings it compares are copied into one contiguous arena per
+/// build: comparing through pointers into the records' scattered heap memory costs a cache
+/// miss per comparison (about 10x slower at 100,000 rows).
+struct SortKey {
+    /// Unreadable rows sort last in every column but status (see `sort_fields`).
+    unreadable: bool,
+    rank: u8,
+    text: (u32, u32),
+    expiry: i64,
+    location: (u32, u32),
+    idx: u32,
 }
 
-/// Indices of the records to show, filtered and sorted.
+/// What a column sorts by: (unreadable, rank, text, expiry); location and id break ties.
+fn sort_fields<'a>(col: SortColumn, r: &'a Record, f: &'a RowFacts) -> (bool, u8, &'a str, i64) {
+    let unreadable = col != SortColumn::Status && r.cert.is_none();
+    let e = expiry_key(f);
+    let c = r.cert.as_deref();
+    match col {
+        SortColumn::Status => (false, status_rank(f.a.status), "", e),
+        SortColumn::Days => (unreadable, 0, "", e),
+        SortColumn::Name => (unreadable, 0, f.name.as_str(), 0),
+        SortColumn::Location => (unreadable, 0, "", 0),
+        SortColumn::Source => (unreadable, 0, r.source.as_str(), e),
+        SortColumn::Issuer => (unreadable, 0, &*f.issuer, e),
+        SortColumn::Key => (unreadable, 0, c.map(|c| c.key.as_str()).unwrap_or(""), e),
+    }
+}
+
+/// Indices of the records to show, filtered and sorted. Ties break on location, then id, so
+/// the order is total and stable across refreshes. Unreadable locations stay at the end
+/// whichever direction a column sorts in; the status sort ranks them itself.
 pub fn build(records: &[Record], facts: &[RowFacts], spec: &ViewSpec) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..records.len())
-        .filter(|&i| {
-            let f = &facts[i];
-            spec.quick.is_none_or(|q| q.admits(f.a.status)) && spec.text.matches(&f.haystack)
-        })
-        .collect();
-    idx.sort_unstable_by(|&a, &b| {
-        // Unreadable locations have no name, expiry, issuer or key: whichever direction those
-        // columns sort in, they stay at the end. The status sort ranks them on purpose.
-        let (ua, ub) = (records[a].cert.is_none(), records[b].cert.is_none());
-        if spec.sort != SortColumn::Status && ua != ub {
-            return ua.cmp(&ub);
+    let mut arena: Vec<u8> = Vec::with_capacity(records.len() * 48);
+    let mut put = |s: &str| {
+        let off = arena.len() as u32;
+        arena.extend_from_slice(s.as_bytes());
+        (off, s.len() as u32)
+    };
+    let mut keys: Vec<SortKey> = Vec::new();
+    for (i, (r, f)) in records.iter().zip(facts).enumerate() {
+        if !(spec.quick.is_none_or(|q| q.admits(f.a.status)) && spec.text.matches(&f.haystack)) {
+            continue;
         }
-        let o = compare(spec.sort, &records[a], &facts[a], &records[b], &facts[b]);
+        let (unreadable, rank, text, expiry) = sort_fields(spec.sort, r, f);
+        keys.push(SortKey {
+            unreadable,
+            rank,
+            text: put(text),
+            expiry,
+            location: put(&f.location),
+            idx: i as u32,
+        });
+    }
+    let get = |(off, len): (u32, u32)| &arena[off as usize..(off + len) as usize];
+    keys.sort_unstable_by(|a, b| {
+        if a.unreadable != b.unreadable {
+            return a.unreadable.cmp(&b.unreadable);
+        }
+        let o = a
+            .rank
+            .cmp(&b.rank)
+            .then_with(|| get(a.text).cmp(get(b.text)))
+            .then_with(|| a.expiry.cmp(&b.expiry))
+            .then_with(|| get(a.location).cmp(get(b.location)))
+            .then_with(|| records[a.idx as usize].id.cmp(&records[b.idx as usize].id));
         if spec.reverse {
             o.reverse()
         } else {
             o
         }
     });
-    idx
+    keys.into_iter().map(|k| k.idx as usize).collect()
 }
 
 #[cfg(test)]
