@@ -97,6 +97,88 @@ pub struct ScanArgs {
     pub color: ColorChoice,
     #[command(flatten)]
     pub probe: ProbeArgs,
+    #[command(flatten)]
+    pub k8s: K8sArgs,
+}
+
+/// Kubernetes flags, as kubectl spells them.
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Kubernetes")]
+pub struct K8sArgs {
+    /// Read Kubernetes with the kubeconfig's current context (implied by any flag below).
+    #[arg(long)]
+    pub k8s: bool,
+    /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to read (repeatable; default: the current context).
+    #[arg(long = "context", value_name = "NAME")]
+    pub contexts: Vec<String>,
+    /// Read every context of the kubeconfig.
+    #[arg(long)]
+    pub all_contexts: bool,
+    /// Namespace to read (default: the context's namespace).
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NAMESPACE",
+        conflicts_with = "all_namespaces"
+    )]
+    pub namespace: Option<String>,
+    /// Read every namespace, plus webhook and APIService caBundles.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+}
+
+impl K8sArgs {
+    /// True when any Kubernetes flag was given.
+    pub fn given(&self) -> bool {
+        self.k8s
+            || self.kubeconfig.is_some()
+            || !self.contexts.is_empty()
+            || self.all_contexts
+            || self.namespace.is_some()
+            || self.all_namespaces
+    }
+
+    /// Kubernetes settings from these flags over the `[kubernetes]` config section.
+    pub fn resolve(
+        &self,
+        cfg: Option<&config::KubernetesConfig>,
+        default_timeout: Duration,
+    ) -> crate::sources::k8s::K8sSettings {
+        let d = config::KubernetesConfig::default();
+        let c = cfg.unwrap_or(&d);
+        let flags_scope = self.namespace.is_some() || self.all_namespaces;
+        let flags_contexts = !self.contexts.is_empty() || self.all_contexts;
+        crate::sources::k8s::K8sSettings {
+            kubeconfig: self.kubeconfig.clone().or_else(|| c.kubeconfig.clone()),
+            contexts: if flags_contexts {
+                self.contexts.clone()
+            } else {
+                c.contexts.clone()
+            },
+            all_contexts: if flags_contexts {
+                self.all_contexts
+            } else {
+                c.all_contexts
+            },
+            namespace: if flags_scope {
+                self.namespace.clone()
+            } else {
+                c.namespace.clone()
+            },
+            all_namespaces: if flags_scope {
+                self.all_namespaces
+            } else {
+                c.all_namespaces
+            },
+            timeout: c.timeout.unwrap_or(default_timeout),
+            page_size: c
+                .page_size
+                .unwrap_or(crate::sources::k8s::DEFAULT_PAGE_SIZE),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -134,7 +216,7 @@ pub enum SettingsError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("nothing to scan: give targets or --file, or list them in {0}")]
+    #[error("nothing to scan: give targets, --file or --k8s/--kubeconfig/-A, or list them in {0}")]
     Nothing(String),
     #[error("--crit ({crit}) must not be longer than --warn ({warn})")]
     Thresholds { warn: String, crit: String },
@@ -269,20 +351,27 @@ impl ScanSettings {
             read_targets_file(p, &mut raw_targets)?;
         }
         let mut files = args.files.clone();
-        if raw_targets.is_empty() && files.is_empty() {
+        let k8s_cfg = cfg.as_ref().and_then(|c| c.kubernetes.as_ref());
+        let mut k8s = args
+            .k8s
+            .given()
+            .then(|| args.k8s.resolve(k8s_cfg, probe.timeout));
+        if raw_targets.is_empty() && files.is_empty() && k8s.is_none() {
             if let Some(c) = &cfg {
                 raw_targets.extend(c.targets.iter().cloned());
                 for p in &c.targets_files {
                     read_targets_file(p, &mut raw_targets)?;
                 }
                 files.extend(c.files.iter().cloned());
+                k8s = k8s_cfg.map(|kc| K8sArgs::default().resolve(Some(kc), probe.timeout));
             }
         }
-        if raw_targets.is_empty() && files.is_empty() {
+        if raw_targets.is_empty() && files.is_empty() && k8s.is_none() {
             return Err(SettingsError::Nothing(cfg_name));
         }
         let mut inventory = Inventory {
             files,
+            k8s,
             ..Inventory::default()
         };
         let mut seen = std::collections::HashSet::new();

@@ -429,6 +429,7 @@ impl DemoFleet {
             targets: self.endpoints.iter().map(|e| e.target.clone()).collect(),
             bad_targets: Vec::new(),
             files: vec![self.files_dir.display().to_string()],
+            ..Inventory::default()
         }
     }
 

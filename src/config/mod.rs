@@ -29,6 +29,34 @@ pub struct ConfigFile {
     pub probe: ProbeConfig,
     #[serde(default)]
     pub ui: UiConfig,
+    /// Kubernetes contexts and namespaces to read (`[kubernetes]`).
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesConfig>,
+}
+
+/// The `[kubernetes]` section: the same settings as the scan flags.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// Kubeconfig path (default: `KUBECONFIG`, else `~/.kube/config`).
+    pub kubeconfig: Option<PathBuf>,
+    /// Contexts to read (default: the current context).
+    #[serde(default)]
+    pub contexts: Vec<String>,
+    #[serde(default)]
+    pub all_contexts: bool,
+    /// One namespace (default: the context's namespace).
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub all_namespaces: bool,
+    /// Time limit of each API request (default: the probe timeout).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub timeout: Option<Duration>,
+    /// `limit` of each list page (default 500).
+    pub page_size: Option<u32>,
+    /// Refuse every action (renew, rotate).
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// Dashboard settings.

@@ -15,6 +15,7 @@ use super::cert::{sha256_hex, CertFacts};
 pub enum SourceKind {
     Tls,
     File,
+    K8s,
 }
 
 impl SourceKind {
@@ -22,6 +23,7 @@ impl SourceKind {
         match self {
             SourceKind::Tls => "tls",
             SourceKind::File => "file",
+            SourceKind::K8s => "k8s",
         }
     }
 }
@@ -46,6 +48,60 @@ pub struct TlsInfo {
     pub peer_addr: Option<String>,
 }
 
+/// A status condition of a cert-manager Certificate (`Ready`, `Issuing`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct K8sCondition {
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub message: Option<String>,
+    pub last_transition_time: Option<String>,
+    pub observed_generation: Option<i64>,
+}
+
+/// The cert-manager `Certificate` (cert-manager.io/v1) that manages a Secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CertManagerInfo {
+    /// Name of the Certificate (same namespace as the Secret).
+    pub name: String,
+    pub secret_name: String,
+    pub dns_names: Vec<String>,
+    /// `Issuer/name` or `ClusterIssuer/name` (with `.group` when not cert-manager.io).
+    pub issuer_ref: String,
+    /// `status.notAfter`, RFC 3339.
+    pub not_after: Option<String>,
+    /// `status.renewalTime`, RFC 3339.
+    pub renewal_time: Option<String>,
+    pub revision: Option<i64>,
+    pub generation: Option<i64>,
+    pub ready: Option<K8sCondition>,
+    pub issuing: Option<K8sCondition>,
+}
+
+/// Where in Kubernetes a certificate was seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct K8sInfo {
+    /// The kubeconfig context.
+    pub context: String,
+    /// Empty for cluster-scoped objects and kubeconfig users.
+    pub namespace: String,
+    /// `Secret`, `ConfigMap`, `Certificate`, `ValidatingWebhookConfiguration`,
+    /// `MutatingWebhookConfiguration`, `APIService`, `KubeconfigUser`, or `Namespace` / `Cluster`
+    /// for rows that say a whole namespace or cluster could not be read.
+    pub kind: String,
+    pub name: String,
+    /// The data key or field (`tls.crt`, `ca.crt`, `caBundle`, `client-certificate-data`).
+    pub key: Option<String>,
+    /// The Secret type (`kubernetes.io/tls`, `Opaque`...), for Secrets.
+    pub secret_type: Option<String>,
+    /// The cert-manager Certificate managing this Secret, if any.
+    pub managed_by: Option<CertManagerInfo>,
+    /// Set when the stored certificate differs from what its Certificate says.
+    pub drift: Option<String>,
+    /// The namespace (or cluster scope) could not be listed: 403 Forbidden.
+    pub forbidden: bool,
+}
+
 /// One location's latest result: a certificate (with the rest of its chain), or an error.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -59,6 +115,8 @@ pub struct Record {
     /// Every further certificate the server sent, in the order sent.
     pub chain: Vec<Arc<CertFacts>>,
     pub tls: Option<TlsInfo>,
+    /// Kubernetes facts (context, object, managing cert-manager Certificate), for `k8s` rows.
+    pub k8s: Option<K8sInfo>,
     /// Why the location could not be read (or a problem found while reading it).
     pub error: Option<String>,
     /// Unix seconds when observed.
@@ -80,6 +138,7 @@ impl Record {
             cert: None,
             chain: Vec::new(),
             tls: None,
+            k8s: None,
             error: None,
             observed_at,
         }

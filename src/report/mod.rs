@@ -121,6 +121,9 @@ struct JsonRecord<'a> {
     client_auth_requested: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     peer_address: Option<Option<&'a str>>,
+    /// Kubernetes rows: context, namespace, kind, name, key, managing Certificate, drift.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    k8s: Option<&'a crate::model::K8sInfo>,
 }
 
 fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
@@ -152,7 +155,7 @@ fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
             not_after: rfc3339(x.not_after),
         }),
         observed_at: rfc3339(r.observed_at),
-        chain: tls.map(|_| {
+        chain: (tls.is_some() || r.k8s.is_some()).then(|| {
             r.chain
                 .iter()
                 .map(|c| JsonChainCert {
@@ -168,6 +171,7 @@ fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
         tls_version: tls.map(|t| t.tls_version.as_deref()),
         client_auth_requested: tls.map(|t| t.client_auth_requested),
         peer_address: tls.map(|t| t.peer_addr.as_deref()),
+        k8s: r.k8s.as_ref(),
     }
 }
 
@@ -183,6 +187,19 @@ pub fn note(row: &Row<'_>) -> String {
     let r = row.record;
     if let Some(e) = &r.error {
         return e.clone();
+    }
+    if let Some(k) = &r.k8s {
+        if let Some(d) = &k.drift {
+            return format!("drift: {d}");
+        }
+        if let Some(cm) = &k.managed_by {
+            return format!(
+                "cert-manager {} ({}): {}",
+                cm.name,
+                cm.issuer_ref,
+                crate::sources::k8s::certmanager::state_line(cm)
+            );
+        }
     }
     if let Some(c) = &row.a.cause {
         return format!(

@@ -5,6 +5,7 @@
 //! dashboard consume the very same events.
 
 pub mod file;
+pub mod k8s;
 pub mod pem;
 pub mod target;
 pub mod tls;
@@ -41,6 +42,8 @@ pub struct Inventory {
     pub bad_targets: Vec<(String, String)>,
     /// Files, directories and globs.
     pub files: Vec<String>,
+    /// Kubernetes contexts and namespaces to read, when asked for.
+    pub k8s: Option<k8s::K8sSettings>,
 }
 
 /// How to probe.
@@ -191,6 +194,17 @@ pub async fn run_inventory(inv: Inventory, settings: ProbeSettings, tx: mpsc::Se
             let _ = tx
                 .send(SourceEvent::Finished {
                     source: SourceKind::File,
+                })
+                .await;
+        });
+    }
+    if let Some(k8s_settings) = inv.k8s {
+        let tx = tx.clone();
+        jobs.spawn(async move {
+            k8s::run(k8s_settings, tx.clone()).await;
+            let _ = tx
+                .send(SourceEvent::Finished {
+                    source: SourceKind::K8s,
                 })
                 .await;
         });

@@ -1,0 +1,97 @@
+//! Helpers shared by the Kubernetes tests: rcgen certificates, a scan of the fixture through
+//! its real kubeconfig, and record lookups.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use certdeck::model::Record;
+use certdeck::sources::k8s::K8sSettings;
+use certdeck::sources::Inventory;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+use crate::k8s_fixture::Fixture;
+
+/// A certificate and its key, as PEM.
+pub struct Pem {
+    pub cert: String,
+    pub key: String,
+}
+
+/// A CA that can sign leaves.
+pub struct Ca {
+    pub pem: Pem,
+    params: CertificateParams,
+    key: KeyPair,
+}
+
+fn at(days: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc() + time::Duration::days(days)
+}
+
+pub fn ca(name: &str) -> Ca {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.not_before = at(-1);
+    p.not_after = at(3650);
+    let key = KeyPair::generate().unwrap();
+    let cert = p.self_signed(&key).unwrap();
+    Ca {
+        pem: Pem {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        },
+        params: p,
+        key,
+    }
+}
+
+/// A leaf for `hosts` valid until `days` from now (P-256), signed by `ca` or self-signed.
+pub fn leaf(hosts: &[&str], days: i64, ca: Option<&Ca>) -> Pem {
+    let mut p =
+        CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, hosts[0]);
+    p.not_before = at(-10);
+    p.not_after = at(days);
+    let key = KeyPair::generate().unwrap();
+    let cert = match ca {
+        Some(ca) => p
+            .signed_by(&key, &Issuer::from_params(&ca.params, &ca.key))
+            .unwrap(),
+        None => p.self_signed(&key).unwrap(),
+    };
+    Pem {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    }
+}
+
+/// Settings that read the fixture through its kubeconfig (1 s request timeout).
+pub fn settings(fx: &Fixture) -> K8sSettings {
+    K8sSettings {
+        kubeconfig: Some(fx.kubeconfig_path().to_path_buf()),
+        timeout: Duration::from_secs(2),
+        ..K8sSettings::default()
+    }
+}
+
+/// Run the Kubernetes source to completion; returns records and source-level failures.
+pub async fn scan(settings: K8sSettings) -> (Vec<Record>, Vec<String>) {
+    certdeck::sources::tls::install_crypto_provider();
+    let inv = Inventory {
+        k8s: Some(settings),
+        ..Inventory::default()
+    };
+    certdeck::sources::scan(inv, Default::default()).await
+}
+
+/// The record at `location`, or a panic listing what there is.
+pub fn at_location<'a>(records: &'a [Record], location: &str) -> &'a Record {
+    records
+        .iter()
+        .find(|r| r.location == location)
+        .unwrap_or_else(|| {
+            let all: Vec<&str> = records.iter().map(|r| r.location.as_str()).collect();
+            panic!("no record at {location}; have {all:#?}")
+        })
+}
