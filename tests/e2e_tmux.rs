@@ -63,18 +63,17 @@ fn body_rows(screen: &str) -> Vec<&str> {
         .collect()
 }
 
-#[test]
-fn dashboard_over_the_demo_fleet_in_tmux() {
+/// Run `program args` in a fresh tmux server (100x30), echoing its exit code afterwards.
+fn start(tag: &str, program: &str, args: &str) -> Tmux {
     let home = tempfile::tempdir().expect("home");
-    let socket = format!("certdeck-e2e-{}", std::process::id());
+    let socket = format!("certdeck-e2e-{tag}-{}", std::process::id());
     let t = Tmux {
         socket,
         _home: home,
     };
     let h = t._home.path().display().to_string();
     let script = format!(
-        "env HOME={h} XDG_CONFIG_HOME={h}/config XDG_STATE_HOME={h}/state TERM=xterm-256color {} demo; echo EXITED:$?; sleep 60",
-        env!("CARGO_BIN_EXE_certdeck")
+        "env HOME={h} XDG_CONFIG_HOME={h}/config XDG_STATE_HOME={h}/state TERM=xterm-256color {program} {args}; echo EXITED:$?; sleep 60"
     );
     t.cmd(&[
         "new-session",
@@ -87,6 +86,91 @@ fn dashboard_over_the_demo_fleet_in_tmux() {
         "30",
         &script,
     ]);
+    t
+}
+
+fn alternate_on(t: &Tmux) -> String {
+    t.cmd(&["display", "-p", "-t", "e2e", "#{alternate_on}"])
+        .trim()
+        .to_owned()
+}
+
+fn demo_up(tag: &str) -> Tmux {
+    let t = start(tag, env!("CARGO_BIN_EXE_certdeck"), "demo");
+    t.wait_for("all demo rows", |s| {
+        s.contains("tls 9/9✓") && s.contains("file 7/7✓")
+    });
+    assert_eq!(alternate_on(&t), "1");
+    t
+}
+
+#[test]
+fn ctrl_c_quits_and_restores_the_terminal() {
+    let t = demo_up("ctrlc");
+    t.keys(&["C-c"]);
+    let s = t.wait_for("exit", |s| s.contains("EXITED:"));
+    assert!(s.contains("EXITED:0"), "{s}");
+    assert_eq!(alternate_on(&t), "0");
+}
+
+#[test]
+fn sigterm_quits_and_restores_the_terminal() {
+    let t = demo_up("term");
+    let shell = t.cmd(&["display", "-p", "-t", "e2e", "#{pane_pid}"]);
+    let out = Command::new("pgrep")
+        .args(["-P", shell.trim()])
+        .output()
+        .expect("pgrep");
+    let pid = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .expect("certdeck pid")
+        .trim()
+        .to_owned();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    let s = t.wait_for("exit", |s| s.contains("EXITED:"));
+    assert!(s.contains("EXITED:0"), "{s}");
+    assert_eq!(alternate_on(&t), "0");
+}
+
+#[test]
+fn a_panic_inside_the_ui_restores_the_terminal_through_the_hook() {
+    // The example enters the UI, forgets its guard (so only the panic hook can restore the
+    // terminal), and panics.
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_certdeck"))
+        .with_file_name("examples")
+        .join("panic_in_ui");
+    if !bin.exists() {
+        // `cargo test --all-targets` builds examples; a narrower run may not have.
+        let ok = Command::new(env!("CARGO"))
+            .args(["build", "--example", "panic_in_ui"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo build --example panic_in_ui")
+            .success();
+        assert!(ok && bin.exists(), "{} could not be built", bin.display());
+    }
+    let t = start("panic", &bin.display().to_string(), "");
+    let s = t.wait_for("exit", |s| s.contains("EXITED:"));
+    assert!(s.contains("EXITED:101"), "a panic exits 101: {s}");
+    assert!(
+        s.contains("deliberate panic inside the UI"),
+        "the panic message is readable after restore: {s}"
+    );
+    assert_eq!(
+        alternate_on(&t),
+        "0",
+        "the panic hook left the alternate screen"
+    );
+}
+
+#[test]
+fn dashboard_over_the_demo_fleet_in_tmux() {
+    let t = start("flow", env!("CARGO_BIN_EXE_certdeck"), "demo");
 
     // Rows stream in; both sources finish.
     let s = t.wait_for("all demo rows", |s| {
@@ -141,6 +225,10 @@ fn dashboard_over_the_demo_fleet_in_tmux() {
     );
     t.keys(&["-"]);
     t.wait_for("zoomed out", |s| s.contains("horizon 1 year"));
+
+    // Re-probe everything: the message shows and rows stay.
+    t.keys(&["R"]);
+    t.wait_for("re-probe", |s| s.contains("re-probing everything"));
 
     // Quit: the program exits 0 and the terminal is restored.
     t.keys(&["q"]);

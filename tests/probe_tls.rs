@@ -257,3 +257,97 @@ async fn every_failure_mode_is_a_clear_row_within_one_timeout() {
         assert_eq!(assess(r, now, Thresholds::default()).status, Status::Error);
     }
 }
+
+/// A TLS 1.2-only server; with `require_client_cert` it refuses clients without one, after
+/// it has sent its own certificate (the chain must still be read).
+async fn tls12_server(require_client_cert: bool) -> (u16, String, tokio::task::JoinHandle<()>) {
+    use std::sync::Arc;
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(vec!["tls12.test".to_owned()]).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "tls12.test");
+    let cert = params.self_signed(&key).expect("cert");
+    let sha = certdeck::model::cert::sha256_hex(cert.der());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .expect("tls12");
+    let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let config = if require_client_cert {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).expect("root");
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .expect("verifier");
+        builder
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![cert.der().clone()], key_der)
+    } else {
+        builder
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key_der)
+    }
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let h = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let a = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = a.accept(s).await;
+            });
+        }
+    });
+    (port, sha, h)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls12_servers_are_read_including_mtls_ones_that_refuse_us() {
+    certdeck::sources::tls::install_crypto_provider();
+    let (plain, plain_sha, _h1) = tls12_server(false).await;
+    let (mtls, mtls_sha, _h2) = tls12_server(true).await;
+    let targets = vec![
+        Target::parse(&format!("127.0.0.1:{plain}@tls12.test"), None).expect("t"),
+        Target::parse(&format!("127.0.0.1:{mtls}@tls12.test"), None).expect("t"),
+    ];
+    let (records, _) = sources::scan(
+        Inventory {
+            targets,
+            ..Inventory::default()
+        },
+        ProbeSettings::default(),
+    )
+    .await;
+    let by_port = |p: u16| {
+        records
+            .iter()
+            .find(|r| r.location.contains(&format!(":{p}@")))
+            .expect("row")
+    };
+    let r = by_port(plain);
+    assert_eq!(r.cert.as_ref().expect("cert").sha256, plain_sha);
+    assert_eq!(
+        r.tls.as_ref().expect("tls").tls_version.as_deref(),
+        Some("TLSv1.2")
+    );
+    assert_eq!(verdict(r), "self-signed");
+    let r = by_port(mtls);
+    assert_eq!(
+        r.cert
+            .as_ref()
+            .expect("the chain is read before the server refuses us")
+            .sha256,
+        mtls_sha
+    );
+    assert!(r.tls.as_ref().expect("tls").client_auth_requested);
+    assert!(
+        r.error.is_none(),
+        "a refusal for lack of a client certificate is expected mTLS behaviour: {:?}",
+        r.error
+    );
+}
