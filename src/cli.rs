@@ -47,6 +47,67 @@ pub enum Command {
     Scan(ScanArgs),
     /// Start a built-in demo fleet on loopback and show it (no configuration needed).
     Demo(DemoArgs),
+    /// Renew cert-manager Certificates as `cmctl renew` does, and follow them until Ready.
+    #[command(after_help = ACTION_EXIT_CODES_HELP)]
+    Renew(RenewArgs),
+    /// Rotate plain TLS Secrets: new key and certificate, old Secret saved first, verified.
+    #[command(after_help = ACTION_EXIT_CODES_HELP)]
+    Rotate(RotateArgs),
+}
+
+pub const ACTION_EXIT_CODES_HELP: &str = "\
+Exit codes (renew, rotate):
+  0  done, or the dry run was shown
+  1  an action failed (API error, timeout, issuance failure, verification); see the audit log
+  3  nothing was done: refused (--read-only), declined, unknown id, or a usage error";
+
+/// Options shared by `renew` and `rotate`.
+#[derive(Debug, Args, Clone)]
+pub struct ActionArgs {
+    /// Row ids from `certdeck scan -o json`, or locations (ctx/ns/secret/name#tls.crt).
+    #[arg(value_name = "ID", required = true)]
+    pub ids: Vec<String>,
+    /// Do it without asking for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Show the exact change and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Refuse every action (also `read_only = true` in [kubernetes]).
+    #[arg(long)]
+    pub read_only: bool,
+    /// How long `renew` waits for cert-manager to finish.
+    #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
+    pub wait: Duration,
+    /// Time limit of each API request (default 10s).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+    /// Rows acted on at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub k8s: K8sArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RenewArgs {
+    #[command(flatten)]
+    pub action: ActionArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    pub action: ActionArgs,
+    /// CA Secret (tls.crt + tls.key) that signs CA-signed certificates, in the same context.
+    #[arg(long, value_name = "NAMESPACE/NAME", conflicts_with_all = ["ca_cert", "ca_key"])]
+    pub ca_secret: Option<String>,
+    /// CA certificate file (PEM) that signs CA-signed certificates (with --ca-key).
+    #[arg(long, value_name = "PEM", requires = "ca_key")]
+    pub ca_cert: Option<PathBuf>,
+    /// CA private key file (PEM), with --ca-cert.
+    #[arg(long, value_name = "PEM", requires = "ca_cert")]
+    pub ca_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -334,7 +395,12 @@ pub fn config_inventory(cfg: Option<&ConfigFile>) -> Result<Inventory, SettingsE
         }
         files.extend(c.files.iter().cloned());
     }
-    Ok(build_inventory(raw, files, None))
+    let mut inv = build_inventory(raw, files, None);
+    // The dashboard reads Kubernetes when the config file has a [kubernetes] section.
+    inv.k8s = cfg
+        .and_then(|c| c.kubernetes.as_ref())
+        .map(|kc| K8sArgs::default().resolve(Some(kc), Duration::from_secs(10)));
+    Ok(inv)
 }
 
 impl ScanSettings {

@@ -203,6 +203,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         },
         Some(Command::Demo(args)) => demo(&cli, args).await,
+        Some(Command::Renew(args)) => Ok(crate::actions::headless::run(
+            crate::actions::ActionKind::Renew,
+            &args.action,
+            None,
+            cli.config.as_ref(),
+        )
+        .await),
+        Some(Command::Rotate(args)) => {
+            let ca = match (&args.ca_secret, &args.ca_cert, &args.ca_key) {
+                (Some(s), _, _) => match s.split_once('/') {
+                    Some((ns, name)) if !ns.is_empty() && !name.is_empty() => {
+                        Some(crate::actions::CaSource::Secret {
+                            namespace: ns.to_owned(),
+                            name: name.to_owned(),
+                        })
+                    }
+                    _ => {
+                        eprintln!("certdeck: --ca-secret takes NAMESPACE/NAME, not '{s}'");
+                        return Ok(exit::UNKNOWN);
+                    }
+                },
+                (None, Some(c), Some(k)) => Some(crate::actions::CaSource::Files {
+                    cert: c.clone(),
+                    key: k.clone(),
+                }),
+                _ => None,
+            };
+            Ok(crate::actions::headless::run(
+                crate::actions::ActionKind::Rotate,
+                &args.action,
+                ca,
+                cli.config.as_ref(),
+            )
+            .await)
+        }
         None => {
             let (cfg, _) = crate::cli::load_config(cli.config.as_ref())?;
             let (probe, thresholds) =

@@ -95,3 +95,32 @@ pub fn at_location<'a>(records: &'a [Record], location: &str) -> &'a Record {
             panic!("no record at {location}; have {all:#?}")
         })
 }
+
+/// An action context for the fixture: audit log and backups in the fixture's directory,
+/// quick polling.
+pub fn action_context(fx: &Fixture) -> certdeck::actions::ActionContext {
+    certdeck::sources::tls::install_crypto_provider();
+    let access = certdeck::sources::k8s::KubeAccess::load(Some(fx.kubeconfig_path())).unwrap();
+    let mut ctx = certdeck::actions::ActionContext::new(access);
+    ctx.timeout = Duration::from_secs(3);
+    ctx.wait = Duration::from_secs(10);
+    ctx.poll = Duration::from_millis(100);
+    ctx.audit = certdeck::actions::AuditLog::new(fx.dir().join("data/audit.jsonl"));
+    ctx.backup_dir = fx.dir().join("data/backups");
+    ctx.actor = "tester".into();
+    ctx
+}
+
+/// The record at `location` after reading namespace `ns`.
+pub async fn row(fx: &Fixture, ns: &str, location: &str) -> Record {
+    let mut st = settings(fx);
+    st.namespace = Some(ns.into());
+    let (records, _) = scan(st).await;
+    at_location(&records, location).clone()
+}
+
+/// The DER facts of a PEM certificate.
+pub fn facts(pem: &str) -> certdeck::model::CertFacts {
+    let recs = certdeck::sources::file::records_from_bytes("x.pem", pem.as_bytes(), true, 0);
+    (*recs[0].cert.clone().unwrap()).clone()
+}
