@@ -30,6 +30,75 @@ pub enum AppEvent {
     Source(SourceEvent),
     /// The clock moved (unix seconds).
     Tick(i64),
+    /// The runner planned the actions asked for by `Effect::Propose`.
+    Proposed {
+        token: u64,
+        proposals: Vec<Proposal>,
+    },
+    /// A running task reports a step.
+    TaskProgress {
+        record_id: String,
+        step: String,
+        message: String,
+    },
+    /// A task ended.
+    TaskFinished {
+        record_id: String,
+        ok: bool,
+        message: String,
+    },
+    /// Tasks that needed no confirmation started.
+    Started {
+        proposals: Vec<Proposal>,
+    },
+}
+
+/// Which action a key asks for: the row's own (renew, rotate, ACME, demo re-issue) or a
+/// user-defined one from the config file (by index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActKind {
+    Builtin,
+    User(usize),
+}
+
+/// An action planned for one row: the exact change, waiting for confirmation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proposal {
+    pub record_id: String,
+    pub location: String,
+    /// e.g. "Renew (cert-manager re-issue)".
+    pub title: String,
+    /// The exact change: object, old and new expiry, issuer, the calls or the command.
+    pub preview: String,
+    pub destructive: bool,
+    /// Why this row cannot take the action (shown; nothing runs for it).
+    pub error: Option<String>,
+}
+
+/// The confirm popup's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirm {
+    pub token: u64,
+    pub proposals: Vec<Proposal>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// One action running or run on a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub record_id: String,
+    pub location: String,
+    pub title: String,
+    pub state: TaskState,
+    pub step: String,
+    /// Every progress message and output line, in order.
+    pub log: Vec<String>,
 }
 
 /// Something the runner must do.
@@ -38,6 +107,21 @@ pub enum Effect {
     Quit,
     /// Observe these locations again: (source, location).
     Reprobe(Vec<(SourceKind, String)>),
+    /// Plan an action for these rows (record ids); answer with `AppEvent::Proposed`.
+    Propose {
+        token: u64,
+        kind: ActKind,
+        ids: Vec<String>,
+    },
+    /// Run the confirmed plans of a proposal.
+    Execute {
+        token: u64,
+        ids: Vec<String>,
+    },
+    /// Forget the plans of a proposal (cancelled).
+    Cancel {
+        token: u64,
+    },
     ReprobeAll,
     /// Put text on the clipboard (OSC 52, works over SSH).
     Copy(String),
@@ -53,6 +137,8 @@ pub enum View {
 pub enum Popup {
     Details,
     Help,
+    Confirm,
+    Tasks,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +238,9 @@ pub struct App {
     /// Position of the selection in `rows`.
     pub selected: usize,
     selected_id: Option<String>,
+    /// The user has moved the selection: from then on it follows its certificate as rows
+    /// move; before that it stays on the top (worst) row while results stream in.
+    user_moved: bool,
     /// First visible row.
     pub offset: usize,
     pub marked: HashSet<String>,
@@ -174,6 +263,25 @@ pub struct App {
     pub should_quit: bool,
     /// Where logs go (shown in help).
     pub log_path: Option<String>,
+    /// Actions waiting for confirmation.
+    pub confirm: Option<Confirm>,
+    /// Every task of this session, by record id (the latest per row).
+    pub tasks: BTreeMap<String, Task>,
+    /// User-defined actions (key label, description, sources they apply to).
+    pub user_actions: Vec<UserActionInfo>,
+    next_token: u64,
+    /// Token of the proposal being planned (to drop stale answers).
+    planning: Option<u64>,
+}
+
+/// What the dashboard needs to know of a user-defined action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserActionInfo {
+    pub description: String,
+    /// Sources it applies to (`tls`, `file`, `k8s`...); empty means all.
+    pub sources: Vec<String>,
+    pub confirm: bool,
+    pub dangerous: bool,
 }
 
 impl App {
@@ -188,6 +296,7 @@ impl App {
             rows: Vec::new(),
             selected: 0,
             selected_id: None,
+            user_moved: false,
             offset: 0,
             marked: HashSet::new(),
             changed: HashSet::new(),
@@ -207,6 +316,11 @@ impl App {
             size: (MIN_WIDTH, MIN_HEIGHT),
             should_quit: false,
             log_path: None,
+            confirm: None,
+            tasks: BTreeMap::new(),
+            user_actions: Vec::new(),
+            next_token: 1,
+            planning: None,
         }
     }
 
@@ -232,6 +346,8 @@ impl App {
         match self.popup {
             Some(Popup::Details) => Mode::Details,
             Some(Popup::Help) => Mode::Help,
+            Some(Popup::Confirm) => Mode::Confirm,
+            Some(Popup::Tasks) => Mode::Tasks,
             None => Mode::Normal,
         }
     }
@@ -270,11 +386,14 @@ impl App {
             rows.sort_by_cached_key(key);
         }
         self.rows = rows;
-        let pos = self
-            .selected_id
-            .as_ref()
-            .and_then(|id| self.fleet.index_of(id))
-            .and_then(|fi| self.rows.iter().position(|&r| r == fi));
+        let pos = if !self.user_moved {
+            Some(0)
+        } else {
+            self.selected_id
+                .as_ref()
+                .and_then(|id| self.fleet.index_of(id))
+                .and_then(|fi| self.rows.iter().position(|&r| r == fi))
+        };
         self.selected = pos.unwrap_or_else(|| self.selected.min(self.rows.len().saturating_sub(1)));
         self.remember_selection();
         self.scroll_into_view();
@@ -299,6 +418,7 @@ impl App {
     }
 
     fn select(&mut self, pos: usize) {
+        self.user_moved = true;
         self.selected = pos.min(self.rows.len().saturating_sub(1));
         self.remember_selection();
         self.scroll_into_view();
@@ -334,6 +454,57 @@ impl App {
                     self.rebuild();
                 }
                 Vec::new()
+            }
+            AppEvent::Proposed { token, proposals } => {
+                self.on_proposed(token, proposals);
+                Vec::new()
+            }
+            AppEvent::Started { proposals } => {
+                self.start_tasks(&proposals);
+                Vec::new()
+            }
+            AppEvent::TaskProgress {
+                record_id,
+                step,
+                message,
+            } => {
+                if let Some(t) = self.tasks.get_mut(&record_id) {
+                    t.step = step;
+                    t.log.push(message);
+                }
+                Vec::new()
+            }
+            AppEvent::TaskFinished {
+                record_id,
+                ok,
+                message,
+            } => {
+                let mut effects = Vec::new();
+                if let Some(t) = self.tasks.get_mut(&record_id) {
+                    t.state = if ok {
+                        TaskState::Succeeded
+                    } else {
+                        TaskState::Failed
+                    };
+                    t.step = if ok {
+                        "done".into()
+                    } else {
+                        format!("failed at {}", t.step)
+                    };
+                    t.log.push(message.clone());
+                    let lvl = if ok { Level::Info } else { Level::Error };
+                    let text = format!(
+                        "{} {}: {message}",
+                        t.title,
+                        if ok { "done" } else { "failed" }
+                    );
+                    if let Some(r) = self.fleet.get(&record_id) {
+                        // Verify what the row shows now: observe it again.
+                        effects.push(Effect::Reprobe(vec![(r.source, r.location.clone())]));
+                    }
+                    self.say(text, lvl);
+                }
+                effects
             }
             AppEvent::Tick(now) => {
                 self.now = now;
@@ -435,6 +606,8 @@ impl App {
         if k.kind == crossterm::event::KeyEventKind::Release {
             return Vec::new();
         }
+        // Any key means the user is reading: the selection now follows its certificate.
+        self.user_moved = true;
         match self.input.clone() {
             Input::Filter(text) => return self.on_filter_key(k, text),
             Input::Command(text) => return self.on_command_key(k, text),
@@ -587,8 +760,127 @@ impl App {
                 self.redact = !self.redact;
                 self.rebuild();
             }
+            Action::Act => return self.propose(ActKind::Builtin),
+            Action::UserAct(i) => return self.propose(ActKind::User(i)),
+            Action::Tasks => {
+                self.popup = if self.popup == Some(Popup::Tasks) {
+                    None
+                } else {
+                    Some(Popup::Tasks)
+                };
+                self.scroll = 0;
+            }
+            Action::Confirm => {
+                if let Some(c) = self.confirm.take() {
+                    self.popup = None;
+                    let ids = self.start_tasks(&c.proposals);
+                    return vec![Effect::Execute {
+                        token: c.token,
+                        ids,
+                    }];
+                }
+            }
+            Action::Cancel => {
+                self.popup = None;
+                if let Some(c) = self.confirm.take() {
+                    self.say("cancelled: nothing was changed", Level::Info);
+                    return vec![Effect::Cancel { token: c.token }];
+                }
+            }
         }
         Vec::new()
+    }
+
+    /// Record tasks for the runnable proposals; returns their row ids.
+    fn start_tasks(&mut self, proposals: &[Proposal]) -> Vec<String> {
+        let runnable: Vec<&Proposal> = proposals.iter().filter(|p| p.error.is_none()).collect();
+        for p in &runnable {
+            self.tasks.insert(
+                p.record_id.clone(),
+                Task {
+                    record_id: p.record_id.clone(),
+                    location: p.location.clone(),
+                    title: p.title.clone(),
+                    state: TaskState::Running,
+                    step: "starting".into(),
+                    log: Vec::new(),
+                },
+            );
+        }
+        self.planning = None;
+        self.say(
+            format!("started {} task(s); T shows their progress", runnable.len()),
+            Level::Info,
+        );
+        self.marked.clear();
+        runnable.iter().map(|p| p.record_id.clone()).collect()
+    }
+
+    /// Ask the runner to plan an action for the marked rows, or the selected one.
+    fn propose(&mut self, kind: ActKind) -> Vec<Effect> {
+        if self.read_only {
+            self.say("read-only mode: actions are disabled", Level::Error);
+            return Vec::new();
+        }
+        let mut ids: Vec<String> = if self.marked.is_empty() {
+            self.selected_id.iter().cloned().collect()
+        } else {
+            // Marked rows in display order.
+            self.rows
+                .iter()
+                .map(|&i| &self.fleet.records()[i].id)
+                .filter(|id| self.marked.contains(*id))
+                .cloned()
+                .collect()
+        };
+        if let ActKind::User(i) = kind {
+            let Some(ua) = self.user_actions.get(i) else {
+                return Vec::new();
+            };
+            let applies = |id: &String| {
+                ua.sources.is_empty()
+                    || self
+                        .fleet
+                        .get(id)
+                        .is_some_and(|r| ua.sources.iter().any(|s| s == r.source.as_str()))
+            };
+            ids.retain(applies);
+            if ids.is_empty() {
+                self.say(
+                    format!("'{}' does not apply to this row's source", ua.description),
+                    Level::Error,
+                );
+                return Vec::new();
+            }
+        }
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        self.planning = Some(token);
+        self.say(format!("planning for {} row(s)…", ids.len()), Level::Info);
+        vec![Effect::Propose { token, kind, ids }]
+    }
+
+    fn on_proposed(&mut self, token: u64, proposals: Vec<Proposal>) {
+        if self.planning != Some(token) {
+            return;
+        }
+        self.planning = None;
+        if proposals.is_empty() {
+            self.say("no action applies to these rows", Level::Error);
+            return;
+        }
+        if proposals.iter().all(|p| p.error.is_some()) && proposals.len() == 1 {
+            let e = proposals[0].error.clone().unwrap_or_default();
+            self.say(e, Level::Error);
+            return;
+        }
+        self.message = None;
+        self.confirm = Some(Confirm { token, proposals });
+        self.popup = Some(Popup::Confirm);
+        self.scroll = 0;
     }
 
     fn on_filter_key(&mut self, k: KeyEvent, mut text: String) -> Vec<Effect> {

@@ -204,6 +204,8 @@ pub struct DemoEndpoint {
 /// The running demo fleet. Dropping it stops the servers and removes the files.
 pub struct DemoFleet {
     pub root: DemoCa,
+    /// The demo intermediate that issues renewals.
+    pub issuer: Arc<DemoCa>,
     pub endpoints: Vec<DemoEndpoint>,
     pub files_dir: PathBuf,
     _tmp: tempfile::TempDir,
@@ -249,7 +251,6 @@ impl DemoFleet {
             d(-300),
             d(2),
         )?;
-        let int = root.intermediate("certdeck demo intermediate CA", now, d(-300), d(1500))?;
 
         let mut tmp_builder = tempfile::Builder::new();
         tmp_builder.prefix("certdeck-demo-");
@@ -257,13 +258,17 @@ impl DemoFleet {
         let files_dir = tmp.path().join("certs");
         std::fs::create_dir_all(&files_dir)?;
 
+        let issuer =
+            Arc::new(root.intermediate("certdeck demo intermediate CA", now, d(-300), d(1500))?);
         let mut fleet = DemoFleet {
             root,
+            issuer: issuer.clone(),
             endpoints: Vec::new(),
             files_dir,
             _tmp: tmp,
             tasks: tokio::task::JoinSet::new(),
         };
+        let int = issuer.as_ref();
         let int_chain = vec![int.der.clone()];
         let cases: Vec<(&'static str, Leaf, Vec<CertificateDer<'static>>, bool)> = vec![
             (
@@ -338,7 +343,7 @@ impl DemoFleet {
                 resolver,
             });
         }
-        fleet.write_files(&int, now)?;
+        fleet.write_files(int, now)?;
         Ok(fleet)
     }
 
@@ -436,5 +441,144 @@ impl DemoFleet {
     /// The demo root as an extra trust anchor (DER).
     pub fn trust_anchor(&self) -> Vec<u8> {
         self.root.der.to_vec()
+    }
+}
+
+/// Renewal on stage: the demo CA re-issues a demo endpoint's certificate, the running server
+/// starts serving it without a restart, and a re-probe confirms it.
+pub struct DemoRenewer {
+    endpoints: Vec<(String, Arc<SwapResolver>)>,
+    issuer: Arc<DemoCa>,
+    root_der: Vec<u8>,
+    /// Lifetime of a re-issued certificate.
+    pub lifetime: Duration,
+}
+
+impl DemoRenewer {
+    pub fn new(fleet: &DemoFleet) -> DemoRenewer {
+        DemoRenewer {
+            endpoints: fleet
+                .endpoints
+                .iter()
+                .map(|e| (e.target.to_string(), e.resolver.clone()))
+                .collect(),
+            issuer: fleet.issuer.clone(),
+            root_der: fleet.trust_anchor(),
+            lifetime: Duration::days(90),
+        }
+    }
+}
+
+impl crate::dispatch::Backend for DemoRenewer {
+    fn plan(
+        &self,
+        kind: crate::app::ActKind,
+        record: &crate::model::Record,
+    ) -> Option<crate::dispatch::BoxFut<crate::dispatch::Prepared>> {
+        use crate::dispatch::{Prepared, Reporter};
+        if kind != crate::app::ActKind::Builtin {
+            return None;
+        }
+        let (_, resolver) = self
+            .endpoints
+            .iter()
+            .find(|(loc, _)| *loc == record.location)?;
+        let resolver = resolver.clone();
+        let issuer = self.issuer.clone();
+        let root = self.root_der.clone();
+        let lifetime = self.lifetime;
+        let record = record.clone();
+        Some(Box::pin(async move {
+            let title = "Re-issue (demo CA)";
+            let Some(cert) = record.cert.clone() else {
+                return Prepared::refused(
+                    &record,
+                    title,
+                    "the endpoint could not be read; nothing to re-issue",
+                );
+            };
+            let mut names: Vec<String> = cert
+                .sans
+                .iter()
+                .filter(|s| matches!(s, crate::model::San::Dns(_)))
+                .map(|s| s.value().to_owned())
+                .collect();
+            if names.is_empty() {
+                names.push("localhost".into());
+            }
+            let now = OffsetDateTime::now_utc();
+            let spec = LeafSpec {
+                common_name: cert.common_name.clone().unwrap_or_else(|| names[0].clone()),
+                dns: names.clone(),
+                uris: Vec::new(),
+                not_before: now - Duration::minutes(5),
+                not_after: now + lifetime,
+                client_auth: false,
+            };
+            let preview = format!(
+                "{title}: {}\n  row:      {} ({})\n  names:    {}\n  key:      ECDSA P-256 (new key)\n  expires:  {} -> {}\n  issuer:   {}\n  steps:    issue with the demo CA; install in the running server (no restart); re-probe and compare SHA-256\n",
+                spec.common_name,
+                record.id,
+                record.location,
+                names.join(", "),
+                crate::clock::rfc3339(cert.not_after),
+                crate::clock::rfc3339(spec.not_after.unix_timestamp()),
+                issuer.name,
+            );
+            let target = record.location.clone();
+            let run = move |rep: Reporter| -> crate::dispatch::BoxFut<Result<String, String>> {
+                Box::pin(async move {
+                    rep.step(
+                        "issue",
+                        format!("issuing a new certificate for {}", names.join(", ")),
+                    )
+                    .await;
+                    let leaf = issuer.leaf(&spec).map_err(|e| format!("step issue: {e}"))?;
+                    let ck = leaf
+                        .certified_key(std::slice::from_ref(&issuer.der))
+                        .map_err(|e| format!("step issue: {e}"))?;
+                    let new_sha = crate::model::cert::sha256_hex(leaf.der.as_ref());
+                    rep.step(
+                        "install",
+                        "the demo server serves the new certificate from the next handshake",
+                    )
+                    .await;
+                    resolver.swap(ck);
+                    rep.step("verify", format!("re-probing {target}")).await;
+                    let t = crate::sources::Target::parse(&target, None)
+                        .map_err(|e| format!("step verify: {e}"))?;
+                    let prober = crate::sources::tls::TlsProber::new(
+                        &[root.into()],
+                        std::time::Duration::from_secs(5),
+                    )
+                    .map_err(|e| format!("step verify: {e}"))?;
+                    let seen = prober.probe(&t).await;
+                    let served = seen.cert.as_ref().map(|c| c.sha256.clone());
+                    if served.as_deref() != Some(new_sha.as_str()) {
+                        return Err(format!(
+                            "step verify: the endpoint serves {} instead of the new certificate {new_sha}",
+                            served.unwrap_or_else(|| seen.error.unwrap_or_else(|| "nothing".into()))
+                        ));
+                    }
+                    Ok(format!(
+                        "now serving sha256 {}…, expires {}",
+                        &new_sha[..16],
+                        crate::clock::rfc3339(spec.not_after.unix_timestamp())
+                    ))
+                })
+            };
+            Prepared {
+                proposal: crate::app::Proposal {
+                    record_id: record.id.clone(),
+                    location: record.location.clone(),
+                    title: title.into(),
+                    preview,
+                    destructive: true,
+                    error: None,
+                },
+                skip_confirm: false,
+                run: Some(Box::new(run)),
+            }
+        }))
     }
 }

@@ -8,6 +8,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod dispatch;
+pub mod hooks;
 pub mod model;
 pub mod report;
 pub mod run;

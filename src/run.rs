@@ -54,14 +54,25 @@ pub async fn dashboard(
     inventory: sources::Inventory,
     probe: sources::ProbeSettings,
     thresholds: crate::model::Thresholds,
+    mut backends: Vec<std::sync::Arc<dyn crate::dispatch::Backend>>,
 ) -> anyhow::Result<i32> {
     let config_dir = crate::config::config_dir();
-    let keymap = crate::config::keymap::Keymap::load(
+    let mut keymap = crate::config::keymap::Keymap::load(
         config_dir
             .as_ref()
             .map(|d| d.join("keymap.toml"))
             .as_deref(),
     )?;
+    let user_actions: Vec<crate::hooks::UserAction> =
+        cfg.map(|c| c.actions.clone()).unwrap_or_default();
+    for (i, a) in user_actions.iter().enumerate() {
+        keymap
+            .bind_user_action(&a.key, i, &a.description)
+            .map_err(|e| anyhow::anyhow!("config [[action]] '{}': {e}", a.description))?;
+    }
+    if cli.read_only {
+        keymap.remove_actions();
+    }
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let theme_name = cli
         .theme
@@ -78,7 +89,20 @@ pub async fn dashboard(
     app.read_only = cli.read_only;
     app.redact = cli.redact;
     app.log_path = LOG_PATH.get().map(|p| p.display().to_string());
-    crate::tui::run_dashboard(app, theme, inventory, probe, mouse).await?;
+    app.user_actions = user_actions
+        .iter()
+        .map(|a| crate::app::UserActionInfo {
+            description: a.description.clone(),
+            sources: a.sources.clone(),
+            confirm: a.confirm,
+            dangerous: a.dangerous,
+        })
+        .collect();
+    backends.push(std::sync::Arc::new(crate::hooks::HookBackend {
+        actions: user_actions,
+    }));
+    let dispatcher = crate::dispatch::Dispatcher::new(backends, cli.read_only);
+    crate::tui::run_dashboard(app, theme, inventory, probe, mouse, dispatcher).await?;
     Ok(exit::OK)
 }
 
@@ -137,7 +161,9 @@ pub async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<i32> {
     let print = args.output.is_some() || !std::io::IsTerminal::is_terminal(&std::io::stdout());
     if !args.serve && !print {
         let inv = fleet.inventory();
-        let result = dashboard(cli, cfg.as_ref(), inv, probe, thresholds).await;
+        let renewer: std::sync::Arc<dyn crate::dispatch::Backend> =
+            std::sync::Arc::new(crate::demo::DemoRenewer::new(&fleet));
+        let result = dashboard(cli, cfg.as_ref(), inv, probe, thresholds, vec![renewer]).await;
         drop(fleet);
         return result;
     }
@@ -243,7 +269,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let (probe, thresholds) =
                 crate::cli::resolve_probe(&crate::cli::ProbeArgs::default(), cfg.as_ref())?;
             let inventory = crate::cli::config_inventory(cfg.as_ref())?;
-            dashboard(&cli, cfg.as_ref(), inventory, probe, thresholds).await
+            dashboard(&cli, cfg.as_ref(), inventory, probe, thresholds, Vec::new()).await
         }
     }
 }

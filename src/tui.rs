@@ -130,8 +130,11 @@ pub async fn run_dashboard(
     inventory: Inventory,
     probe: ProbeSettings,
     mouse: bool,
+    dispatcher: crate::dispatch::Dispatcher,
 ) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::channel::<SourceEvent>(1024);
+    // Planning answers and task progress from the dispatcher.
+    let (act_tx, mut act_rx) = mpsc::channel::<AppEvent>(1024);
     let prober = sources::build_prober(&probe).ok().map(Arc::new);
     let mut scans = tokio::task::JoinSet::new();
     scans.spawn(sources::run_inventory(
@@ -191,6 +194,7 @@ pub async fn run_dashboard(
                 app.apply_batch(batch);
                 Vec::new()
             }
+            Some(ev) = act_rx.recv() => app.update(ev),
             _ = tick.tick() => app.update(AppEvent::Tick(crate::clock::now_unix())),
             _ = sigterm => vec![Effect::Quit],
             _ = tokio::time::sleep(redraw_in) => Vec::new(),
@@ -209,6 +213,15 @@ pub async fn run_dashboard(
                     ));
                 }
                 Effect::Copy(text) => osc52(&text),
+                Effect::Propose { token, kind, ids } => {
+                    let records = ids
+                        .iter()
+                        .filter_map(|id| app.fleet.get(id).cloned())
+                        .collect();
+                    dispatcher.propose(token, kind, records, act_tx.clone());
+                }
+                Effect::Execute { token, ids } => dispatcher.execute(token, &ids, act_tx.clone()),
+                Effect::Cancel { token } => dispatcher.cancel(token),
             }
         }
         if quit {

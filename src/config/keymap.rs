@@ -39,6 +39,14 @@ pub enum Action {
     Group,
     CopyPem,
     Redact,
+    /// The row's own action (renew, rotate, re-issue), or the marked rows' in bulk.
+    Act,
+    /// A user-defined action from the config file, by index.
+    UserAct(usize),
+    /// The task view.
+    Tasks,
+    Confirm,
+    Cancel,
 }
 
 impl Action {
@@ -47,6 +55,7 @@ impl Action {
         match self {
             Action::Sort(c) => format!("sort_{}", c.label()),
             Action::Quick(q) => format!("only_{}", q.label()),
+            Action::UserAct(i) => format!("user_action_{i}"),
             other => format!("{other:?}")
                 .chars()
                 .fold(String::new(), |mut s, c| {
@@ -85,6 +94,10 @@ impl Action {
             Action::Group,
             Action::CopyPem,
             Action::Redact,
+            Action::Act,
+            Action::Tasks,
+            Action::Confirm,
+            Action::Cancel,
         ];
         v.extend(SortColumn::ALL.iter().map(|c| Action::Sort(*c)));
         v.extend(
@@ -113,6 +126,10 @@ pub enum Mode {
     Details,
     /// The help popup.
     Help,
+    /// The confirm popup of a planned action.
+    Confirm,
+    /// The task view.
+    Tasks,
 }
 
 impl Mode {
@@ -121,6 +138,8 @@ impl Mode {
             Mode::Normal => "normal",
             Mode::Details => "details",
             Mode::Help => "help",
+            Mode::Confirm => "confirm",
+            Mode::Tasks => "tasks",
         }
     }
 }
@@ -247,6 +266,25 @@ const DEFAULTS: &[(Mode, &str, &str, &str)] = &[
     ),
     (Mode::Normal, "y", "copy_pem", "copy the PEM (OSC 52)"),
     (Mode::Normal, "H", "redact", "hide host names"),
+    (
+        Mode::Normal,
+        "n",
+        "act",
+        "renew / rotate (marked rows in bulk)",
+    ),
+    (Mode::Normal, "T", "tasks", "tasks and their progress"),
+    (Mode::Confirm, "y", "confirm", "yes, do it"),
+    (Mode::Confirm, "n", "cancel", "no, cancel"),
+    (Mode::Confirm, "esc", "cancel", "no, cancel"),
+    (Mode::Confirm, "j", "down", "scroll down"),
+    (Mode::Confirm, "k", "up", "scroll up"),
+    (Mode::Confirm, "ctrl-c", "quit", "quit"),
+    (Mode::Tasks, "esc", "back", "close"),
+    (Mode::Tasks, "q", "back", "close"),
+    (Mode::Tasks, "T", "back", "close"),
+    (Mode::Tasks, "j", "down", "scroll down"),
+    (Mode::Tasks, "k", "up", "scroll up"),
+    (Mode::Tasks, "ctrl-c", "quit", "quit"),
     (Mode::Details, "esc", "back", "close"),
     (Mode::Details, "q", "back", "close"),
     (Mode::Details, "enter", "back", "close"),
@@ -283,6 +321,10 @@ struct KeymapFile {
     details: HashMap<String, String>,
     #[serde(default)]
     help: HashMap<String, String>,
+    #[serde(default)]
+    confirm: HashMap<String, String>,
+    #[serde(default)]
+    tasks: HashMap<String, String>,
 }
 
 impl Default for Keymap {
@@ -327,6 +369,8 @@ impl Keymap {
             (Mode::Normal, parsed.normal),
             (Mode::Details, parsed.details),
             (Mode::Help, parsed.help),
+            (Mode::Confirm, parsed.confirm),
+            (Mode::Tasks, parsed.tasks),
         ] {
             for (key, action) in table {
                 let k = parse_key(&key).ok_or_else(|| KeymapError {
@@ -370,6 +414,26 @@ impl Keymap {
     /// Bindings of a mode, in definition order.
     pub fn bindings(&self, mode: Mode) -> &[Binding] {
         self.modes.get(&mode).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Bind a user-defined action (from the config file) in normal mode.
+    pub fn bind_user_action(&mut self, key: &str, index: usize, desc: &str) -> Result<(), String> {
+        let k = parse_key(key).ok_or_else(|| format!("unknown key '{key}'"))?;
+        let list = self.modes.entry(Mode::Normal).or_default();
+        list.retain(|b| normalise(&b.key) != normalise(&k));
+        list.push(Binding {
+            key: k,
+            action: Action::UserAct(index),
+            desc: desc.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// Remove every binding of actions that change something (read-only mode).
+    pub fn remove_actions(&mut self) {
+        for list in self.modes.values_mut() {
+            list.retain(|b| !matches!(b.action, Action::Act | Action::UserAct(_)));
+        }
     }
 
     /// The first key bound to an action, for hints.

@@ -29,6 +29,9 @@ pub struct ConfigFile {
     pub probe: ProbeConfig,
     #[serde(default)]
     pub ui: UiConfig,
+    /// User-defined actions (`[[action]]`).
+    #[serde(default, rename = "action")]
+    pub actions: Vec<crate::hooks::UserAction>,
     /// Kubernetes contexts and namespaces to read (`[kubernetes]`).
     #[serde(default)]
     pub kubernetes: Option<KubernetesConfig>,
@@ -86,7 +89,9 @@ pub struct ProbeConfig {
     pub concurrency: Option<usize>,
 }
 
-fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+pub(crate) fn de_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(&s).map(Some).map_err(|e| {
         serde::de::Error::custom(format!(

@@ -1,5 +1,6 @@
 //! Rendering: `render(&App, &Theme, &mut Frame)`, a pure function of the state. No IO.
 
+mod actions;
 mod details;
 mod help;
 mod table;
@@ -85,6 +86,8 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>) {
     match app.popup {
         Some(Popup::Details) => details::render(app, theme, f, popup_area(area, 100, 100)),
         Some(Popup::Help) => help::render(app, theme, f, popup_area(area, 76, 100)),
+        Some(Popup::Confirm) => actions::confirm(app, theme, f, popup_area(area, 100, 100)),
+        Some(Popup::Tasks) => actions::tasks(app, theme, f, popup_area(area, 100, 100)),
         None => {}
     }
 }
@@ -180,6 +183,20 @@ fn title_bar(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     if app.frozen {
         spans.push(Span::styled(" │ FROZEN", theme.style(Role::Warning)));
     }
+    let running = app
+        .tasks
+        .values()
+        .filter(|t| t.state == crate::app::TaskState::Running)
+        .count();
+    if running > 0 {
+        spans.push(Span::styled(
+            format!(" │ ⟳ {running} task(s)"),
+            theme.style(Role::Changed),
+        ));
+    }
+    if app.read_only {
+        spans.push(Span::styled(" │ read-only", theme.style(Role::Muted)));
+    }
     if app.redact {
         spans.push(Span::styled(" │ redacted", theme.style(Role::Muted)));
     }
@@ -247,6 +264,7 @@ fn hints(app: &App, theme: &Theme) -> Line<'static> {
             ),
             (Action::Sort(crate::model::view::SortColumn::Days), "sort"),
             (Action::Quit, "quit"),
+            (Action::Act, "renew"),
             (Action::Refresh, "probe"),
             (Action::Mark, "mark"),
             (Action::Freeze, "freeze"),
@@ -256,7 +274,12 @@ fn hints(app: &App, theme: &Theme) -> Line<'static> {
             (Action::Down, "scroll"),
             (Action::CopyPem, "copy PEM"),
         ],
-        Mode::Help => &[(Action::Back, "close"), (Action::Down, "scroll")],
+        Mode::Help | Mode::Tasks => &[(Action::Back, "close"), (Action::Down, "scroll")],
+        Mode::Confirm => &[
+            (Action::Confirm, "yes, do it"),
+            (Action::Cancel, "cancel"),
+            (Action::Down, "scroll"),
+        ],
     };
     let mut spans = Vec::new();
     for (a, label) in wanted {
