@@ -33,7 +33,10 @@ async fn drive(
         for e in std::mem::take(&mut queue) {
             match e {
                 Effect::Propose { token, kind, ids } => {
-                    let recs = ids.iter().filter_map(|id| app.fleet.get(id).cloned()).collect();
+                    let recs = ids
+                        .iter()
+                        .filter_map(|id| app.fleet.get(id).cloned())
+                        .collect();
                     d.propose(token, kind, recs, tx.clone());
                 }
                 Effect::Execute { token, ids } => d.execute(token, &ids, tx.clone()),
@@ -56,7 +59,11 @@ async fn drive(
 }
 
 fn app_with(records: Vec<certdeck::model::Record>) -> App {
-    let mut app = App::new(certdeck::clock::now_unix(), Thresholds::default(), Keymap::default());
+    let mut app = App::new(
+        certdeck::clock::now_unix(),
+        Thresholds::default(),
+        Keymap::default(),
+    );
     app.update(AppEvent::Resize(100, 30));
     app.load_records(records);
     app
@@ -65,9 +72,15 @@ fn app_with(records: Vec<certdeck::model::Record>) -> App {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marked_demo_rows_are_renewed_in_bulk_and_turn_healthy() {
     let fleet = DemoFleet::start().await.expect("demo");
-    let settings = ProbeSettings { extra_roots: vec![fleet.trust_anchor()], ..ProbeSettings::default() };
+    let settings = ProbeSettings {
+        extra_roots: vec![fleet.trust_anchor()],
+        ..ProbeSettings::default()
+    };
     let prober = sources::build_prober(&settings).expect("prober");
-    let inv = sources::Inventory { targets: fleet.endpoints.iter().map(|e| e.target.clone()).collect(), ..Default::default() };
+    let inv = sources::Inventory {
+        targets: fleet.endpoints.iter().map(|e| e.target.clone()).collect(),
+        ..Default::default()
+    };
     let (records, _) = sources::scan(inv, settings).await;
     let mut app = app_with(records);
     let backends: Vec<Arc<dyn Backend>> = vec![Arc::new(DemoRenewer::new(&fleet))];
@@ -75,7 +88,12 @@ async fn marked_demo_rows_are_renewed_in_bulk_and_turn_healthy() {
     let (tx, mut rx) = mpsc::channel(256);
 
     // The two worst rows: expired, then the short-lived intermediate (2 days).
-    let worst: Vec<String> = app.rows.iter().take(2).map(|&i| app.fleet.records()[i].id.clone()).collect();
+    let worst: Vec<String> = app
+        .rows
+        .iter()
+        .take(2)
+        .map(|&i| app.fleet.records()[i].id.clone())
+        .collect();
     let status_of = |app: &App, id: &str| app.facts(app.fleet.index_of(id).expect("row")).a.status;
     assert_eq!(status_of(&app, &worst[0]), Status::Expired);
     app.update(key(' '));
@@ -83,15 +101,27 @@ async fn marked_demo_rows_are_renewed_in_bulk_and_turn_healthy() {
     assert_eq!(app.marked.len(), 2);
     let eff = app.update(key('n'));
     match eff.as_slice() {
-        [Effect::Propose { kind: ActKind::Builtin, ids, .. }] => assert_eq!(ids, &worst),
+        [Effect::Propose {
+            kind: ActKind::Builtin,
+            ids,
+            ..
+        }] => assert_eq!(ids, &worst),
         other => panic!("{other:?}"),
     }
     drive(&mut app, eff, &d, &prober, &tx, &mut rx).await;
     assert_eq!(app.popup, Some(Popup::Confirm), "{:?}", app.message);
     let c = app.confirm.clone().expect("confirm");
     assert_eq!(c.proposals.len(), 2);
-    assert!(c.proposals.iter().all(|p| p.error.is_none() && p.destructive));
-    assert!(c.proposals[0].preview.contains("expires:") && c.proposals[0].preview.contains("certdeck demo intermediate CA"));
+    assert!(c
+        .proposals
+        .iter()
+        .all(|p| p.error.is_none() && p.destructive));
+    assert!(
+        c.proposals[0].preview.contains("expires:")
+            && c.proposals[0]
+                .preview
+                .contains("certdeck demo intermediate CA")
+    );
 
     let eff = app.update(key('y'));
     assert!(matches!(eff.as_slice(), [Effect::Execute { ids, .. }] if ids.len() == 2));
@@ -100,8 +130,16 @@ async fn marked_demo_rows_are_renewed_in_bulk_and_turn_healthy() {
     for id in &worst {
         let t = &app.tasks[id];
         assert_eq!(t.state, TaskState::Succeeded, "{:?}", t.log);
-        assert!(t.log.iter().any(|l| l.starts_with("now serving sha256")), "{:?}", t.log);
-        assert_eq!(status_of(&app, id), Status::Ok, "the re-probe shows the row healthy");
+        assert!(
+            t.log.iter().any(|l| l.starts_with("now serving sha256")),
+            "{:?}",
+            t.log
+        );
+        assert_eq!(
+            status_of(&app, id),
+            Status::Ok,
+            "the re-probe shows the row healthy"
+        );
         assert!(app.changed.contains(id), "the row is flagged as changed");
     }
     assert!(app.marked.is_empty());
@@ -110,12 +148,28 @@ async fn marked_demo_rows_are_renewed_in_bulk_and_turn_healthy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_changes_nothing_and_read_only_refuses() {
     let fleet = DemoFleet::start().await.expect("demo");
-    let settings = ProbeSettings { extra_roots: vec![fleet.trust_anchor()], ..ProbeSettings::default() };
+    let settings = ProbeSettings {
+        extra_roots: vec![fleet.trust_anchor()],
+        ..ProbeSettings::default()
+    };
     let prober = sources::build_prober(&settings).expect("prober");
-    let inv = sources::Inventory { targets: fleet.endpoints.iter().map(|e| e.target.clone()).collect(), ..Default::default() };
+    let inv = sources::Inventory {
+        targets: fleet.endpoints.iter().map(|e| e.target.clone()).collect(),
+        ..Default::default()
+    };
     let (records, _) = sources::scan(inv, settings).await;
-    let before: Vec<(String, String)> =
-        records.iter().map(|r| (r.id.clone(), r.cert.as_ref().map(|c| c.sha256.clone()).unwrap_or_default())).collect();
+    let before: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.id.clone(),
+                r.cert
+                    .as_ref()
+                    .map(|c| c.sha256.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
     let mut app = app_with(records);
     let d = Dispatcher::new(vec![Arc::new(DemoRenewer::new(&fleet))], false);
     let (tx, mut rx) = mpsc::channel(256);
@@ -136,7 +190,10 @@ async fn cancel_changes_nothing_and_read_only_refuses() {
     // Read-only: the key is refused in the app, and the dispatcher refuses too.
     app.read_only = true;
     assert!(app.update(key('n')).is_empty());
-    assert!(app.message.as_ref().is_some_and(|(m, _)| m.contains("read-only")));
+    assert!(app
+        .message
+        .as_ref()
+        .is_some_and(|(m, _)| m.contains("read-only")));
     let ro = Dispatcher::new(vec![Arc::new(DemoRenewer::new(&fleet))], true);
     let rec = app.fleet.records()[0].clone();
     ro.propose(7, ActKind::Builtin, vec![rec], tx.clone());
@@ -162,7 +219,13 @@ async fn user_actions_fill_placeholders_show_output_and_keep_failures() {
     let recs = certdeck::testing::sample_records();
     let mut app = app_with(recs);
     let actions = vec![
-        user_action(&format!("echo host={{host}} port={{port}} id={{id}} | tee {}", out.display()), true),
+        user_action(
+            &format!(
+                "echo host={{host}} port={{port}} id={{id}} | tee {}",
+                out.display()
+            ),
+            true,
+        ),
         user_action("echo partial output; echo on stderr >&2; exit 3", false),
         user_action("echo {path}", true),
     ];
@@ -186,16 +249,30 @@ async fn user_actions_fill_placeholders_show_output_and_keep_failures() {
     // 1: confirmed, placeholders filled and quoted, output in the task.
     let eff = app.perform(certdeck::config::keymap::Action::UserAct(0));
     drive(&mut app, eff, &d, &prober, &tx, &mut rx).await;
-    let c = app.confirm.clone().expect("confirm popup for confirm = true");
-    assert!(c.proposals[0].preview.contains("'api.example.com'"), "{}", c.proposals[0].preview);
+    let c = app
+        .confirm
+        .clone()
+        .expect("confirm popup for confirm = true");
+    assert!(
+        c.proposals[0].preview.contains("'api.example.com'"),
+        "{}",
+        c.proposals[0].preview
+    );
     assert!(!out.exists(), "nothing runs before confirmation");
     let eff = app.update(key('y'));
     drive(&mut app, eff, &d, &prober, &tx, &mut rx).await;
     let written = std::fs::read_to_string(&out).expect("command ran");
-    assert_eq!(written.trim(), format!("host=api.example.com port=443 id={}", row.id));
+    assert_eq!(
+        written.trim(),
+        format!("host=api.example.com port=443 id={}", row.id)
+    );
     let t = &app.tasks[&row.id];
     assert_eq!(t.state, TaskState::Succeeded);
-    assert!(t.log.iter().any(|l| l.contains("host=api.example.com")), "{:?}", t.log);
+    assert!(
+        t.log.iter().any(|l| l.contains("host=api.example.com")),
+        "{:?}",
+        t.log
+    );
 
     // 2: confirm = false runs at once; a non-zero exit is a failed task with its output kept.
     let eff = app.perform(certdeck::config::keymap::Action::UserAct(1));
@@ -203,18 +280,33 @@ async fn user_actions_fill_placeholders_show_output_and_keep_failures() {
     assert_ne!(app.popup, Some(Popup::Confirm));
     let t = &app.tasks[&row.id];
     assert_eq!(t.state, TaskState::Failed);
-    assert!(t.log.iter().any(|l| l == "partial output") && t.log.iter().any(|l| l == "on stderr"), "{:?}", t.log);
+    assert!(
+        t.log.iter().any(|l| l == "partial output") && t.log.iter().any(|l| l == "on stderr"),
+        "{:?}",
+        t.log
+    );
     assert!(t.log.last().expect("log").contains("exit status 3"));
 
     // 3: a placeholder the row does not have is refused with a reason, nothing runs.
     let eff = app.perform(certdeck::config::keymap::Action::UserAct(2));
     drive(&mut app, eff, &d, &prober, &tx, &mut rx).await;
-    assert!(app.message.as_ref().is_some_and(|(m, _)| m.contains("{path}")), "{:?}", app.message);
+    assert!(
+        app.message
+            .as_ref()
+            .is_some_and(|(m, _)| m.contains("{path}")),
+        "{:?}",
+        app.message
+    );
 
     // Sources filter: a file row does not take a tls-only action.
     app.run_command("filter nginx/certs");
-    assert!(app.perform(certdeck::config::keymap::Action::UserAct(0)).is_empty());
-    assert!(app.message.as_ref().is_some_and(|(m, _)| m.contains("does not apply")));
+    assert!(app
+        .perform(certdeck::config::keymap::Action::UserAct(0))
+        .is_empty());
+    assert!(app
+        .message
+        .as_ref()
+        .is_some_and(|(m, _)| m.contains("does not apply")));
 }
 
 #[test]
@@ -250,20 +342,37 @@ fn confirm_and_task_popups_render() {
     });
     let theme = certdeck::config::theme::Theme::default_dark();
     let render = |app: &App| {
-        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).expect("t");
-        term.draw(|f| certdeck::ui::render(app, &theme, f)).expect("draw");
+        let mut term =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).expect("t");
+        term.draw(|f| certdeck::ui::render(app, &theme, f))
+            .expect("draw");
         let buf = term.backend().buffer().clone();
         (0..24)
-            .map(|y| (0..80).map(|x| buf[(x, y)].symbol()).collect::<String>().trim_end().to_owned())
+            .map(|y| {
+                (0..80)
+                    .map(|x| buf[(x, y)].symbol())
+                    .collect::<String>()
+                    .trim_end()
+                    .to_owned()
+            })
             .collect::<Vec<_>>()
             .join("\n")
     };
     insta::assert_snapshot!("confirm_popup_80x24", render(&app));
     app.update(key('y'));
-    app.update(AppEvent::TaskProgress { record_id: first.id.clone(), step: "write".into(), message: "PUT …/status: Issuing=True".into() });
+    app.update(AppEvent::TaskProgress {
+        record_id: first.id.clone(),
+        step: "write".into(),
+        message: "PUT …/status: Issuing=True".into(),
+    });
     app.update(AppEvent::Resize(80, 24));
     app.update(key('T'));
     insta::assert_snapshot!("tasks_popup_running_80x24", render(&app));
-    app.update(AppEvent::TaskFinished { record_id: first.id.clone(), ok: false, message: "step wait: cert-manager reports the issuance failed: Failed: ACME order rejected".into() });
+    app.update(AppEvent::TaskFinished {
+        record_id: first.id.clone(),
+        ok: false,
+        message: "step wait: cert-manager reports the issuance failed: Failed: ACME order rejected"
+            .into(),
+    });
     insta::assert_snapshot!("tasks_popup_failed_80x24", render(&app));
 }
