@@ -578,6 +578,11 @@ impl crate::dispatch::Backend for DemoRenewer {
                 },
                 skip_confirm: false,
                 run: Some(Box::new(run)),
+                audit: Some(crate::dispatch::audit_base(
+                    "demo re-issue",
+                    &record,
+                    &record.location,
+                )),
             }
         }))
     }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+pub use crate::actions::audit::{AuditLog, AuditRecord};
 use crate::app::{ActKind, AppEvent, Proposal};
 use crate::model::Record;
 
@@ -48,6 +49,32 @@ pub struct Prepared {
     pub skip_confirm: bool,
     /// `None` when the row cannot take the action (`proposal.error` says why).
     pub run: Option<Runner>,
+    /// The audit record to complete and append when the run ends (`None` for backends that
+    /// audit themselves, as the Kubernetes actions do).
+    pub audit: Option<AuditRecord>,
+}
+
+/// An audit record started from a row: who, when, what, and the certificate before.
+pub fn audit_base(action: &str, record: &Record, object: &str) -> AuditRecord {
+    AuditRecord {
+        time: crate::clock::rfc3339(crate::clock::now_unix()),
+        actor: crate::actions::audit::actor(),
+        action: action.to_owned(),
+        record_id: record.id.clone(),
+        location: record.location.clone(),
+        context: record
+            .k8s
+            .as_ref()
+            .map(|k| k.context.clone())
+            .unwrap_or_default(),
+        object: object.to_owned(),
+        before_sha256: record.cert.as_ref().map(|c| c.sha256.clone()),
+        before_not_after: record
+            .cert
+            .as_ref()
+            .map(|c| crate::clock::rfc3339(c.not_after)),
+        ..AuditRecord::default()
+    }
 }
 
 impl Prepared {
@@ -64,6 +91,7 @@ impl Prepared {
             },
             skip_confirm: false,
             run: None,
+            audit: None,
         }
     }
 }
@@ -79,6 +107,7 @@ pub struct Dispatcher {
     backends: Vec<Arc<dyn Backend>>,
     pending: Arc<Mutex<HashMap<u64, HashMap<String, Prepared>>>>,
     read_only: bool,
+    audit: Option<AuditLog>,
 }
 
 impl Dispatcher {
@@ -87,7 +116,14 @@ impl Dispatcher {
             backends,
             pending: Arc::new(Mutex::new(HashMap::new())),
             read_only,
+            audit: None,
         }
+    }
+
+    /// Append a record of every action run to this log.
+    pub fn with_audit(mut self, log: AuditLog) -> Dispatcher {
+        self.audit = Some(log);
+        self
     }
 
     /// Plan `kind` for the records; answers with `AppEvent::Proposed` on `tx`. Plans that need
@@ -102,6 +138,7 @@ impl Dispatcher {
         let backends = self.backends.clone();
         let pending = self.pending.clone();
         let read_only = self.read_only;
+        let audit = self.audit.clone();
         tokio::spawn(async move {
             let mut prepared = Vec::new();
             for r in &records {
@@ -134,7 +171,7 @@ impl Dispatcher {
             if all_auto {
                 // Nothing to confirm: announce the tasks and run them.
                 let _ = tx.send(AppEvent::Started { proposals }).await;
-                run_pending(&pending, token, &auto, &tx);
+                run_pending(&pending, token, &auto, &tx, audit.as_ref());
             } else {
                 let _ = tx.send(AppEvent::Proposed { token, proposals }).await;
             }
@@ -143,7 +180,7 @@ impl Dispatcher {
 
     /// Run the confirmed plans `ids` of proposal `token`.
     pub fn execute(&self, token: u64, ids: &[String], tx: mpsc::Sender<AppEvent>) {
-        run_pending(&self.pending, token, ids, &tx);
+        run_pending(&self.pending, token, ids, &tx, self.audit.as_ref());
     }
 
     pub fn cancel(&self, token: u64) {
@@ -158,23 +195,41 @@ fn run_pending(
     token: u64,
     ids: &[String],
     tx: &mpsc::Sender<AppEvent>,
+    audit: Option<&AuditLog>,
 ) {
     let Some(mut plans) = pending.lock().ok().and_then(|mut m| m.remove(&token)) else {
         return;
     };
     for id in ids {
-        let Some(run) = plans.remove(id).and_then(|p| p.run) else {
+        let Some(prepared) = plans.remove(id) else {
             continue;
         };
+        let Some(run) = prepared.run else { continue };
+        let record = prepared.audit.zip(audit.cloned());
         let reporter = Reporter::new(id.clone(), tx.clone());
         let tx = tx.clone();
         let id = id.clone();
         tokio::spawn(async move {
             let result = run(reporter).await;
-            let (ok, message) = match result {
+            let (ok, mut message) = match result {
                 Ok(m) => (true, m),
                 Err(e) => (false, e),
             };
+            if let Some((mut rec, log)) = record {
+                rec.time = crate::clock::rfc3339(crate::clock::now_unix());
+                rec.outcome = if ok { "succeeded" } else { "failed" }.into();
+                if !ok {
+                    rec.failed_step = message
+                        .strip_prefix("step ")
+                        .and_then(|m| m.split(':').next())
+                        .map(str::to_owned);
+                    rec.error = Some(message.clone());
+                }
+                if let Err(e) = log.append(&rec) {
+                    tracing::error!("audit log {}: {e}", log.path.display());
+                    message.push_str(&format!(" (the audit log could not be written: {e})"));
+                }
+            }
             let _ = tx
                 .send(AppEvent::TaskFinished {
                     record_id: id,
@@ -189,4 +244,72 @@ fn run_pending(
 /// Quote a value for a POSIX shell (single quotes).
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The Kubernetes actions (cert-manager renew, TLS Secret rotate) for the dashboard.
+pub struct K8sBackend {
+    pub ctx: Arc<crate::actions::ActionContext>,
+}
+
+impl Backend for K8sBackend {
+    fn plan(&self, kind: ActKind, record: &Record) -> Option<BoxFut<Prepared>> {
+        if kind != ActKind::Builtin || record.k8s.is_none() {
+            return None;
+        }
+        let ctx = self.ctx.clone();
+        let record = record.clone();
+        Some(Box::pin(async move {
+            let Some(action) = crate::actions::offered(&record) else {
+                let what = record
+                    .k8s
+                    .as_ref()
+                    .map(|k| k.kind.clone())
+                    .unwrap_or_default();
+                return Prepared::refused(
+                    &record,
+                    "renew",
+                    format!("no renew or rotate for this {what} row: only cert-manager Certificates and plain kubernetes.io/tls Secrets"),
+                );
+            };
+            let title = match action {
+                crate::actions::ActionKind::Renew => "Renew (cert-manager re-issue)",
+                crate::actions::ActionKind::Rotate => "Rotate (new key and certificate)",
+            };
+            let plan = match crate::actions::plan(&ctx, action, &record).await {
+                Ok(p) => p,
+                Err(e) => return Prepared::refused(&record, title, e.to_string()),
+            };
+            let proposal = Proposal {
+                record_id: record.id.clone(),
+                location: record.location.clone(),
+                title: title.to_owned(),
+                preview: plan.preview(),
+                destructive: plan.destructive,
+                error: None,
+            };
+            let run = move |rep: Reporter| -> BoxFut<Result<String, String>> {
+                Box::pin(async move {
+                    let (etx, mut erx) = mpsc::channel(64);
+                    let forward = tokio::spawn(async move {
+                        while let Some(ev) = erx.recv().await {
+                            if let crate::actions::ActionEvent::Progress { step, message, .. } = ev
+                            {
+                                rep.step(step.as_str(), message).await;
+                            }
+                        }
+                    });
+                    let result = crate::actions::execute(&ctx, &plan, &etx).await;
+                    drop(etx);
+                    let _ = forward.await;
+                    result.map(|o| o.message).map_err(|e| e.to_string())
+                })
+            };
+            Prepared {
+                proposal,
+                skip_confirm: false,
+                run: Some(Box::new(run)),
+                audit: None,
+            }
+        }))
+    }
 }

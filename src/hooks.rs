@@ -171,6 +171,11 @@ impl Backend for HookBackend {
                 run: Some(Box::new(move |rep: Reporter| {
                     Box::pin(run_command(cmd2, timeout, rep))
                 })),
+                audit: Some(crate::dispatch::audit_base(
+                    &format!("hook: {}", a.description),
+                    &record,
+                    &cmd,
+                )),
             }
         }))
     }

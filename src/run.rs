@@ -101,7 +101,22 @@ pub async fn dashboard(
     backends.push(std::sync::Arc::new(crate::hooks::HookBackend {
         actions: user_actions,
     }));
-    let dispatcher = crate::dispatch::Dispatcher::new(backends, cli.read_only);
+    if let Some(k) = &inventory.k8s {
+        match crate::sources::k8s::KubeAccess::load(k.kubeconfig.as_deref()) {
+            Ok(access) => {
+                let mut ctx = crate::actions::ActionContext::new(access);
+                ctx.read_only = cli.read_only;
+                backends.push(std::sync::Arc::new(crate::dispatch::K8sBackend {
+                    ctx: std::sync::Arc::new(ctx),
+                }));
+            }
+            Err(e) => tracing::warn!("Kubernetes actions are unavailable: {e}"),
+        }
+    }
+    let mut dispatcher = crate::dispatch::Dispatcher::new(backends, cli.read_only);
+    if let Some(path) = crate::actions::audit::AuditLog::default_path() {
+        dispatcher = dispatcher.with_audit(crate::actions::audit::AuditLog::new(path));
+    }
     crate::tui::run_dashboard(app, theme, inventory, probe, mouse, dispatcher).await?;
     Ok(exit::OK)
 }

@@ -86,9 +86,17 @@ fn osc52(text: &str) {
 fn reprobe(
     what: Vec<(SourceKind, String)>,
     prober: Option<Arc<sources::tls::TlsProber>>,
+    k8s: Option<sources::k8s::K8sSettings>,
     tx: mpsc::Sender<SourceEvent>,
 ) {
     tokio::spawn(async move {
+        // Kubernetes rows are re-read with one pass of the Kubernetes source (paginated lists
+        // are cheaper than an object-by-object walk, and pick up linked objects too).
+        if what.iter().any(|(s, _)| *s == SourceKind::K8s) {
+            if let Some(settings) = k8s.clone() {
+                sources::k8s::run(settings, tx.clone()).await;
+            }
+        }
         for (source, location) in what {
             match source {
                 SourceKind::Tls => {
@@ -204,7 +212,9 @@ pub async fn run_dashboard(
         for e in effects {
             match e {
                 Effect::Quit => quit = true,
-                Effect::Reprobe(what) => reprobe(what, prober.clone(), tx.clone()),
+                Effect::Reprobe(what) => {
+                    reprobe(what, prober.clone(), inventory.k8s.clone(), tx.clone())
+                }
                 Effect::ReprobeAll => {
                     scans.spawn(sources::run_inventory(
                         inventory.clone(),

@@ -238,7 +238,9 @@ async fn user_actions_fill_placeholders_show_output_and_keep_failures() {
             dangerous: a.dangerous,
         })
         .collect();
-    let d = Dispatcher::new(vec![Arc::new(HookBackend { actions })], false);
+    let audit_path = dir.path().join("audit.jsonl");
+    let d = Dispatcher::new(vec![Arc::new(HookBackend { actions })], false)
+        .with_audit(certdeck::dispatch::AuditLog::new(&audit_path));
     let prober = sources::build_prober(&ProbeSettings::default()).expect("prober");
     let (tx, mut rx) = mpsc::channel(256);
     // Select api.example.com:443 (a TLS row).
@@ -286,6 +288,33 @@ async fn user_actions_fill_placeholders_show_output_and_keep_failures() {
         t.log
     );
     assert!(t.log.last().expect("log").contains("exit status 3"));
+
+    // Both runs are in the audit log (0600), with their outcome.
+    let log = certdeck::dispatch::AuditLog::new(&audit_path)
+        .read()
+        .expect("audit");
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(
+        (log[0].outcome.as_str(), log[1].outcome.as_str()),
+        ("succeeded", "failed")
+    );
+    assert!(log
+        .iter()
+        .all(|l| l.record_id == row.id && l.action == "hook: run a check"));
+    assert!(log[1]
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("exit status 3")));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&audit_path)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 
     // 3: a placeholder the row does not have is refused with a reason, nothing runs.
     let eff = app.perform(certdeck::config::keymap::Action::UserAct(2));
