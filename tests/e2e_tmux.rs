@@ -59,7 +59,11 @@ fn body_rows(screen: &str) -> Vec<&str> {
     screen
         .lines()
         .skip(2)
-        .filter(|l| l.contains(" tls") || l.contains(" file"))
+        .filter(|l| {
+            [" tls", " file", " k8s"]
+                .iter()
+                .any(|src| l.trim_end().ends_with(src))
+        })
         .collect()
 }
 
@@ -243,5 +247,134 @@ fn dashboard_over_the_demo_fleet_in_tmux() {
     assert!(
         !s.contains("STATUS↑") && !s.contains("expired ✖│now"),
         "the dashboard is gone from the screen: {s}"
+    );
+}
+
+#[test]
+fn renewing_an_expired_demo_row_from_the_keyboard_turns_it_healthy() {
+    let t = demo_up("renew");
+    t.keys(&["/", "b", "i", "l", "l", "i", "n", "g", "Enter"]);
+    let s = t.wait_for("the expired row alone", |s| s.contains("1/16"));
+    assert!(
+        body_rows(&s)[0].contains("EXPIRED") && body_rows(&s)[0].contains("billing.demo.test"),
+        "{s}"
+    );
+    t.keys(&["n"]);
+    let s = t.wait_for("the confirm popup", |s| s.contains("Confirm: 1 action(s)"));
+    assert!(
+        s.contains("Re-issue (demo CA)")
+            && s.contains("expires:")
+            && s.contains("certdeck demo intermediate CA"),
+        "{s}"
+    );
+    t.keys(&["y"]);
+    let s = t.wait_for("the task to finish", |s| {
+        s.contains("Re-issue (demo CA) done")
+    });
+    let s = if body_rows(&s)[0].contains("OK") {
+        s
+    } else {
+        t.wait_for("the re-probe", |s| body_rows(s)[0].contains("OK"))
+    };
+    let row = body_rows(&s)[0];
+    assert!(
+        row.contains("✔ OK") && row.contains("billing.demo.test"),
+        "the row turned healthy: {s}"
+    );
+    assert!(
+        row.contains("  89 ") || row.contains("  90 "),
+        "a fresh 90-day certificate: {row}"
+    );
+    t.keys(&["T"]);
+    let s = t.wait_for("the task view", |s| {
+        s.contains("Tasks: 0 running, 1 in all")
+    });
+    assert!(
+        s.contains("✔ Re-issue (demo CA)") && s.contains("now serving sha256"),
+        "{s}"
+    );
+    t.keys(&["Escape"]);
+    t.keys(&["q"]);
+    let s = t.wait_for("exit", |s| s.contains("EXITED:"));
+    assert!(s.contains("EXITED:0"), "{s}");
+    // The renewal is in the audit log of this run's data directory.
+    let audit = t._home.path().join(".local/share/certdeck/audit.jsonl");
+    let text =
+        std::fs::read_to_string(&audit).unwrap_or_else(|e| panic!("{}: {e}", audit.display()));
+    assert!(
+        text.contains("\"action\":\"demo re-issue\"") && text.contains("\"outcome\":\"succeeded\""),
+        "{text}"
+    );
+}
+
+mod k8s_common;
+#[path = "support/k8s_fixture/mod.rs"]
+mod k8s_fixture;
+#[path = "support/shop.rs"]
+mod shop;
+
+#[test]
+fn kubernetes_rows_are_renewed_from_the_dashboard() {
+    let fx = k8s_fixture::Fixture::start_blocking();
+    shop::seed(&fx);
+    let home = tempfile::tempdir().expect("home");
+    let cfg = home.path().join("certdeck.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[kubernetes]\nkubeconfig = \"{}\"\nnamespace = \"shop\"\n",
+            fx.kubeconfig_path().display()
+        ),
+    )
+    .expect("config");
+    let t = start(
+        "k8s",
+        env!("CARGO_BIN_EXE_certdeck"),
+        &format!("--config {}", cfg.display()),
+    );
+    let s = t.wait_for("the Kubernetes rows", |s| {
+        s.contains("k8s ") && s.contains("✓") && s.contains("web.shop.example")
+    });
+    assert!(
+        s.contains("api.shop.example") && s.contains("legacy.shop.example"),
+        "{s}"
+    );
+    // The two managed Secrets, marked; n; the confirm popup shows the cmctl-style status write.
+    t.keys(&[
+        "/", "(", "w", "e", "b", "|", "a", "p", "i", ")", "-", "t", "l", "s", "#", "Enter",
+    ]);
+    t.wait_for("filtered", |s| body_rows(s).len() == 2);
+    t.keys(&["space", "space", "n"]);
+    let s = t.wait_for("confirm", |s| s.contains("Confirm: 2 action(s)"));
+    assert!(
+        s.contains("Renew (cert-manager re-issue)") && s.contains("/status"),
+        "{s}"
+    );
+    t.keys(&["y"]);
+    t.wait_for("both tasks done", |s| {
+        s.contains("done") && !s.contains("⟳")
+    });
+    t.keys(&["T"]);
+    let s = t.wait_for("the task view", |s| {
+        s.contains("Tasks: 0 running, 2 in all")
+    });
+    assert_eq!(
+        s.matches("✔ Renew (cert-manager re-issue)").count(),
+        2,
+        "{s}"
+    );
+    t.keys(&["Escape"]);
+    t.keys(&["q"]);
+    let s = t.wait_for("exit", |s| s.contains("EXITED:"));
+    assert!(s.contains("EXITED:0"), "{s}");
+    let statuses: Vec<serde_json::Value> = fx
+        .list("certificates", Some("shop"))
+        .into_iter()
+        .map(|c| c["status"]["revision"].clone())
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![serde_json::json!(2), serde_json::json!(2)],
+        "cert-manager re-issued both"
     );
 }
