@@ -355,3 +355,39 @@ async fn missing_secret_write_permission_names_update_on_secrets() {
     assert!(err.to_string().starts_with("step write: forbidden (403): missing permission `update` on `secrets` in namespace \"team-a\""), "{err}");
     assert_eq!(stored(&fx).1, old.key);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_of_an_rsa_secret_makes_a_new_rsa_key_of_the_same_size() {
+    use rsa::pkcs8::EncodePrivateKey as _;
+    let fx = Fixture::start().await;
+    let rsa_key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+    let der = rsa_key.to_pkcs8_der().unwrap();
+    let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &rustls_pki_types::PrivatePkcs8KeyDer::from(der.as_bytes().to_vec()),
+        &rcgen::PKCS_RSA_SHA256,
+    )
+    .unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["legacy.team-a.example".to_string()]).unwrap();
+    params.not_after = rcgen::date_time_ymd(2027, 1, 1);
+    let cert = params.self_signed(&key).unwrap();
+    fx.insert_value(k8s_fixture::tls_secret(
+        "team-a",
+        "web-tls",
+        &cert.pem(),
+        &key.serialize_pem(),
+    ));
+    let ctx = action_context(&fx);
+    let rec = row(&fx, "team-a", LOC).await;
+    assert_eq!(rec.cert.as_ref().unwrap().key, "RSA 2048");
+    let plan = actions::plan(&ctx, ActionKind::Rotate, &rec).await.unwrap();
+    assert!(plan.preview().contains("RSA 2048 (new key)"));
+    let (tx, _rx) = mpsc::channel(64);
+    actions::execute(&ctx, &plan, &tx).await.unwrap();
+    let (crt, key_pem, _) = stored(&fx);
+    let new = facts(&crt);
+    assert_eq!(new.key, "RSA 2048");
+    assert_eq!(new.signature_algorithm, "sha256WithRSAEncryption");
+    assert!(key_matches(&new, &key_pem));
+    assert!(!crt.contains(&cert.pem()));
+}

@@ -29,16 +29,46 @@ use crate::sources::k8s::error::call;
 use crate::sources::k8s::read::parse_certs;
 use crate::sources::k8s::K8sError;
 
-/// The rcgen algorithm that makes a key of the same type, if we can generate it.
-fn algorithm_for(key: &str) -> Result<&'static SignatureAlgorithm, String> {
+/// How to make a new key of the same type as the current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeySpec {
+    Ring(&'static SignatureAlgorithm),
+    /// RSA with this many bits (generated with the `rsa` crate, signed with ring).
+    Rsa(usize),
+}
+
+/// The key spec for a key description (`ECDSA P-256`, `RSA 2048`...), if we can generate it.
+fn algorithm_for(key: &str) -> Result<KeySpec, String> {
     match key {
-        "ECDSA P-256" => Ok(&rcgen::PKCS_ECDSA_P256_SHA256),
-        "ECDSA P-384" => Ok(&rcgen::PKCS_ECDSA_P384_SHA384),
-        "Ed25519" => Ok(&rcgen::PKCS_ED25519),
+        "ECDSA P-256" => Ok(KeySpec::Ring(&rcgen::PKCS_ECDSA_P256_SHA256)),
+        "ECDSA P-384" => Ok(KeySpec::Ring(&rcgen::PKCS_ECDSA_P384_SHA384)),
+        "Ed25519" => Ok(KeySpec::Ring(&rcgen::PKCS_ED25519)),
+        "RSA 2048" => Ok(KeySpec::Rsa(2048)),
+        "RSA 3072" => Ok(KeySpec::Rsa(3072)),
+        "RSA 4096" => Ok(KeySpec::Rsa(4096)),
         other => Err(format!(
-            "cannot generate a {other} key here (ECDSA P-256, P-384 and Ed25519 are supported; \
-             RSA key generation is not available in the ring crypto backend)"
+            "cannot generate a {other} key (ECDSA P-256/P-384, Ed25519 and RSA 2048/3072/4096 are supported)"
         )),
+    }
+}
+
+/// A new key pair of the spec.
+fn generate_key(spec: KeySpec) -> Result<KeyPair, String> {
+    match spec {
+        KeySpec::Ring(alg) => {
+            KeyPair::generate_for(alg).map_err(|e| format!("key generation: {e}"))
+        }
+        KeySpec::Rsa(bits) => {
+            use rsa::pkcs8::EncodePrivateKey as _;
+            let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits)
+                .map_err(|e| format!("RSA key generation: {e}"))?;
+            let der = key
+                .to_pkcs8_der()
+                .map_err(|e| format!("RSA key encoding: {e}"))?;
+            let der = rustls_pki_types::PrivatePkcs8KeyDer::from(der.as_bytes().to_vec());
+            KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256)
+                .map_err(|e| format!("RSA key: {e}"))
+        }
     }
 }
 
@@ -310,8 +340,8 @@ fn issue(
     not_after: i64,
 ) -> Result<(String, String, CertFacts), ActionError> {
     let e = |m: String| ActionError::Issue(m);
-    let alg = algorithm_for(&old.key).map_err(e)?;
-    let key = KeyPair::generate_for(alg).map_err(|x| e(format!("key generation: {x}")))?;
+    let spec = algorithm_for(&old.key).map_err(e)?;
+    let key = generate_key(spec).map_err(e)?;
     let mut p = CertificateParams::default();
     p.distinguished_name = subject_of(&old.der);
     for s in &old.sans {
@@ -334,6 +364,9 @@ fn issue(
     p.not_after =
         ::time::OffsetDateTime::from_unix_timestamp(not_after).map_err(|x| e(x.to_string()))?;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    if matches!(spec, KeySpec::Rsa(_)) {
+        p.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+    }
     p.extended_key_usages = ext_key_usages(&old.der);
     p.use_authority_key_identifier_extension = ca.is_some();
     let cert = match ca {
