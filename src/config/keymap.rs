@@ -452,10 +452,16 @@ mod tests {
     #[test]
     fn every_default_binding_parses() {
         let km = Keymap::default();
-        let n: usize = [Mode::Normal, Mode::Details, Mode::Help]
-            .iter()
-            .map(|m| km.bindings(*m).len())
-            .sum();
+        let n: usize = [
+            Mode::Normal,
+            Mode::Details,
+            Mode::Help,
+            Mode::Confirm,
+            Mode::Tasks,
+        ]
+        .iter()
+        .map(|m| km.bindings(*m).len())
+        .sum();
         assert_eq!(n, DEFAULTS.len());
     }
 

@@ -181,6 +181,31 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_examples_parse() {
+        let c = parse(
+            Path::new("assets/config.example.toml"),
+            include_str!("../../assets/config.example.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.thresholds.crit, Some(Duration::from_secs(7 * 86400)));
+        let a = parse(
+            Path::new("assets/actions.example.toml"),
+            include_str!("../../assets/actions.example.toml"),
+        )
+        .unwrap();
+        assert_eq!(a.actions.len(), 3);
+        assert!(a.actions[0].dangerous && a.actions[0].command.contains("{path}"));
+        assert!(!a.actions[2].confirm);
+        for action in &a.actions {
+            assert!(
+                crate::config::keymap::parse_key(&action.key).is_some(),
+                "{}",
+                action.key
+            );
+        }
+    }
+
+    #[test]
     fn durations_parse() {
         let c = parse(
             Path::new("c.toml"),
