@@ -395,3 +395,35 @@ async fn webhook_apiservice_ca_bundles_and_kubeconfig_client_certificates_are_re
         Some("admin")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_credentials_are_an_unauthorized_row_for_that_context() {
+    let fx = Fixture::start().await;
+    fx.add_context("stranger", "not-a-valid-token");
+    let mut st = settings(&fx);
+    st.contexts = vec!["stranger".into()];
+    let (records, _) = scan(st).await;
+    assert_eq!(records.len(), 1, "one row for the context");
+    let err = records[0].error.as_deref().unwrap();
+    assert!(
+        err.starts_with("unauthorized (401): the credentials of context 'stranger' were rejected"),
+        "{err}"
+    );
+    assert_eq!(records[0].location, "stranger");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_namespace_the_contexts_own_namespace_is_read() {
+    let fx = Fixture::start().await;
+    for ns in ["default", "other"] {
+        let p = leaf(&[&format!("web.{ns}.example")], 60, None);
+        fx.insert_value(k8s_fixture::tls_secret(ns, "web-tls", &p.cert, &p.key));
+    }
+    let (records, _) = scan(settings(&fx)).await;
+    assert!(
+        at_location(&records, "fixture/default/secret/web-tls#tls.crt")
+            .cert
+            .is_some()
+    );
+    assert!(!records.iter().any(|r| r.location.contains("/other/")));
+}

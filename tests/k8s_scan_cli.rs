@@ -114,3 +114,28 @@ fn scan_of_an_unreachable_cluster_exits_unknown_with_an_error_row() {
     assert_eq!(recs[0]["status"], "error");
     assert!(recs[0]["error"].as_str().unwrap().contains("unreachable"));
 }
+
+#[test]
+fn kubeconfig_env_variable_is_honoured_like_kubectl() {
+    let fx = Fixture::start_blocking();
+    seed(&fx);
+    std::fs::write(fx.dir().join("no-config.toml"), "").unwrap();
+    let missing = fx.dir().join("missing-kubeconfig");
+    let list = std::env::join_paths([missing.as_path(), fx.kubeconfig_path()]).unwrap();
+    let out = certdeck(&fx)
+        .env("KUBECONFIG", &list)
+        .args(["scan", "--k8s", "-n", "team-b", "-o", "json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let recs: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout} {stderr}"));
+    assert!(
+        recs.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["location"] == "fixture/team-b/secret/fine-tls#tls.crt"),
+        "{stdout} {stderr}"
+    );
+}

@@ -36,7 +36,25 @@ impl KubeAccess {
         let source = kubeconfig_source(explicit);
         let loaded = match explicit {
             Some(p) => Kubeconfig::read_from(p),
-            None => Kubeconfig::read(),
+            None => match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+                // Like kubectl: files of the list that do not exist are skipped, the rest merged
+                // in order (the first one to set a value wins).
+                Some(list) => {
+                    let paths: Vec<PathBuf> = std::env::split_paths(&list)
+                        .filter(|p| !p.as_os_str().is_empty() && p.exists())
+                        .collect();
+                    if paths.is_empty() {
+                        return Err(K8sError::Kubeconfig {
+                            path: source,
+                            message: "none of the files in KUBECONFIG exists".to_owned(),
+                        });
+                    }
+                    paths.iter().try_fold(Kubeconfig::default(), |merged, p| {
+                        Kubeconfig::read_from(p).and_then(|c| merged.merge(c))
+                    })
+                }
+                None => Kubeconfig::read(),
+            },
         };
         loaded
             .map(|kubeconfig| KubeAccess {
