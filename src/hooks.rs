@@ -43,6 +43,17 @@ fn yes() -> bool {
     true
 }
 
+impl From<&UserAction> for crate::app::UserActionInfo {
+    fn from(a: &UserAction) -> Self {
+        crate::app::UserActionInfo {
+            description: a.description.clone(),
+            sources: a.sources.clone(),
+            confirm: a.confirm,
+            dangerous: a.dangerous,
+        }
+    }
+}
+
 /// The placeholder values of a record (unquoted).
 pub fn placeholders(r: &Record) -> Vec<(&'static str, String)> {
     let mut v = vec![

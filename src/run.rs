@@ -89,15 +89,7 @@ pub async fn dashboard(
     app.read_only = cli.read_only;
     app.redact = cli.redact;
     app.log_path = LOG_PATH.get().map(|p| p.display().to_string());
-    app.user_actions = user_actions
-        .iter()
-        .map(|a| crate::app::UserActionInfo {
-            description: a.description.clone(),
-            sources: a.sources.clone(),
-            confirm: a.confirm,
-            dangerous: a.dangerous,
-        })
-        .collect();
+    app.user_actions = user_actions.iter().map(Into::into).collect();
     backends.push(std::sync::Arc::new(crate::hooks::HookBackend {
         actions: user_actions,
     }));

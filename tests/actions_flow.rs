@@ -69,8 +69,12 @@ fn app_with(records: Vec<certdeck::model::Record>) -> App {
     app
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn marked_demo_rows_are_renewed_in_bulk_and_turn_healthy() {
+/// The demo fleet, a prober that trusts it, and its endpoints scanned.
+async fn demo_scan() -> (
+    DemoFleet,
+    sources::tls::TlsProber,
+    Vec<certdeck::model::Record>,
+) {
     let fleet = DemoFleet::start().await.expect("demo");
     let settings = ProbeSettings {
         extra_roots: vec![fleet.trust_anchor()],
@@ -82,6 +86,12 @@ async fn marked_demo_rows_are_renewed_in_bulk_and_turn_healthy() {
         ..Default::default()
     };
     let (records, _) = sources::scan(inv, settings).await;
+    (fleet, prober, records)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marked_demo_rows_are_renewed_in_bulk_and_turn_healthy() {
+    let (fleet, prober, records) = demo_scan().await;
     let mut app = app_with(records);
     let backends: Vec<Arc<dyn Backend>> = vec![Arc::new(DemoRenewer::new(&fleet))];
     let d = Dispatcher::new(backends, false);
@@ -147,17 +157,7 @@ async fn marked_demo_rows_are_renewed_in_bulk_and_turn_healthy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_changes_nothing_and_read_only_refuses() {
-    let fleet = DemoFleet::start().await.expect("demo");
-    let settings = ProbeSettings {
-        extra_roots: vec![fleet.trust_anchor()],
-        ..ProbeSettings::default()
-    };
-    let prober = sources::build_prober(&settings).expect("prober");
-    let inv = sources::Inventory {
-        targets: fleet.endpoints.iter().map(|e| e.target.clone()).collect(),
-        ..Default::default()
-    };
-    let (records, _) = sources::scan(inv, settings).await;
+    let (fleet, prober, records) = demo_scan().await;
     let before: Vec<(String, String)> = records
         .iter()
         .map(|r| {
@@ -229,15 +229,7 @@ async fn user_actions_fill_placeholders_show_output_and_keep_failures() {
         user_action("echo partial output; echo on stderr >&2; exit 3", false),
         user_action("echo {path}", true),
     ];
-    app.user_actions = actions
-        .iter()
-        .map(|a| certdeck::app::UserActionInfo {
-            description: a.description.clone(),
-            sources: a.sources.clone(),
-            confirm: a.confirm,
-            dangerous: a.dangerous,
-        })
-        .collect();
+    app.user_actions = actions.iter().map(Into::into).collect();
     let audit_path = dir.path().join("audit.jsonl");
     let d = Dispatcher::new(vec![Arc::new(HookBackend { actions })], false)
         .with_audit(certdeck::dispatch::AuditLog::new(&audit_path));
