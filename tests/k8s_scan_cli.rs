@@ -139,3 +139,27 @@ fn kubeconfig_env_variable_is_honoured_like_kubectl() {
         "{stdout} {stderr}"
     );
 }
+
+#[test]
+fn a_mistyped_kubernetes_config_key_names_the_file_line_and_field() {
+    let fx = Fixture::start_blocking();
+    let cfg = fx.dir().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[kubernetes]\nnamespace = \"a\"\nall_namespace = true\n",
+    )
+    .unwrap();
+    let out = certdeck(&fx)
+        .args(["scan", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr.contains("bad.toml")
+            && stderr.contains("line 3")
+            && stderr.contains("all_namespace"),
+        "{stderr}"
+    );
+}

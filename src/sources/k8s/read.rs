@@ -32,15 +32,6 @@ pub enum Scope {
     All,
 }
 
-impl Scope {
-    fn ns(&self) -> &str {
-        match self {
-            Scope::One(n) => n,
-            Scope::All => "",
-        }
-    }
-}
-
 /// Location string of a Kubernetes key: `ctx/ns/kind/name#key` (`ctx/kind/name#key` when
 /// cluster-scoped).
 pub fn location(ctx: &str, ns: &str, kind: &str, name: &str, key: Option<&str>) -> String {
@@ -458,7 +449,6 @@ pub async fn read_context(
     // 1. cert-manager Certificates, so Secrets can be linked to them.
     let ar = certmanager::certificate_resource();
     let mut certs: HashMap<(String, String), CertManagerInfo> = HashMap::new();
-    let mut cert_ns: HashMap<(String, String), String> = HashMap::new();
     {
         let c = client.clone();
         let make = move |ns: Option<&str>| -> Api<DynamicObject> {
@@ -485,7 +475,6 @@ pub async fn read_context(
             tracing::info!("{ctx}: cert-manager Certificates not read in '{ns}': {e}");
         }
         for (ns, info) in found {
-            cert_ns.insert((ns.clone(), info.secret_name.clone()), info.name.clone());
             certs.insert((ns, info.secret_name.clone()), info);
         }
     }
@@ -527,13 +516,10 @@ pub async fn read_context(
     }
 
     // 3. Certificates whose Secret was not seen: a row for the Certificate itself.
-    let mut unlinked: Vec<&CertManagerInfo> = certs
-        .iter()
-        .filter(|(k, _)| !linked.contains(*k))
-        .map(|(_, v)| v)
-        .collect();
-    unlinked.sort_by(|a, b| a.name.cmp(&b.name));
-    for (key, cm) in certs.iter().filter(|(k, _)| !linked.contains(*k)) {
+    let mut unlinked: Vec<(&(String, String), &CertManagerInfo)> =
+        certs.iter().filter(|(k, _)| !linked.contains(*k)).collect();
+    unlinked.sort_by(|a, b| (&a.0 .0, &a.1.name).cmp(&(&b.0 .0, &b.1.name)));
+    for (key, cm) in unlinked {
         let info = K8sInfo {
             context: ctx.to_owned(),
             namespace: key.0.clone(),
@@ -553,7 +539,6 @@ pub async fn read_context(
             ))
             .await;
     }
-    drop(cert_ns);
 
     // 4. ConfigMaps (CA bundles, kube-root-ca.crt).
     {
@@ -576,7 +561,6 @@ pub async fn read_context(
     if scope == Scope::All {
         read_cluster_scoped(&mut rd).await;
     }
-    let _ = scope.ns();
 }
 
 fn ca_bundle_records(
