@@ -363,14 +363,15 @@ fn confirm_and_task_popups_render() {
     });
     let theme = certdeck::config::theme::Theme::default_dark();
     let render = |app: &App| {
+        let (w, h) = app.size;
         let mut term =
-            ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).expect("t");
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).expect("t");
         term.draw(|f| certdeck::ui::render(app, &theme, f))
             .expect("draw");
         let buf = term.backend().buffer().clone();
-        (0..24)
+        (0..h)
             .map(|y| {
-                (0..80)
+                (0..w)
                     .map(|x| buf[(x, y)].symbol())
                     .collect::<String>()
                     .trim_end()
@@ -380,6 +381,9 @@ fn confirm_and_task_popups_render() {
             .join("\n")
     };
     insta::assert_snapshot!("confirm_popup_80x24", render(&app));
+    app.update(AppEvent::Resize(120, 40));
+    insta::assert_snapshot!("confirm_popup_120x40", render(&app));
+    app.update(AppEvent::Resize(80, 24));
     app.update(key('y'));
     app.update(AppEvent::TaskProgress {
         record_id: first.id.clone(),
@@ -396,4 +400,6 @@ fn confirm_and_task_popups_render() {
             .into(),
     });
     insta::assert_snapshot!("tasks_popup_failed_80x24", render(&app));
+    app.update(AppEvent::Resize(120, 40));
+    insta::assert_snapshot!("tasks_popup_failed_120x40", render(&app));
 }
