@@ -59,11 +59,12 @@ async fn drive(
 }
 
 fn app_with(records: Vec<certdeck::model::Record>) -> App {
-    let mut app = App::new(
-        certdeck::clock::now_unix(),
-        Thresholds::default(),
-        Keymap::default(),
-    );
+    app_at(certdeck::clock::now_unix(), records)
+}
+
+/// An app judging at `now` (the fixed clock for snapshots of the sample fleet).
+fn app_at(now: i64, records: Vec<certdeck::model::Record>) -> App {
+    let mut app = App::new(now, Thresholds::default(), Keymap::default());
     app.update(AppEvent::Resize(100, 30));
     app.load_records(records);
     app
@@ -332,7 +333,7 @@ async fn user_actions_fill_placeholders_show_output_and_keep_failures() {
 
 #[test]
 fn confirm_and_task_popups_render() {
-    let mut app = app_with(certdeck::testing::sample_records());
+    let mut app = app_at(certdeck::testing::NOW, certdeck::testing::sample_records());
     app.update(AppEvent::Resize(80, 24));
     let first = app.selected_record().expect("row").clone();
     let eff = app.update(key('n'));
@@ -364,8 +365,7 @@ fn confirm_and_task_popups_render() {
     let theme = certdeck::config::theme::Theme::default_dark();
     let render = |app: &App| {
         let (w, h) = app.size;
-        let mut term =
-            ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).expect("t");
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).expect("t");
         term.draw(|f| certdeck::ui::render(app, &theme, f))
             .expect("draw");
         let buf = term.backend().buffer().clone();
