@@ -455,10 +455,7 @@ impl App {
                 }
                 Vec::new()
             }
-            AppEvent::Proposed { token, proposals } => {
-                self.on_proposed(token, proposals);
-                Vec::new()
-            }
+            AppEvent::Proposed { token, proposals } => self.on_proposed(token, proposals),
             AppEvent::Started { proposals } => {
                 self.start_tasks(&proposals);
                 Vec::new()
@@ -863,24 +860,27 @@ impl App {
         vec![Effect::Propose { token, kind, ids }]
     }
 
-    fn on_proposed(&mut self, token: u64, proposals: Vec<Proposal>) {
+    /// Show planned actions for confirmation. A stale answer (the user asked again since) and
+    /// a plan that cannot run are dropped, and the runner is told to forget them.
+    fn on_proposed(&mut self, token: u64, proposals: Vec<Proposal>) -> Vec<Effect> {
         if self.planning != Some(token) {
-            return;
+            return vec![Effect::Cancel { token }];
         }
         self.planning = None;
         if proposals.is_empty() {
             self.say("no action applies to these rows", Level::Error);
-            return;
+            return vec![Effect::Cancel { token }];
         }
         if proposals.iter().all(|p| p.error.is_some()) && proposals.len() == 1 {
             let e = proposals[0].error.clone().unwrap_or_default();
             self.say(e, Level::Error);
-            return;
+            return vec![Effect::Cancel { token }];
         }
         self.message = None;
         self.confirm = Some(Confirm { token, proposals });
         self.popup = Some(Popup::Confirm);
         self.scroll = 0;
+        Vec::new()
     }
 
     fn on_filter_key(&mut self, k: KeyEvent, mut text: String) -> Vec<Effect> {

@@ -123,8 +123,8 @@ fn reprobe(
                         let _ = tx.send(SourceEvent::Observed(r)).await;
                     }
                 }
-                #[allow(unreachable_patterns)]
-                _ => {}
+                // Kubernetes rows were re-read above.
+                SourceKind::K8s => {}
             }
         }
     });
