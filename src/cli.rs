@@ -189,6 +189,9 @@ pub struct K8sArgs {
     /// Read every namespace, plus webhook and APIService caBundles.
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
+    /// Probe each Ingress TLS host and flag one that serves another certificate than its Secret.
+    #[arg(long)]
+    pub check_ingress: bool,
 }
 
 impl K8sArgs {
@@ -200,6 +203,7 @@ impl K8sArgs {
             || self.all_contexts
             || self.namespace.is_some()
             || self.all_namespaces
+            || self.check_ingress
     }
 
     /// Kubernetes settings from these flags over the `[kubernetes]` config section.
@@ -238,6 +242,8 @@ impl K8sArgs {
             page_size: c
                 .page_size
                 .unwrap_or(crate::sources::k8s::DEFAULT_PAGE_SIZE),
+            check_ingresses: self.check_ingress || c.check_ingresses,
+            ingress_port: 443,
         }
     }
 }

@@ -427,3 +427,75 @@ async fn without_a_namespace_the_contexts_own_namespace_is_read() {
     );
     assert!(!records.iter().any(|r| r.location.contains("/other/")));
 }
+
+/// A TLS server on 127.0.0.1 serving `pem` (any SNI); returns its port.
+async fn serve_tls(pem: &k8s_common::Pem) -> u16 {
+    use rustls_pki_types::pem::PemObject as _;
+    let chain: Vec<rustls_pki_types::CertificateDer<'static>> =
+        rustls_pki_types::CertificateDer::pem_slice_iter(pem.cert.as_bytes())
+            .map(|c| c.unwrap())
+            .collect();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(pem.key.as_bytes()).unwrap();
+    let cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut s) = acceptor.accept(tcp).await {
+                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut s).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingress_serving_an_older_certificate_than_its_secret_is_flagged() {
+    let fx = Fixture::start().await;
+    let old = leaf(&["shop.example"], 3, None);
+    let new = leaf(&["shop.example"], 90, None);
+    fx.insert_value(k8s_fixture::tls_secret(
+        "shop", "shop-tls", &new.cert, &new.key,
+    ));
+    fx.insert_value(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "shop", "namespace": "shop"},
+        "spec": {"tls": [{"hosts": ["shop.example"], "secretName": "shop-tls"}],
+            "rules": [{"host": "shop.example"}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}}}),
+    );
+    let port = serve_tls(&old).await;
+    let mut st = settings(&fx);
+    st.namespace = Some("shop".into());
+    st.check_ingresses = true;
+    st.ingress_port = port;
+    let (records, _) = scan(st.clone()).await;
+    let row = at_location(&records, "fixture/shop/ingress/shop#shop.example");
+    assert_eq!(row.cert.as_ref().unwrap().sha256, facts_of(&old.cert));
+    let drift = row.k8s.as_ref().unwrap().drift.clone().expect("flagged");
+    assert!(drift.starts_with("serves an older certificate"), "{drift}");
+    assert!(drift.contains("than Secret shop/shop-tls holds"), "{drift}");
+
+    // Once the Secret and the endpoint agree, nothing is flagged.
+    fx.insert_value(k8s_fixture::tls_secret(
+        "shop", "shop-tls", &old.cert, &old.key,
+    ));
+    let (records, _) = scan(st).await;
+    let row = at_location(&records, "fixture/shop/ingress/shop#shop.example");
+    assert_eq!(row.k8s.as_ref().unwrap().drift, None);
+}
+
+fn facts_of(pem: &str) -> String {
+    k8s_common::facts(pem).sha256
+}

@@ -60,6 +60,9 @@ pub struct KubernetesConfig {
     /// Refuse every action (renew, rotate).
     #[serde(default)]
     pub read_only: bool,
+    /// Probe each Ingress TLS host and compare what it serves with its Secret.
+    #[serde(default)]
+    pub check_ingresses: bool,
 }
 
 /// Dashboard settings.

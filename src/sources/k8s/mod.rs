@@ -8,6 +8,7 @@
 
 pub mod certmanager;
 pub mod error;
+pub mod ingress;
 pub mod kubeconfig;
 pub mod read;
 
@@ -41,6 +42,10 @@ pub struct K8sSettings {
     pub timeout: Duration,
     /// `limit` of each list page.
     pub page_size: u32,
+    /// Probe every Ingress TLS host and compare what it serves with its Secret.
+    pub check_ingresses: bool,
+    /// Port the Ingress hosts are probed on (443; tests use another).
+    pub ingress_port: u16,
 }
 
 impl Default for K8sSettings {
@@ -53,6 +58,8 @@ impl Default for K8sSettings {
             all_namespaces: false,
             timeout: Duration::from_secs(10),
             page_size: DEFAULT_PAGE_SIZE,
+            check_ingresses: false,
+            ingress_port: 443,
         }
     }
 }

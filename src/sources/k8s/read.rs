@@ -8,6 +8,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::{Api, ListParams, ObjectList};
 use kube::core::DynamicObject;
@@ -481,6 +482,7 @@ pub async fn read_context(
 
     // 2. Secrets, streamed page by page.
     let mut linked: HashSet<(String, String)> = HashSet::new();
+    let mut stored: super::ingress::StoredLeaves = HashMap::new();
     {
         let c = client.clone();
         let make = move |ns: Option<&str>| -> Api<Secret> {
@@ -491,15 +493,27 @@ pub async fn read_context(
         };
         let certs_ref = &certs;
         let linked_ref = &mut linked;
+        let stored_ref = &mut stored;
+        let keep = settings.check_ingresses;
         let mut f = |s: Secret| {
             let key = (
                 s.metadata.namespace.clone().unwrap_or_default(),
                 s.metadata.name.clone().unwrap_or_default(),
             );
             if certs_ref.contains_key(&key) {
-                linked_ref.insert(key);
+                linked_ref.insert(key.clone());
             }
-            secret_records(ctx, &s, certs_ref, now)
+            let recs = secret_records(ctx, &s, certs_ref, now);
+            if keep {
+                for r in &recs {
+                    if let (Some(c), Some(k)) = (&r.cert, &r.k8s) {
+                        if k.key.as_deref() == Some("tls.crt") {
+                            stored_ref.insert(key.clone(), c.clone());
+                        }
+                    }
+                }
+            }
+            recs
         };
         let errs = rd.list_scope(&scope, "secrets", &make, &mut f).await;
         for (ns, e) in errs {
@@ -557,7 +571,30 @@ pub async fn read_context(
         }
     }
 
-    // 5. Cluster-scoped caBundles, with -A only.
+    // 5. What Ingress hosts serve, against what their Secrets hold.
+    if settings.check_ingresses {
+        let c = client.clone();
+        let make = move |ns: Option<&str>| -> Api<Ingress> {
+            match ns {
+                Some(ns) => Api::namespaced(c.clone(), ns),
+                None => Api::all(c.clone()),
+            }
+        };
+        let mut hosts = Vec::new();
+        let mut f = |i: Ingress| {
+            hosts.extend(super::ingress::tls_hosts(&i));
+            Vec::new()
+        };
+        for (ns, e) in rd.list_scope(&scope, "ingresses", &make, &mut f).await {
+            let _ = tx
+                .send(SourceEvent::Observed(rd.error_row(&ns, "ingresses", &e)))
+                .await;
+        }
+        super::ingress::check(ctx, hosts, &stored, settings, tx, now).await;
+    }
+    drop(stored);
+
+    // 6. Cluster-scoped caBundles, with -A only.
     if scope == Scope::All {
         read_cluster_scoped(&mut rd).await;
     }

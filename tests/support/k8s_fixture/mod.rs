@@ -29,7 +29,7 @@
 //!   for core `v1` (namespaces, secrets, configmaps), `admissionregistration.k8s.io/v1`
 //!   (mutating/validatingwebhookconfigurations), `apiregistration.k8s.io/v1` (apiservices) and
 //!   `cert-manager.io/v1` (certificates, certificaterequests, issuers, clusterissuers; all with
-//!   `/status`). Aggregated discovery is not implemented: kubectl falls back to these documents.
+//!   `/status`), and `networking.k8s.io/v1` (ingresses, with `/status`). Aggregated discovery is not implemented: kubectl falls back to these documents.
 //! * For every resource: list (namespaced and across namespaces), get, create, update (PUT),
 //!   patch (merge, strategic-merge treated as merge, JSON patch; no server-side apply), delete,
 //!   deletecollection, `watch=true`, and `/status` get/update/patch.

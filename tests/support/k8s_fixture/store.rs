@@ -204,6 +204,19 @@ pub static RESOURCES: &[ResourceDef] = &[
         custom: true,
         extra_fields: &[],
     },
+    ResourceDef {
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "ingresses",
+        singular: "ingress",
+        kind: "Ingress",
+        namespaced: true,
+        status: true,
+        short_names: &["ing"],
+        categories: &["all"],
+        custom: false,
+        extra_fields: &[],
+    },
 ];
 
 /// Group/version pairs served under `/apis`, in discovery order.
@@ -212,6 +225,7 @@ pub const GROUPS: &[(&str, &str)] = &[
     ("apiregistration.k8s.io", "v1"),
     ("authorization.k8s.io", "v1"),
     ("cert-manager.io", "v1"),
+    ("networking.k8s.io", "v1"),
 ];
 
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
