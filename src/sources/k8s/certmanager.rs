@@ -130,3 +130,46 @@ pub fn state_line(cm: &CertManagerInfo) -> String {
         None => "no Ready condition yet".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cert(status: serde_json::Value) -> DynamicObject {
+        let mut o = DynamicObject::new("web", &certificate_resource()).within("shop");
+        o.data = json!({
+            "spec": {"secretName": "web-tls", "dnsNames": ["a.example"],
+                "issuerRef": {"name": "vault", "kind": "ClusterIssuer", "group": "example.io"}},
+            "status": status,
+        });
+        o
+    }
+
+    #[test]
+    fn info_reads_issuer_conditions_and_revision() {
+        let i = info(&cert(
+            json!({"revision": 4, "notAfter": "2027-01-01T00:00:00Z",
+            "conditions": [{"type": "Ready", "status": "False", "reason": "Expired", "message": "gone"},
+                           {"type": "Issuing", "status": "True", "reason": "ManuallyTriggered"}]}),
+        ));
+        assert_eq!(i.issuer_ref, "ClusterIssuer/vault.example.io");
+        assert_eq!(i.revision, Some(4));
+        assert_eq!(i.ready.as_ref().map(|r| r.status.as_str()), Some("False"));
+        assert_eq!(state_line(&i), "issuing (ManuallyTriggered)");
+        let i = info(&cert(
+            json!({"conditions": [{"type": "Ready", "status": "False", "reason": "Expired", "message": "gone"}]}),
+        ));
+        assert_eq!(state_line(&i), "not Ready: Expired: gone");
+        assert_eq!(
+            state_line(&info(&cert(json!({})))),
+            "no Ready condition yet"
+        );
+    }
+
+    #[test]
+    fn times_parse_as_rfc3339() {
+        assert_eq!(parse_time("1970-01-01T00:01:00Z"), Some(60));
+        assert_eq!(parse_time("yesterday"), None);
+    }
+}

@@ -681,3 +681,52 @@ async fn read_cluster_scoped(rd: &mut Reader<'_>) {
         tracing::info!("{ctx}: APIServices not read: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_name_context_namespace_kind_and_key() {
+        assert_eq!(
+            location("prod", "shop", "Secret", "web-tls", Some("tls.crt")),
+            "prod/shop/secret/web-tls#tls.crt"
+        );
+        assert_eq!(
+            location("prod", "", "APIService", "v1.x", Some("caBundle")),
+            "prod/apiservice/v1.x#caBundle"
+        );
+        assert_eq!(
+            location("prod", "shop", "Certificate", "web", None),
+            "prod/shop/certificate/web"
+        );
+    }
+
+    #[test]
+    fn blobs_that_are_not_certificates_are_passed_over() {
+        assert!(parse_certs(b"hunter2").is_none());
+        assert!(parse_certs(b"").is_none());
+        assert!(
+            parse_certs(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+                .is_none()
+        );
+        assert!(matches!(
+            parse_certs(b"-----BEGIN CERTIFICATE-----\nAAAA\n"),
+            Some(Err(_))
+        ));
+        assert!(
+            parse_certs(&[0x30, 0x03, 0x02, 0x01, 0x01]).is_none(),
+            "DER that is not a certificate"
+        );
+    }
+
+    #[test]
+    fn key_names_are_never_parsed() {
+        for k in ["tls.key", "server.key", "client-key", "key", "TLS.KEY"] {
+            assert!(is_key_name(k), "{k}");
+        }
+        for k in ["tls.crt", "ca.crt", "keystore.jks.crt"] {
+            assert!(!is_key_name(k), "{k}");
+        }
+    }
+}
