@@ -499,3 +499,40 @@ async fn ingress_serving_an_older_certificate_than_its_secret_is_flagged() {
 fn facts_of(pem: &str) -> String {
     k8s_common::facts(pem).sha256
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_and_failing_lists_are_retried_or_reported_per_namespace() {
+    let fx = Fixture::start().await;
+    for ns in ["busy", "broken", "fine"] {
+        let p = leaf(&[&format!("web.{ns}.example")], 60, None);
+        fx.insert_value(k8s_fixture::tls_secret(ns, "web-tls", &p.cert, &p.key));
+    }
+    // One 429 (Retry-After 1 s) is retried; a 500 is this namespace's error row.
+    fx.add_fault(
+        k8s_fixture::Fault::too_many_requests("/api/v1/namespaces/busy/secrets", 1).times(1),
+    );
+    fx.add_fault(k8s_fixture::Fault::internal_error(
+        "/api/v1/namespaces/broken/secrets",
+    ));
+    for ns in ["busy", "broken", "fine"] {
+        let mut st = settings(&fx);
+        st.namespace = Some(ns.into());
+        st.timeout = Duration::from_secs(3);
+        let (records, _) = scan(st).await;
+        if ns == "broken" {
+            let row = at_location(&records, "fixture/broken/secrets");
+            assert!(
+                row.error.as_deref().unwrap().starts_with("API error 500"),
+                "{:?}",
+                row.error
+            );
+        } else {
+            assert!(
+                at_location(&records, &format!("fixture/{ns}/secret/web-tls#tls.crt"))
+                    .cert
+                    .is_some()
+            );
+        }
+    }
+    assert!(fx.requests().iter().any(|r| r.status == 429));
+}

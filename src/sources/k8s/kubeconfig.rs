@@ -138,8 +138,8 @@ impl KubeAccess {
         cfg.read_timeout = Some(timeout);
         cfg.write_timeout = Some(timeout);
         cfg.reset_reader_on_write = true;
-        // A 429/503 is reported, not retried behind the user's back (time limits stay honest).
-        cfg.default_retry = false;
+        // 429/503/504 are retried (honouring Retry-After) inside each request's time limit.
+        cfg.default_retry = true;
         kube::Client::try_from(cfg)
             .map_err(|e| K8sError::Other(format!("context '{context}': {e}")))
     }
