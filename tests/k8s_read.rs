@@ -536,3 +536,28 @@ async fn throttled_and_failing_lists_are_retried_or_reported_per_namespace() {
     }
     assert!(fx.requests().iter().any(|r| r.status == 429));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_namespaces_without_cluster_list_rights_is_one_forbidden_row() {
+    let fx = Fixture::start().await;
+    let p = leaf(&["web.team-a.example"], 60, None);
+    fx.insert_value(k8s_fixture::tls_secret(
+        "team-a", "web-tls", &p.cert, &p.key,
+    ));
+    fx.forbid("list", "secrets", Some("team-b"));
+    fx.forbid("list", "namespaces", None);
+    let mut st = settings(&fx);
+    st.all_namespaces = true;
+    let (records, _) = scan(st).await;
+    let rows: Vec<_> = records
+        .iter()
+        .filter(|r| r.location == "fixture/secrets")
+        .collect();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].k8s.as_ref().unwrap().forbidden);
+    let err = rows[0].error.as_deref().unwrap();
+    assert!(
+        err.contains("missing permission `list` on `secrets` at the cluster scope"),
+        "{err}"
+    );
+}

@@ -334,7 +334,12 @@ impl Reader<'_> {
                 Err(e) if e.is_forbidden() => {
                     let nss = match self.namespaces().await {
                         Ok(n) => n,
-                        Err(ne) => return vec![(String::new(), e), (String::new(), ne)],
+                        Err(ne) => {
+                            // Namespace-scoped users cannot list namespaces either: report the
+                            // resource's own 403 (the hint is to name namespaces with -n).
+                            tracing::info!("{}: namespaces not listable: {ne}", self.ctx);
+                            return vec![(String::new(), e)];
+                        }
                     };
                     let mut errs = Vec::new();
                     for ns in nss {
