@@ -154,7 +154,11 @@ pub fn init_logging(cli: &Cli) {
         return;
     }
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("CERTDECK_LOG").unwrap_or_else(|_| "warn".into()))
+        // kube's client logs each failed connection; certdeck reports it as the context's row.
+        .with_env_filter(
+            EnvFilter::try_from_env("CERTDECK_LOG")
+                .unwrap_or_else(|_| "warn,kube_client::client::builder=off".into()),
+        )
         .with_writer(std::io::stderr)
         .try_init();
 }
