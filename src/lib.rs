@@ -2,6 +2,7 @@
 //!
 //! The library holds everything; `main.rs` only wires logging, the CLI and the runtime.
 
+pub mod acme;
 pub mod actions;
 pub mod app;
 pub mod cli;

@@ -1,0 +1,724 @@
+//! Running a renewal plan, step by step, with progress on a channel and a rollback on failure.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use instant_acme::{
+    Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus,
+    RetryPolicy,
+};
+use rustls_pki_types::PrivatePkcs8KeyDer;
+use tokio::sync::mpsc;
+
+use super::client::{self, describe, retry_nonce};
+use super::config::Challenge;
+use super::files::{self, NewFile, Written};
+use super::plan::{FileRole, KeyType};
+use super::{AcmeError, AcmeOutcome, AcmePlan, AcmeProgress, AcmeStep};
+use crate::model::CertFacts;
+use crate::sources::pem::{self, PemItem};
+
+async fn report(tx: &mpsc::Sender<AcmeProgress>, step: AcmeStep, message: impl Into<String>) {
+    let message = message.into();
+    tracing::info!(step = step.as_str(), "acme: {message}");
+    // A closed channel (the caller stopped listening) does not stop the renewal.
+    let _ = tx.send(AcmeProgress { step, message }).await;
+}
+
+/// Run `fut` within the plan's step time limit.
+async fn limited<T>(
+    step: AcmeStep,
+    limit: Duration,
+    fut: impl std::future::Future<Output = Result<T, AcmeError>>,
+) -> Result<T, AcmeError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(AcmeError::at(
+            step,
+            format!("timed out after {}", humantime::format_duration(limit)),
+        )),
+    }
+}
+
+/// Run the plan. Every step is reported on `tx`; the error names the failed step. On any
+/// failure the old files are left in place, or put back when they were already replaced.
+pub async fn execute(
+    plan: &AcmePlan,
+    tx: mpsc::Sender<AcmeProgress>,
+) -> Result<AcmeOutcome, AcmeError> {
+    crate::sources::tls::install_crypto_provider();
+    let current = current_sha256(plan).await;
+    if current.as_deref() != Some(plan.old_sha256.as_str()) {
+        return Err(AcmeError::Plan(format!(
+            "{} changed since the plan was made; plan again",
+            plan.file.cert.display()
+        )));
+    }
+    let limit = plan.step_timeout;
+
+    // account
+    report(
+        &tx,
+        AcmeStep::Account,
+        format!("directory {}", plan.directory_url),
+    )
+    .await;
+    let account = limited(AcmeStep::Account, limit, account_step(plan, &tx)).await?;
+
+    // order
+    let ids: Vec<Identifier> = plan
+        .names
+        .iter()
+        .map(|n| match n.parse::<std::net::IpAddr>() {
+            Ok(ip) => Identifier::Ip(ip),
+            Err(_) => Identifier::Dns(n.clone()),
+        })
+        .collect();
+    report(
+        &tx,
+        AcmeStep::Order,
+        format!("ordering {}", plan.names.join(", ")),
+    )
+    .await;
+    let mut order = limited(AcmeStep::Order, limit, async {
+        let order = retry_nonce!(account.new_order(&NewOrder::new(&ids)).await).map_err(|e| {
+            AcmeError::at(
+                AcmeStep::Order,
+                format!("the CA refused the order: {}", describe(&e)),
+            )
+        })?;
+        Ok(order)
+    })
+    .await?;
+    report(&tx, AcmeStep::Order, format!("order {}", order.url())).await;
+
+    // authorize
+    let mut presented = Vec::new();
+    let authorized = limited(
+        AcmeStep::Authorize,
+        limit,
+        authorize(plan, &mut order, &mut presented, &tx),
+    )
+    .await;
+    for p in presented.iter().rev() {
+        cleanup(plan, p, &tx).await;
+    }
+    authorized?;
+
+    // finalize
+    report(
+        &tx,
+        AcmeStep::Finalize,
+        format!("new {} key and CSR", plan.key_type.describe()),
+    )
+    .await;
+    let key = new_key(plan.key_type).map_err(|e| AcmeError::at(AcmeStep::Finalize, e))?;
+    let csr = csr(&plan.names, &key).map_err(|e| AcmeError::at(AcmeStep::Finalize, e))?;
+    limited(AcmeStep::Finalize, limit, async {
+        retry_nonce!(order.finalize_csr(&csr).await).map_err(|e| {
+            AcmeError::at(
+                AcmeStep::Finalize,
+                format!("the CA refused the CSR: {}", describe(&e)),
+            )
+        })
+    })
+    .await?;
+
+    // download
+    report(&tx, AcmeStep::Download, "waiting for the certificate").await;
+    let chain_pem = limited(AcmeStep::Download, limit, async {
+        let policy = RetryPolicy::new()
+            .initial_delay(Duration::from_millis(200))
+            .backoff(1.5)
+            .timeout(limit);
+        retry_nonce!(order.poll_certificate(&policy).await)
+            .map_err(|e| AcmeError::at(AcmeStep::Download, describe(&e)))
+    })
+    .await?;
+    let (leaf, leaf_pem, rest_pem) =
+        split_chain(&chain_pem, &key).map_err(|e| AcmeError::at(AcmeStep::Download, e))?;
+    report(
+        &tx,
+        AcmeStep::Download,
+        format!(
+            "issued serial {} by {}, expires {}, SHA-256 {}",
+            leaf.serial,
+            leaf.issuer_name(),
+            crate::clock::rfc3339(leaf.not_after),
+            leaf.sha256
+        ),
+    )
+    .await;
+
+    // write
+    let key_pem = key.serialize_pem();
+    let full = format!("{leaf_pem}{rest_pem}");
+    let contents = |role: FileRole| -> &[u8] {
+        match (role, plan.file.chain.is_some()) {
+            (FileRole::Certificate, false) => full.as_bytes(),
+            (FileRole::Certificate, true) => leaf_pem.as_bytes(),
+            (FileRole::Chain, _) => rest_pem.as_bytes(),
+            (FileRole::Key, _) => key_pem.as_bytes(),
+        }
+    };
+    let new_files: Vec<NewFile<'_>> = plan
+        .files
+        .iter()
+        .map(|f| NewFile {
+            path: &f.path,
+            backup: f.backup.as_deref(),
+            contents: contents(f.role),
+            mode: (f.role == FileRole::Key).then_some(0o600),
+        })
+        .collect();
+    let written = files::replace_all(&new_files).map_err(|e| AcmeError::at(AcmeStep::Write, e))?;
+    for (p, b) in &written.done {
+        let what = match b {
+            Some(b) => format!("wrote {} (old one kept as {})", p.display(), b.display()),
+            None => format!("wrote {}", p.display()),
+        };
+        report(&tx, AcmeStep::Write, what).await;
+    }
+
+    // reload
+    if let Some(cmd) = &plan.reload {
+        report(&tx, AcmeStep::Reload, format!("running: {cmd}")).await;
+        if let Err(why) = run_command(cmd, plan.reload_timeout, &tx).await {
+            let back = undo(plan, &written, &tx).await;
+            return Err(AcmeError::at(AcmeStep::Reload, format!("{why}; {back}")));
+        }
+    } else {
+        report(&tx, AcmeStep::Reload, "no reload command configured").await;
+    }
+
+    // verify
+    let verified = verify(plan, &leaf, &tx).await;
+    let endpoint_verified = match verified {
+        Ok(v) => v,
+        Err(why) => {
+            let back = undo(plan, &written, &tx).await;
+            return Err(AcmeError::at(AcmeStep::Verify, format!("{why}; {back}")));
+        }
+    };
+    report(
+        &tx,
+        AcmeStep::Done,
+        format!(
+            "renewed: expires {} (was {})",
+            crate::clock::rfc3339(leaf.not_after),
+            crate::clock::rfc3339(plan.old_not_after)
+        ),
+    )
+    .await;
+    Ok(AcmeOutcome {
+        new_sha256: leaf.sha256.clone(),
+        old_sha256: plan.old_sha256.clone(),
+        new_not_after: leaf.not_after,
+        old_not_after: plan.old_not_after,
+        new_serial: leaf.serial.clone(),
+        written: written.paths(),
+        backups: written.backups(),
+        endpoint_verified,
+    })
+}
+
+/// The SHA-256 of the certificate file's first certificate now.
+async fn current_sha256(plan: &AcmePlan) -> Option<String> {
+    let data = tokio::fs::read(&plan.file.cert).await.ok()?;
+    let der = if pem::looks_like_pem(&data) {
+        pem::scan(&data).into_iter().find_map(|i| match i {
+            PemItem::Certificate(d) => Some(d),
+            _ => None,
+        })?
+    } else {
+        data
+    };
+    CertFacts::from_der(&der).ok().map(|c| c.sha256)
+}
+
+async fn account_step(
+    plan: &AcmePlan,
+    tx: &mpsc::Sender<AcmeProgress>,
+) -> Result<Account, AcmeError> {
+    let step = AcmeStep::Account;
+    let path = plan.account_key.clone();
+    let (der, created) = tokio::task::spawn_blocking(move || load_key_der(&path))
+        .await
+        .map_err(|e| AcmeError::at(step, format!("account key task: {e}")))?
+        .map_err(|e| AcmeError::at(step, e))?;
+    if created {
+        report(
+            tx,
+            step,
+            format!(
+                "created the account key {} (0600)",
+                plan.account_key.display()
+            ),
+        )
+        .await;
+    }
+    let account = retry_nonce!({
+        let http = client::http_client(plan.issuer.ca_file.as_deref())
+            .map_err(|e| AcmeError::at(step, e))?;
+        let key = instant_acme::Key::from_pkcs8_der(der.clone_key())
+            .map_err(|e| AcmeError::at(step, format!("account key: {e}")))?;
+        let pair = (key, rustls_pki_types::PrivateKeyDer::Pkcs8(der.clone_key()));
+        client::account(http, pair, &plan.directory_url).await
+    })
+    .map_err(|e| {
+        AcmeError::at(
+            step,
+            format!(
+                "cannot use the ACME directory {}: {}",
+                plan.directory_url,
+                describe(&e)
+            ),
+        )
+    })?;
+    if !plan.issuer.contact.is_empty() {
+        let contacts: Vec<&str> = plan.issuer.contact.iter().map(String::as_str).collect();
+        retry_nonce!(account.update_contacts(&contacts).await)
+            .map_err(|e| AcmeError::at(step, format!("setting the contacts: {}", describe(&e))))?;
+    }
+    report(tx, step, format!("account {}", account.id())).await;
+    Ok(account)
+}
+
+fn load_key_der(path: &std::path::Path) -> Result<(PrivatePkcs8KeyDer<'static>, bool), String> {
+    let ((_, der), created) = client::load_or_create_key(path)?;
+    match der {
+        rustls_pki_types::PrivateKeyDer::Pkcs8(d) => Ok((d, created)),
+        _ => Err("the account key is not PKCS#8".to_owned()),
+    }
+}
+
+/// A challenge response put in place, to be removed afterwards.
+enum Presented {
+    File(PathBuf),
+    Dns { domain: String, value: String },
+}
+
+async fn authorize(
+    plan: &AcmePlan,
+    order: &mut Order,
+    presented: &mut Vec<Presented>,
+    tx: &mpsc::Sender<AcmeProgress>,
+) -> Result<(), AcmeError> {
+    let step = AcmeStep::Authorize;
+    let fail = |what: &str, e: &instant_acme::Error| {
+        AcmeError::at(step, format!("{what}: {}", describe(e)))
+    };
+    // Fetch every authorization (restarting the stream after a refused nonce).
+    let mut attempt = 0;
+    loop {
+        let mut ids = order.identifiers();
+        let mut err = None;
+        while let Some(r) = ids.next().await {
+            if let Err(e) = r {
+                err = Some(e);
+                break;
+            }
+        }
+        match err {
+            None => break,
+            Some(e) if client::is_bad_nonce(&e) && attempt < client::BAD_NONCE_RETRIES => {
+                attempt += 1;
+            }
+            Some(e) => return Err(fail("fetching the authorizations", &e)),
+        }
+    }
+    let kind = match &plan.challenge {
+        Challenge::Http01 { .. } => ChallengeType::Http01,
+        Challenge::Dns01 { .. } => ChallengeType::Dns01,
+    };
+    let mut authzs = order.authorizations();
+    while let Some(r) = authzs.next().await {
+        let mut authz = r.map_err(|e| fail("fetching the authorizations", &e))?;
+        let ident = authz.identifier().to_string();
+        match authz.status {
+            AuthorizationStatus::Pending => {}
+            AuthorizationStatus::Valid => {
+                report(tx, step, format!("{ident}: already authorized")).await;
+                continue;
+            }
+            other => {
+                return Err(AcmeError::at(
+                    step,
+                    format!("{ident}: the authorization is {other:?}"),
+                ))
+            }
+        }
+        let base = authz.identifier().identifier.clone();
+        let Some(mut ch) = authz.challenge(kind.clone()) else {
+            return Err(AcmeError::at(
+                step,
+                format!(
+                    "{ident}: the CA offers no {} challenge",
+                    plan.challenge.kind()
+                ),
+            ));
+        };
+        let key_auth = ch.key_authorization();
+        match &plan.challenge {
+            Challenge::Http01 { webroot } => {
+                let dir = webroot.join(".well-known").join("acme-challenge");
+                let path = dir.join(&ch.token);
+                if ch.token.is_empty() || ch.token.contains(['/', '\\', '.']) {
+                    return Err(AcmeError::at(
+                        step,
+                        format!("{ident}: the CA sent an unusable token"),
+                    ));
+                }
+                let body = key_auth.as_str().to_owned();
+                let p2 = path.clone();
+                tokio::task::spawn_blocking(move || {
+                    std::fs::create_dir_all(&dir)?;
+                    std::fs::write(&p2, body)
+                })
+                .await
+                .map_err(|e| AcmeError::at(step, e.to_string()))?
+                .map_err(|e| {
+                    AcmeError::at(step, format!("cannot write {}: {e}", path.display()))
+                })?;
+                presented.push(Presented::File(path.clone()));
+                report(
+                    tx,
+                    step,
+                    format!("{ident}: http-01 response at {}", path.display()),
+                )
+                .await;
+            }
+            Challenge::Dns01 { hook } => {
+                let domain = match &base {
+                    Identifier::Dns(d) => d.clone(),
+                    other => {
+                        return Err(AcmeError::at(
+                            step,
+                            format!("dns-01 cannot prove {other:?}; use http-01"),
+                        ))
+                    }
+                };
+                let value = key_auth.dns_value();
+                report(tx, step, format!("{ident}: dns-01 hook present")).await;
+                presented.push(Presented::Dns {
+                    domain: domain.clone(),
+                    value: value.clone(),
+                });
+                run_hook(hook, "present", &domain, &value, plan.reload_timeout, tx)
+                    .await
+                    .map_err(|e| AcmeError::at(step, format!("{ident}: dns-01 hook: {e}")))?;
+            }
+        }
+        retry_nonce!(ch.set_ready().await).map_err(|e| {
+            fail(
+                &format!("{ident}: telling the CA the challenge is ready"),
+                &e,
+            )
+        })?;
+    }
+    report(tx, step, "waiting for the CA to validate").await;
+    let policy = RetryPolicy::new()
+        .initial_delay(Duration::from_millis(200))
+        .backoff(1.5)
+        .timeout(plan.step_timeout);
+    let status = retry_nonce!(order.poll_ready(&policy).await);
+    match status {
+        Ok(OrderStatus::Ready) => {
+            report(tx, step, "every name is authorized").await;
+            Ok(())
+        }
+        Ok(other) => {
+            let why = authorization_failures(order).await;
+            Err(AcmeError::at(
+                step,
+                format!("the order is {other:?}: {why}"),
+            ))
+        }
+        Err(e) => {
+            let why = authorization_failures(order).await;
+            Err(AcmeError::at(
+                step,
+                format!("validation failed: {}; {why}", describe(&e)),
+            ))
+        }
+    }
+}
+
+/// Why the authorizations failed, as the CA says it.
+async fn authorization_failures(order: &mut Order) -> String {
+    let mut out = Vec::new();
+    let mut authzs = order.authorizations();
+    while let Some(Ok(mut a)) = authzs.next().await {
+        let state = match retry_nonce!(a.refresh().await) {
+            Ok(s) => s,
+            Err(e) => {
+                out.push(describe(&e));
+                continue;
+            }
+        };
+        let ident = state.identifier().to_string();
+        for c in &state.challenges {
+            if let Some(p) = &c.error {
+                out.push(format!("{ident}: {}", client::describe_problem(p)));
+            }
+        }
+        if state.status != AuthorizationStatus::Valid && out.is_empty() {
+            out.push(format!("{ident}: authorization {:?}", state.status));
+        }
+    }
+    if out.is_empty() {
+        "the CA gave no reason".to_owned()
+    } else {
+        out.join("; ")
+    }
+}
+
+async fn cleanup(plan: &AcmePlan, p: &Presented, tx: &mpsc::Sender<AcmeProgress>) {
+    match p {
+        Presented::File(path) => {
+            let _ = tokio::fs::remove_file(path).await;
+        }
+        Presented::Dns { domain, value } => {
+            if let Challenge::Dns01 { hook } = &plan.challenge {
+                if let Err(e) =
+                    run_hook(hook, "cleanup", domain, value, plan.reload_timeout, tx).await
+                {
+                    report(
+                        tx,
+                        AcmeStep::Authorize,
+                        format!(
+                            "{domain}: dns-01 cleanup failed (remove the TXT record by hand): {e}"
+                        ),
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+}
+
+async fn run_hook(
+    hook: &str,
+    action: &str,
+    domain: &str,
+    value: &str,
+    limit: Duration,
+    tx: &mpsc::Sender<AcmeProgress>,
+) -> Result<(), String> {
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("{hook} \"$@\""))
+        .arg("certdeck-acme-hook")
+        .arg(action)
+        .arg(domain)
+        .arg(value)
+        .env("CERTDECK_ACME_ACTION", action)
+        .env("CERTDECK_ACME_DOMAIN", domain)
+        .env("CERTDECK_ACME_RECORD", format!("_acme-challenge.{domain}"))
+        .env("CERTDECK_ACME_TXT", value);
+    run(cmd, limit, AcmeStep::Authorize, tx).await
+}
+
+async fn run_command(
+    command: &str,
+    limit: Duration,
+    tx: &mpsc::Sender<AcmeProgress>,
+) -> Result<(), String> {
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c").arg(command);
+    run(cmd, limit, AcmeStep::Reload, tx)
+        .await
+        .map_err(|e| format!("`{command}` {e}"))
+}
+
+/// Run a command with a time limit; its output lines go to progress; failure says why.
+async fn run(
+    mut cmd: tokio::process::Command,
+    limit: Duration,
+    step: AcmeStep,
+    tx: &mpsc::Sender<AcmeProgress>,
+) -> Result<(), String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().map_err(|e| format!("could not start: {e}"))?;
+    let out = match tokio::time::timeout(limit, child.wait_with_output()).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => return Err(format!("failed: {e}")),
+        Err(_) => {
+            return Err(format!(
+                "did not finish within {}",
+                humantime::format_duration(limit)
+            ))
+        }
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    for l in &lines {
+        report(tx, step, format!("| {l}")).await;
+    }
+    if out.status.success() {
+        return Ok(());
+    }
+    let status = match out.status.code() {
+        Some(c) => format!("exited with status {c}"),
+        None => "was killed by a signal".to_owned(),
+    };
+    let tail: Vec<&str> = lines.iter().rev().take(3).rev().copied().collect();
+    if tail.is_empty() {
+        Err(status)
+    } else {
+        Err(format!("{status}: {}", tail.join(" / ")))
+    }
+}
+
+/// Put the backups back after a failed reload or verify, and reload the old files.
+async fn undo(plan: &AcmePlan, written: &Written, tx: &mpsc::Sender<AcmeProgress>) -> String {
+    report(tx, AcmeStep::Rollback, "putting the old files back").await;
+    let restored = files::rollback(written);
+    let mut msg = match restored {
+        Ok(()) => "the old certificate and key were put back".to_owned(),
+        Err(e) => format!("putting the old files back FAILED ({e}); restore them from the backups"),
+    };
+    report(tx, AcmeStep::Rollback, msg.clone()).await;
+    if let Some(cmd) = &plan.reload {
+        report(
+            tx,
+            AcmeStep::Rollback,
+            format!("reloading the old files: {cmd}"),
+        )
+        .await;
+        match run_command(cmd, plan.reload_timeout, tx).await {
+            Ok(()) => msg.push_str(" and reloaded"),
+            Err(e) => msg.push_str(&format!(" (reloading them failed too: {e})")),
+        }
+    }
+    msg
+}
+
+/// Re-read the written files; re-probe the endpoint until it serves the new leaf.
+/// Returns whether an endpoint was checked.
+async fn verify(
+    plan: &AcmePlan,
+    leaf: &CertFacts,
+    tx: &mpsc::Sender<AcmeProgress>,
+) -> Result<bool, String> {
+    let step = AcmeStep::Verify;
+    match current_sha256(plan).await {
+        Some(s) if s == leaf.sha256 => {}
+        Some(s) => {
+            return Err(format!(
+                "{} holds {s}, not the new certificate",
+                plan.file.cert.display()
+            ))
+        }
+        None => return Err(format!("cannot read {} back", plan.file.cert.display())),
+    }
+    let Some(target) = &plan.endpoint else {
+        report(tx, step, "files read back; no endpoint to re-probe").await;
+        return Ok(false);
+    };
+    let prober = crate::sources::tls::TlsProber::new(&[], Duration::from_secs(5))
+        .map_err(|e| format!("prober: {e}"))?;
+    report(tx, step, format!("re-probing {target}")).await;
+    let deadline = Instant::now() + plan.verify_timeout;
+    let mut last;
+    loop {
+        let rec = prober.probe(target).await;
+        last = match (&rec.cert, &rec.error) {
+            (Some(c), _) if c.sha256 == leaf.sha256 => {
+                report(
+                    tx,
+                    step,
+                    format!("{target} serves the new certificate (SHA-256 {})", c.sha256),
+                )
+                .await;
+                return Ok(true);
+            }
+            (Some(c), _) => format!("{target} still serves SHA-256 {}", c.sha256),
+            (None, Some(e)) => format!("{target}: {e}"),
+            (None, None) => format!("{target} sent no certificate"),
+        };
+        if Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(format!(
+        "after {}, {last} (the new one is {})",
+        humantime::format_duration(plan.verify_timeout),
+        leaf.sha256
+    ))
+}
+
+/// A new key pair of the type.
+fn new_key(kind: KeyType) -> Result<rcgen::KeyPair, String> {
+    match kind {
+        KeyType::EcdsaP256 => rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+        KeyType::EcdsaP384 => rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
+        KeyType::Ed25519 => rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519),
+        KeyType::Rsa(bits) => {
+            use rsa::pkcs8::EncodePrivateKey as _;
+            let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits)
+                .map_err(|e| format!("RSA key generation: {e}"))?;
+            let der = key
+                .to_pkcs8_der()
+                .map_err(|e| format!("RSA key encoding: {e}"))?;
+            let der = PrivatePkcs8KeyDer::from(der.as_bytes().to_vec());
+            return rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256)
+                .map_err(|e| format!("RSA key: {e}"));
+        }
+    }
+    .map_err(|e| format!("key generation: {e}"))
+}
+
+/// A CSR (DER) for the names, signed by the key.
+fn csr(names: &[String], key: &rcgen::KeyPair) -> Result<Vec<u8>, String> {
+    let mut params = rcgen::CertificateParams::new(names.to_vec())
+        .map_err(|e| format!("cannot put the names in a CSR: {e}"))?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let req = params
+        .serialize_request(key)
+        .map_err(|e| format!("CSR: {e}"))?;
+    Ok(req.der().to_vec())
+}
+
+/// Split the issued PEM chain into the leaf (checked against our key), its PEM, and the rest.
+fn split_chain(
+    chain_pem: &str,
+    key: &rcgen::KeyPair,
+) -> Result<(CertFacts, String, String), String> {
+    let ders: Vec<Vec<u8>> = pem::scan(chain_pem.as_bytes())
+        .into_iter()
+        .filter_map(|i| match i {
+            PemItem::Certificate(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    let mut facts = Vec::with_capacity(ders.len());
+    for d in &ders {
+        facts.push(CertFacts::from_der(d).map_err(|e| format!("the CA sent {e}"))?);
+    }
+    let mut it = facts.into_iter();
+    let Some(leaf) = it.next() else {
+        return Err("the CA sent no certificate".to_owned());
+    };
+    {
+        use rcgen::PublicKeyData as _;
+        use x509_parser::prelude::FromDer as _;
+        let (_, x) = x509_parser::certificate::X509Certificate::from_der(&leaf.der)
+            .map_err(|e| format!("the CA sent a malformed certificate: {e}"))?;
+        if x.public_key().subject_public_key.data.as_ref() != key.der_bytes() {
+            return Err("the issued certificate is not for the new key".to_owned());
+        }
+    }
+    let rest: String = it.map(|c| c.to_pem()).collect();
+    let leaf_pem = leaf.to_pem();
+    Ok((leaf, leaf_pem, rest))
+}
