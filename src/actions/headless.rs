@@ -160,7 +160,7 @@ pub async fn run(
 }
 
 /// Ask on the terminal; anything but y/yes (or end of input) is a no.
-fn confirm(n: usize) -> bool {
+pub fn confirm(n: usize) -> bool {
     eprint!("Proceed with {n} change(s)? [y/N] ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();

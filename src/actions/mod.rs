@@ -235,6 +235,8 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// Writes an object the cluster serves (always true for renew and rotate).
     pub destructive: bool,
+    /// The file the current Secret is saved to before the write (rotate).
+    pub backup: Option<PathBuf>,
 }
 
 impl Plan {
@@ -267,6 +269,9 @@ impl Plan {
         }
         if let Some(r) = self.revision {
             let _ = writeln!(s, "  revision:   {r} -> {}", r + 1);
+        }
+        if let Some(b) = &self.backup {
+            let _ = writeln!(s, "  backup:     {}", b.display());
         }
         if let Some(sha) = &self.before_sha256 {
             let _ = writeln!(s, "  current:    sha256 {sha}");
@@ -384,7 +389,7 @@ pub async fn execute(
             .into();
             rec.failed_step = e.step().map(|s| s.as_str().to_owned());
             rec.error = Some(e.to_string());
-            if let Some(b) = plan.backup_path().filter(|b| b.exists()) {
+            if let Some(b) = plan.backup.as_ref().filter(|b| b.exists()) {
                 rec.backup = Some(b.display().to_string());
             }
         }

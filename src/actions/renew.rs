@@ -98,6 +98,7 @@ pub(super) async fn plan(ctx: &ActionContext, record: &Record) -> Result<Plan, A
         ],
         warnings,
         destructive: true,
+        backup: None,
     })
 }
 

@@ -6,7 +6,7 @@
 //! valid pair.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
@@ -245,6 +245,7 @@ pub(super) async fn plan(ctx: &ActionContext, record: &Record) -> Result<Plan, A
         revision: None,
         api_calls: vec![
             format!("GET {path} (must still be at resourceVersion {})", rv.as_deref().unwrap_or("?")),
+            format!("write backup {} (mode 0600)", backup.display()),
             format!(
                 "PUT {path} (tls.crt and tls.key replaced, other keys kept; precondition resourceVersion {})",
                 rv.as_deref().unwrap_or("?")
@@ -253,25 +254,8 @@ pub(super) async fn plan(ctx: &ActionContext, record: &Record) -> Result<Plan, A
         ],
         warnings,
         destructive: true,
-    }
-    .with_backup(backup))
-}
-
-impl Plan {
-    fn with_backup(mut self, p: PathBuf) -> Plan {
-        self.api_calls
-            .insert(0, format!("write backup {} (0600)", p.display()));
-        self
-    }
-
-    /// The backup file a rotate plan writes, if this is one.
-    pub fn backup_path(&self) -> Option<PathBuf> {
-        self.api_calls
-            .first()
-            .and_then(|c| c.strip_prefix("write backup "))
-            .and_then(|c| c.strip_suffix(" (0600)"))
-            .map(PathBuf::from)
-    }
+        backup: Some(backup),
+    })
 }
 
 fn current_leaf(s: &Secret) -> Option<CertFacts> {
@@ -484,7 +468,8 @@ pub(super) async fn execute(
 
     // 3. Backup.
     let backup = plan
-        .backup_path()
+        .backup
+        .clone()
         .ok_or_else(|| ActionError::Backup("the plan names no backup file".into()))?;
     write_backup(&backup, &current)?;
     progress(
