@@ -144,6 +144,30 @@ impl KubeAccess {
             .map_err(|e| K8sError::Other(format!("context '{context}': {e}")))
     }
 
+    /// A kube client for long watches: connecting is bounded by `timeout`, reading is not (a
+    /// watch is quiet while nothing changes; the server ends it after its own `timeoutSeconds`).
+    pub async fn watch_client(
+        &self,
+        context: &str,
+        timeout: Duration,
+    ) -> Result<kube::Client, K8sError> {
+        let opts = KubeConfigOptions {
+            context: Some(context.to_owned()),
+            ..KubeConfigOptions::default()
+        };
+        let mut cfg = kube::Config::from_custom_kubeconfig(self.kubeconfig.clone(), &opts)
+            .await
+            .map_err(|e| K8sError::Kubeconfig {
+                path: self.source.clone(),
+                message: format!("context '{context}': {e}"),
+            })?;
+        cfg.connect_timeout = Some(timeout);
+        cfg.read_timeout = None;
+        cfg.write_timeout = Some(timeout);
+        kube::Client::try_from(cfg)
+            .map_err(|e| K8sError::Other(format!("context '{context}': {e}")))
+    }
+
     /// The client certificate (PEM or DER bytes) embedded in, or named by, a context's user.
     /// Returns (user name, key it came from, bytes).
     pub fn client_certificate(

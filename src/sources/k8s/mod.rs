@@ -11,6 +11,7 @@ pub mod error;
 pub mod ingress;
 pub mod kubeconfig;
 pub mod read;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -379,6 +379,24 @@ impl Reader<'_> {
     }
 }
 
+/// The row of a cert-manager Certificate whose Secret does not exist (yet).
+pub fn certificate_row(ctx: &str, ns: &str, cm: &CertManagerInfo, now: i64) -> Record {
+    let info = K8sInfo {
+        context: ctx.to_owned(),
+        namespace: ns.to_owned(),
+        kind: "Certificate".to_owned(),
+        name: cm.name.clone(),
+        managed_by: Some(cm.clone()),
+        ..K8sInfo::default()
+    };
+    let why = format!(
+        "Secret {} not found (Certificate {})",
+        cm.secret_name,
+        certmanager::state_line(cm)
+    );
+    record(info, None, now).with_error(why)
+}
+
 /// The single error row of a context that could not be read at all.
 pub fn cluster_error_row(ctx: &str, e: &K8sError, now: i64) -> Record {
     let mut r = Record::new(SourceKind::K8s, ctx.to_owned(), now).with_error(e.to_string());
@@ -539,23 +557,8 @@ pub async fn read_context(
         certs.iter().filter(|(k, _)| !linked.contains(*k)).collect();
     unlinked.sort_by(|a, b| (&a.0 .0, &a.1.name).cmp(&(&b.0 .0, &b.1.name)));
     for (key, cm) in unlinked {
-        let info = K8sInfo {
-            context: ctx.to_owned(),
-            namespace: key.0.clone(),
-            kind: "Certificate".to_owned(),
-            name: cm.name.clone(),
-            managed_by: Some(cm.clone()),
-            ..K8sInfo::default()
-        };
-        let why = format!(
-            "Secret {} not found (Certificate {})",
-            cm.secret_name,
-            certmanager::state_line(cm)
-        );
         let _ = tx
-            .send(SourceEvent::Observed(
-                record(info, None, now).with_error(why),
-            ))
+            .send(SourceEvent::Observed(certificate_row(ctx, &key.0, cm, now)))
             .await;
     }
 
