@@ -11,6 +11,7 @@ need=()
 command -v tmux >/dev/null || need+=(tmux)
 command -v ss >/dev/null || need+=(iproute2)
 command -v openssl >/dev/null || need+=(openssl)
+command -v pebble >/dev/null || need+=(pebble)
 command -v kubectl >/dev/null || need+=(kubernetes-client)
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${need[*]}"

@@ -627,24 +627,37 @@ async fn verify(
     let prober = crate::sources::tls::TlsProber::new(&[], Duration::from_secs(5))
         .map_err(|e| format!("prober: {e}"))?;
     report(tx, step, format!("re-probing {target}")).await;
+    // A reloading server may answer from old and new workers for a moment: the new
+    // certificate must be served on several handshakes in a row.
+    const IN_A_ROW: usize = 3;
     let deadline = Instant::now() + plan.verify_timeout;
+    let mut streak = 0;
     let mut last;
     loop {
         let rec = prober.probe(target).await;
         last = match (&rec.cert, &rec.error) {
             (Some(c), _) if c.sha256 == leaf.sha256 => {
-                report(
-                    tx,
-                    step,
-                    format!("{target} serves the new certificate (SHA-256 {})", c.sha256),
-                )
-                .await;
-                return Ok(true);
+                streak += 1;
+                if streak >= IN_A_ROW {
+                    report(
+                        tx,
+                        step,
+                        format!(
+                            "{target} serves the new certificate (SHA-256 {}, {IN_A_ROW} handshakes in a row)",
+                            c.sha256
+                        ),
+                    )
+                    .await;
+                    return Ok(true);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             }
             (Some(c), _) => format!("{target} still serves SHA-256 {}", c.sha256),
             (None, Some(e)) => format!("{target}: {e}"),
             (None, None) => format!("{target} sent no certificate"),
         };
+        streak = 0;
         if Instant::now() >= deadline {
             break;
         }
