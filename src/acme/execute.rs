@@ -429,24 +429,25 @@ async fn authorize(
             Ok(())
         }
         Ok(other) => {
-            let why = authorization_failures(order).await;
+            let why = authorization_failures(order)
+                .await
+                .unwrap_or_else(|| "the CA gave no reason".to_owned());
             Err(AcmeError::at(
                 step,
                 format!("the order is {other:?}: {why}"),
             ))
         }
         Err(e) => {
-            let why = authorization_failures(order).await;
-            Err(AcmeError::at(
-                step,
-                format!("validation failed: {}; {why}", describe(&e)),
-            ))
+            let why = authorization_failures(order)
+                .await
+                .unwrap_or_else(|| describe(&e));
+            Err(AcmeError::at(step, format!("validation failed: {why}")))
         }
     }
 }
 
-/// Why the authorizations failed, as the CA says it.
-async fn authorization_failures(order: &mut Order) -> String {
+/// Why the authorizations failed, as the CA says it, per name.
+async fn authorization_failures(order: &mut Order) -> Option<String> {
     let mut out = Vec::new();
     let mut authzs = order.authorizations();
     while let Some(Ok(mut a)) = authzs.next().await {
@@ -467,11 +468,7 @@ async fn authorization_failures(order: &mut Order) -> String {
             out.push(format!("{ident}: authorization {:?}", state.status));
         }
     }
-    if out.is_empty() {
-        "the CA gave no reason".to_owned()
-    } else {
-        out.join("; ")
-    }
+    (!out.is_empty()).then(|| out.join("; "))
 }
 
 async fn cleanup(plan: &AcmePlan, p: &Presented, tx: &mpsc::Sender<AcmeProgress>) {
