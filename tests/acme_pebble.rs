@@ -434,6 +434,14 @@ async fn renewal_through_pebble_replaces_the_files_reloads_nginx_and_serves_the_
     }
 
     let (res, progress) = run(&plan).await;
+    let audit = plan.audit_record(&res, now());
+    assert_eq!(audit.outcome, "succeeded");
+    assert_eq!(audit.before_sha256.as_deref(), Some(old.sha256.as_str()));
+    assert_eq!(
+        audit.after_sha256,
+        res.as_ref().ok().map(|o| o.new_sha256.clone())
+    );
+    assert_eq!(audit.record_id, acme::record_id(&file));
     let outcome = res.unwrap_or_else(|e| {
         panic!(
             "renewal failed: {e}\nprogress: {progress:#?}\npebble log:\n{}",
@@ -711,6 +719,11 @@ async fn a_failing_reload_puts_the_old_files_back_and_nginx_keeps_the_old_certif
         .with_account_dir(&tmp.path().join("acme"));
     let before = dir_listing(nginx.cert.parent().expect("dir"));
     let (res, progress) = run(&plan).await;
+    let audit = plan.audit_record(&res, now());
+    assert_eq!(
+        (audit.outcome.as_str(), audit.failed_step.as_deref()),
+        ("failed", Some("reload"))
+    );
     let e = res.expect_err("the reload fails");
     assert_eq!(e.step(), AcmeStep::Reload, "{e}\n{progress:#?}");
     let text = e.to_string();

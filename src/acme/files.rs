@@ -53,15 +53,21 @@ fn fsync_dir(path: &Path) {
 }
 
 /// Write `contents` to a temporary file beside `path` with `mode`, fsync it, and return it.
+/// The old file's owner and group are kept when we may set them (running as root).
 fn write_temp(path: &Path, contents: &[u8], mode: u32, n: usize) -> Result<PathBuf, String> {
+    use std::os::unix::fs::MetadataExt as _;
     let tmp = temp_beside(path, n);
     let _ = std::fs::remove_file(&tmp);
+    let owner = std::fs::metadata(path).ok().map(|m| (m.uid(), m.gid()));
     let res = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(mode)
             .open(&tmp)?;
+        if let Some((uid, gid)) = owner {
+            let _ = std::os::unix::fs::fchown(&f, Some(uid), Some(gid));
+        }
         // The umask may have narrowed the mode; set it exactly.
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.write_all(contents)?;

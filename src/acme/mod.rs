@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 pub use config::{AcmeIssuer, Challenge, ManagedFile};
 pub use execute::execute;
-pub use plan::{plan, AcmePlan, KeyType, PlannedFile};
+pub use plan::{plan, record_id, AcmePlan, FileRole, KeyType, PlannedFile};
 
 /// The steps of a renewal, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

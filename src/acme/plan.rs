@@ -179,7 +179,51 @@ pub async fn plan(
     })
 }
 
+/// The id of the certificate file's row (as the file source names it), for `certdeck renew ID`.
+pub fn record_id(file: &ManagedFile) -> String {
+    crate::model::record::location_id(
+        crate::model::SourceKind::File,
+        &file.cert.display().to_string(),
+    )
+}
+
 impl AcmePlan {
+    /// The audit line for this plan's result (`action` is `acme-renew`).
+    pub fn audit_record(
+        &self,
+        result: &Result<super::AcmeOutcome, AcmeError>,
+        now: i64,
+    ) -> crate::actions::AuditRecord {
+        let mut rec = crate::actions::AuditRecord {
+            time: crate::clock::rfc3339(now),
+            actor: crate::actions::audit::actor(),
+            action: "acme-renew".to_owned(),
+            record_id: record_id(&self.file),
+            location: self.file.cert.display().to_string(),
+            context: self.directory_url.clone(),
+            object: format!("issuer {}: {}", self.issuer.name, self.names.join(", ")),
+            before_sha256: Some(self.old_sha256.clone()),
+            before_not_after: Some(crate::clock::rfc3339(self.old_not_after)),
+            ..Default::default()
+        };
+        match result {
+            Ok(o) => {
+                rec.outcome = "succeeded".to_owned();
+                rec.after_sha256 = Some(o.new_sha256.clone());
+                rec.after_not_after = Some(crate::clock::rfc3339(o.new_not_after));
+                let backups: Vec<String> =
+                    o.backups.iter().map(|b| b.display().to_string()).collect();
+                rec.backup = (!backups.is_empty()).then(|| backups.join(" "));
+            }
+            Err(e) => {
+                rec.outcome = "failed".to_owned();
+                rec.failed_step = Some(e.step().as_str().to_owned());
+                rec.error = Some(e.to_string());
+            }
+        }
+        rec
+    }
+
     /// Keep the account key in `dir` instead of the data directory.
     pub fn with_account_dir(mut self, dir: &Path) -> AcmePlan {
         self.account_key = dir.join(account_key_name(&self.issuer.name));
@@ -274,13 +318,16 @@ impl AcmePlan {
     }
 }
 
+/// A file to write. A symlink (certbot's `live/` layout) is followed, so the file it points to
+/// is replaced and the link stays.
 fn planned(role: FileRole, path: &Path, stamp: &str) -> PlannedFile {
-    let backup = path.exists().then(|| backup_path(path, stamp));
-    PlannedFile {
-        role,
-        path: path.to_owned(),
-        backup,
-    }
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    let path = match is_link.then(|| std::fs::canonicalize(path)) {
+        Some(Ok(real)) => real,
+        _ => path.to_owned(),
+    };
+    let backup = path.exists().then(|| backup_path(&path, stamp));
+    PlannedFile { role, path, backup }
 }
 
 /// `PATH.certdeck-backup-STAMP`.
@@ -370,6 +417,21 @@ mod tests {
             p,
             Path::new("/etc/tls/site.crt.certdeck-backup-20261118T110640Z")
         );
+    }
+
+    #[test]
+    fn a_symlinked_file_is_replaced_through_its_link() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let real = d.path().join("archive-cert1.pem");
+        std::fs::write(&real, b"x").expect("w");
+        let link = d.path().join("cert.pem");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        let p = planned(FileRole::Certificate, &link, "S");
+        let real = std::fs::canonicalize(&real).expect("canon");
+        assert_eq!(p.path, real);
+        assert_eq!(p.backup, Some(backup_path(&real, "S")));
+        let missing = planned(FileRole::Chain, &d.path().join("chain.pem"), "S");
+        assert_eq!(missing.backup, None);
     }
 
     #[test]
