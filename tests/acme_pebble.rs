@@ -932,3 +932,37 @@ async fn a_failed_verification_puts_the_old_files_back() {
     assert_eq!(std::fs::read_to_string(&nginx.key).expect("r"), old_key);
     assert_eq!(served_sha256(&nginx.endpoint()).await, old_sha);
 }
+
+/// A plan whose certificate file changed since it was made is refused before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_plan_is_refused_before_any_request() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ca = test_ca("certdeck old CA");
+    let (old_cert, old_key) = leaf(&ca, &["localhost"], 3);
+    let (other_cert, _) = leaf(&ca, &["localhost"], 3);
+    let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    std::fs::write(&cert, &old_cert).expect("w");
+    std::fs::write(&key, &old_key).expect("w");
+    let iss = AcmeIssuer {
+        name: "pebble".into(),
+        directory_url: format!("https://127.0.0.1:{}/dir", free_port()),
+        contact: vec![],
+        ca_file: None,
+        challenge: Challenge::Http01 {
+            webroot: tmp.path().join("webroot"),
+        },
+    };
+    let accounts = tmp.path().join("acme");
+    let plan = acme::plan(&iss, &managed(&cert, &key, None, None), now())
+        .await
+        .expect("plan")
+        .with_account_dir(&accounts);
+    std::fs::write(&cert, &other_cert).expect("w");
+    let (res, progress) = run(&plan).await;
+    let e = res.expect_err("stale");
+    assert_eq!(e.step(), AcmeStep::Plan, "{e}");
+    assert!(e.to_string().contains("plan again"), "{e}");
+    assert!(progress.is_empty());
+    assert!(!accounts.exists(), "no account key was made");
+    assert_eq!(std::fs::read_to_string(&cert).expect("r"), other_cert);
+}

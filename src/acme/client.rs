@@ -102,16 +102,29 @@ pub(crate) fn load_or_create_key(
             let (key, der) =
                 Key::generate_pkcs8().map_err(|e| format!("account key generation: {e}"))?;
             let pem = pkcs8_pem(der.secret_pkcs8_der());
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| format!("cannot create the account key {}: {e}", path.display()))?;
-            f.write_all(pem.as_bytes())
-                .and_then(|()| f.sync_all())
-                .map_err(|e| format!("cannot write the account key {}: {e}", path.display()))?;
-            Ok(((key, PrivateKeyDer::Pkcs8(der)), true))
+            // Written whole to a temporary file, then linked into place: a concurrent
+            // renewal sees either no key or the complete key, and never replaces it.
+            let tmp = super::files::temp_beside(path);
+            let written = (|| {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&tmp)?;
+                f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                f.write_all(pem.as_bytes())?;
+                f.sync_all()?;
+                std::fs::hard_link(&tmp, path)
+            })();
+            let _ = std::fs::remove_file(&tmp);
+            match written {
+                Ok(()) => Ok(((key, PrivateKeyDer::Pkcs8(der)), true)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create_key(path),
+                Err(e) => Err(format!(
+                    "cannot create the account key {}: {e}",
+                    path.display()
+                )),
+            }
         }
         Err(e) => Err(format!(
             "cannot read the account key {}: {e}",
@@ -199,3 +212,58 @@ macro_rules! retry_nonce {
     }};
 }
 pub(crate) use retry_nonce;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn the_account_key_is_created_once_0600_and_then_reused() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("acme/issuer.account.pem");
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let p = path.clone();
+                std::thread::spawn(move || load_or_create_key(&p).map(|(_, created)| created))
+            })
+            .collect();
+        let created: Vec<bool> = threads
+            .into_iter()
+            .map(|t| t.join().expect("join").expect("key"))
+            .collect();
+        assert_eq!(created.iter().filter(|c| **c).count(), 1, "{created:?}");
+        let mode = |p: &Path| std::fs::metadata(p).expect("m").permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().expect("dir")), 0o700);
+        let first = std::fs::read(&path).expect("read");
+        let (_, created) = load_or_create_key(&path).expect("again");
+        assert!(!created);
+        assert_eq!(std::fs::read(&path).expect("read"), first, "never replaced");
+        assert_eq!(
+            std::fs::read_dir(path.parent().expect("dir"))
+                .expect("ls")
+                .count(),
+            1,
+            "no temporary file left"
+        );
+        // A key left readable by others is narrowed to 0600 on use.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        load_or_create_key(&path).expect("load");
+        assert_eq!(mode(&path), 0o600);
+    }
+
+    #[test]
+    fn a_garbage_account_key_is_an_error_not_a_panic() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join("k.pem");
+        std::fs::write(
+            &path,
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .expect("w");
+        let e = load_or_create_key(&path).map(|_| ()).expect_err("garbage");
+        assert!(e.contains("k.pem"), "{e}");
+        assert!(!e.contains("AAAA"), "no key bytes in errors: {e}");
+    }
+}

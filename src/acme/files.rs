@@ -31,8 +31,10 @@ impl Written {
     }
 }
 
-/// A temporary path beside `path`: `.NAME.certdeck-tmp-PID-N`.
-fn temp_beside(path: &Path, n: usize) -> PathBuf {
+/// A temporary path beside `path`: `.NAME.certdeck-tmp-PID-N`, unique in this process.
+pub(crate) fn temp_beside(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut name = std::ffi::OsString::from(".");
     name.push(path.file_name().unwrap_or_default());
     name.push(format!(".certdeck-tmp-{}-{n}", std::process::id()));
@@ -54,9 +56,9 @@ fn fsync_dir(path: &Path) {
 
 /// Write `contents` to a temporary file beside `path` with `mode`, fsync it, and return it.
 /// The old file's owner and group are kept when we may set them (running as root).
-fn write_temp(path: &Path, contents: &[u8], mode: u32, n: usize) -> Result<PathBuf, String> {
+fn write_temp(path: &Path, contents: &[u8], mode: u32) -> Result<PathBuf, String> {
     use std::os::unix::fs::MetadataExt as _;
-    let tmp = temp_beside(path, n);
+    let tmp = temp_beside(path);
     let _ = std::fs::remove_file(&tmp);
     let owner = std::fs::metadata(path).ok().map(|m| (m.uid(), m.gid()));
     let res = (|| {
@@ -129,12 +131,12 @@ fn make_backup(path: &Path, backup: &Path, private: bool) -> Result<(), String> 
 pub(crate) fn replace_all(files: &[NewFile<'_>]) -> Result<Written, String> {
     // 1. Every new file in a temporary file first: a full disk fails here, before any change.
     let mut temps = Vec::with_capacity(files.len());
-    for (n, f) in files.iter().enumerate() {
+    for f in files {
         let old_mode = std::fs::metadata(f.path)
             .ok()
             .map(|m| m.permissions().mode() & 0o777);
         let mode = f.mode.or(old_mode).unwrap_or(0o644);
-        match write_temp(f.path, f.contents, mode, n) {
+        match write_temp(f.path, f.contents, mode) {
             Ok(t) => temps.push(t),
             Err(e) => {
                 remove_all(&temps);
