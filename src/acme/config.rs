@@ -71,6 +71,60 @@ pub struct ManagedFile {
     pub issuer: String,
 }
 
+/// The issuer a managed file names.
+pub fn find_issuer<'a>(
+    issuers: &'a [AcmeIssuer],
+    file: &ManagedFile,
+) -> Result<&'a AcmeIssuer, super::AcmeError> {
+    issuers
+        .iter()
+        .find(|i| i.name == file.issuer)
+        .ok_or_else(|| {
+            let known: Vec<&str> = issuers.iter().map(|i| i.name.as_str()).collect();
+            super::AcmeError::Plan(format!(
+                "{} names the ACME issuer '{}', which is not configured (known: {})",
+                file.cert.display(),
+                file.issuer,
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })
+}
+
+/// Check a configuration: issuer names are unique and not empty, every file names a
+/// configured issuer, and no file is managed twice. The message names the culprit.
+pub fn validate(issuers: &[AcmeIssuer], files: &[ManagedFile]) -> Result<(), String> {
+    let mut names = std::collections::HashSet::new();
+    for i in issuers {
+        if i.name.trim().is_empty() {
+            return Err("an [[acme]] issuer has an empty name".to_owned());
+        }
+        if !names.insert(i.name.as_str()) {
+            return Err(format!("two [[acme]] issuers are named '{}'", i.name));
+        }
+        if !i.directory_url.starts_with("https://") {
+            return Err(format!(
+                "[[acme]] '{}': directory_url must start with https:// (got '{}')",
+                i.name, i.directory_url
+            ));
+        }
+    }
+    let mut certs = std::collections::HashSet::new();
+    for f in files {
+        find_issuer(issuers, f).map_err(|e| e.to_string().replacen("step plan: ", "", 1))?;
+        if !certs.insert(&f.cert) {
+            return Err(format!(
+                "{} is listed in two [[certificate]] entries",
+                f.cert.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +171,27 @@ issuer = "internal"
         assert!(f.acme[1].contact.is_empty());
         assert_eq!(f.certificate[0].chain, None);
         assert_eq!(f.certificate[0].issuer, "internal");
+    }
+
+    #[test]
+    fn validation_names_the_missing_issuer_and_duplicates() {
+        let f: File = toml::from_str(EXAMPLE).expect("parse");
+        assert_eq!(validate(&f.acme, &f.certificate), Ok(()));
+        let mut files = f.certificate.clone();
+        files[0].issuer = "nope".into();
+        let e = validate(&f.acme, &files).expect_err("unknown issuer");
+        assert!(e.contains("'nope'") && e.contains("internal, dns"), "{e}");
+        files[0].issuer = "internal".into();
+        files.push(files[0].clone());
+        let e = validate(&f.acme, &files).expect_err("twice");
+        assert!(e.contains("site.crt"), "{e}");
+        let mut issuers = f.acme.clone();
+        issuers[1].name = "internal".into();
+        assert!(validate(&issuers, &f.certificate).is_err());
+        assert_eq!(
+            find_issuer(&f.acme, &f.certificate[0]).map(|i| i.name.as_str()),
+            Ok("internal")
+        );
     }
 
     #[test]

@@ -113,7 +113,12 @@ pub async fn execute(
         format!("new {} key and CSR", plan.key_type.describe()),
     )
     .await;
-    let key = new_key(plan.key_type).map_err(|e| AcmeError::at(AcmeStep::Finalize, e))?;
+    // RSA generation takes a while: off the async threads.
+    let key_type = plan.key_type;
+    let key = tokio::task::spawn_blocking(move || new_key(key_type))
+        .await
+        .map_err(|e| AcmeError::at(AcmeStep::Finalize, format!("key generation task: {e}")))?
+        .map_err(|e| AcmeError::at(AcmeStep::Finalize, e))?;
     let csr = csr(&plan.names, &key).map_err(|e| AcmeError::at(AcmeStep::Finalize, e))?;
     limited(AcmeStep::Finalize, limit, async {
         retry_nonce!(order.finalize_csr(&csr).await).map_err(|e| {

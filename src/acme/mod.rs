@@ -20,7 +20,7 @@ mod plan;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use config::{AcmeIssuer, Challenge, ManagedFile};
+pub use config::{find_issuer, validate, AcmeIssuer, Challenge, ManagedFile};
 pub use execute::execute;
 pub use plan::{plan, record_id, AcmePlan, FileRole, KeyType, PlannedFile};
 
