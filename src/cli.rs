@@ -390,16 +390,31 @@ pub fn build_inventory(
     inventory
 }
 
+/// Targets and files the config file names: `targets`, `targets_files`, `files`, and each
+/// `[[certificate]]`'s file and the endpoint that serves it.
+fn config_lists(
+    c: &ConfigFile,
+    raw: &mut Vec<String>,
+    files: &mut Vec<String>,
+) -> Result<(), SettingsError> {
+    raw.extend(c.targets.iter().cloned());
+    for p in &c.targets_files {
+        read_targets_file(p, raw)?;
+    }
+    files.extend(c.files.iter().cloned());
+    for m in &c.certificates {
+        files.push(m.cert.display().to_string());
+        raw.extend(m.endpoint.iter().cloned());
+    }
+    Ok(())
+}
+
 /// The inventory the config file names (targets, target files, files); may be empty.
 pub fn config_inventory(cfg: Option<&ConfigFile>) -> Result<Inventory, SettingsError> {
     let mut raw = Vec::new();
     let mut files = Vec::new();
     if let Some(c) = cfg {
-        raw.extend(c.targets.iter().cloned());
-        for p in &c.targets_files {
-            read_targets_file(p, &mut raw)?;
-        }
-        files.extend(c.files.iter().cloned());
+        config_lists(c, &mut raw, &mut files)?;
     }
     let mut inv = build_inventory(raw, files, None);
     // The dashboard reads Kubernetes when the config file has a [kubernetes] section.
@@ -430,11 +445,7 @@ impl ScanSettings {
             .then(|| args.k8s.resolve(k8s_cfg, probe.timeout));
         if raw_targets.is_empty() && files.is_empty() && k8s.is_none() {
             if let Some(c) = &cfg {
-                raw_targets.extend(c.targets.iter().cloned());
-                for p in &c.targets_files {
-                    read_targets_file(p, &mut raw_targets)?;
-                }
-                files.extend(c.files.iter().cloned());
+                config_lists(c, &mut raw_targets, &mut files)?;
                 k8s = k8s_cfg.map(|kc| K8sArgs::default().resolve(Some(kc), probe.timeout));
             }
         }

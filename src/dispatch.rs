@@ -313,3 +313,175 @@ impl Backend for K8sBackend {
         }))
     }
 }
+
+/// ACME renewal of `[[certificate]]` files, offered on the certificate file's row and on the
+/// row of the endpoint that serves it.
+pub struct AcmeBackend {
+    pub issuers: Vec<crate::acme::AcmeIssuer>,
+    pub files: Vec<crate::acme::ManagedFile>,
+    /// Where account keys live (created 0600 on first use).
+    pub account_dir: std::path::PathBuf,
+    /// Each renewal's own audit record (with the new fingerprint and the backups) goes here.
+    pub audit: Option<AuditLog>,
+}
+
+impl AcmeBackend {
+    /// The managed file a row stands for: the leaf of the certificate file (`path` or
+    /// `path#1`), or the endpoint that serves it.
+    pub fn file_for(&self, record: &Record) -> Option<&crate::acme::ManagedFile> {
+        use crate::model::SourceKind;
+        self.files.iter().find(|f| match record.source {
+            SourceKind::File => {
+                let cert = f.cert.display().to_string();
+                record.location == cert || record.location == format!("{cert}#1")
+            }
+            SourceKind::Tls => f.endpoint.as_deref().is_some_and(|e| {
+                crate::sources::Target::parse(e, None)
+                    .is_ok_and(|t| t.to_string() == record.location)
+            }),
+            _ => false,
+        })
+    }
+}
+
+impl Backend for AcmeBackend {
+    fn plan(&self, kind: ActKind, record: &Record) -> Option<BoxFut<Prepared>> {
+        if kind != ActKind::Builtin {
+            return None;
+        }
+        let file = self.file_for(record)?.clone();
+        let issuer = crate::acme::config::find_issuer(&self.issuers, &file).cloned();
+        let account_dir = self.account_dir.clone();
+        let audit_log = self.audit.clone();
+        let record = record.clone();
+        Some(Box::pin(async move {
+            let title = "Renew (ACME re-issue)";
+            let issuer = match issuer {
+                Ok(i) => i,
+                Err(e) => return Prepared::refused(&record, title, e.to_string()),
+            };
+            let plan = match crate::acme::plan(&issuer, &file, crate::clock::now_unix()).await {
+                Ok(p) => p.with_account_dir(&account_dir),
+                Err(e) => return Prepared::refused(&record, title, e.to_string()),
+            };
+            let proposal = Proposal {
+                record_id: record.id.clone(),
+                location: record.location.clone(),
+                title: title.to_owned(),
+                preview: plan.preview(),
+                destructive: true,
+                error: None,
+            };
+            let run = move |rep: Reporter| -> BoxFut<Result<String, String>> {
+                Box::pin(async move {
+                    let (ptx, mut prx) = mpsc::channel::<crate::acme::AcmeProgress>(64);
+                    let forward = tokio::spawn(async move {
+                        while let Some(p) = prx.recv().await {
+                            rep.step(p.step.as_str(), p.message).await;
+                        }
+                    });
+                    let result = crate::acme::execute(&plan, ptx).await;
+                    let _ = forward.await;
+                    if let Some(log) = &audit_log {
+                        if let Err(e) =
+                            log.append(&plan.audit_record(&result, crate::clock::now_unix()))
+                        {
+                            tracing::error!("audit log {}: {e}", log.path.display());
+                        }
+                    }
+                    result
+                        .map(|o| {
+                            let verified = if o.endpoint_verified {
+                                ", served by the endpoint"
+                            } else {
+                                ""
+                            };
+                            format!(
+                                "renewed: sha256 {}…, expires {}{verified}",
+                                &o.new_sha256[..16.min(o.new_sha256.len())],
+                                crate::clock::rfc3339(o.new_not_after)
+                            )
+                        })
+                        .map_err(|e| e.to_string())
+                })
+            };
+            Prepared {
+                proposal,
+                skip_confirm: false,
+                run: Some(Box::new(run)),
+                audit: None,
+            }
+        }))
+    }
+}
+
+/// Run a builtin action headless through the same backends as the dashboard: print each
+/// plan, ask (unless `yes`), run, print progress, audit. Returns the exit code: 0 all done,
+/// 1 a task failed, 3 nothing could be planned or the user declined.
+pub async fn run_headless(d: &Dispatcher, records: Vec<Record>, yes: bool, dry_run: bool) -> i32 {
+    use crate::report::exit;
+    let (tx, mut rx) = mpsc::channel(256);
+    d.propose(0, ActKind::Builtin, records, tx.clone());
+    let proposals = loop {
+        match rx.recv().await {
+            Some(AppEvent::Proposed { proposals, .. }) => break proposals,
+            Some(_) => continue,
+            None => return exit::UNKNOWN,
+        }
+    };
+    let mut runnable = Vec::new();
+    let mut code = exit::OK;
+    for p in &proposals {
+        match &p.error {
+            Some(e) => {
+                eprintln!("certdeck: {}: {e}", p.location);
+                code = exit::UNKNOWN;
+            }
+            None => {
+                println!("{}", p.preview);
+                runnable.push(p.record_id.clone());
+            }
+        }
+    }
+    if runnable.is_empty() {
+        d.cancel(0);
+        return exit::UNKNOWN;
+    }
+    if dry_run {
+        d.cancel(0);
+        println!("dry run: nothing was written");
+        return code;
+    }
+    if !yes && !crate::actions::headless::confirm(runnable.len()) {
+        d.cancel(0);
+        eprintln!("certdeck: declined; nothing was done");
+        return exit::UNKNOWN;
+    }
+    d.execute(0, &runnable, tx);
+    let mut left = runnable.len();
+    while left > 0 {
+        match rx.recv().await {
+            Some(AppEvent::TaskProgress {
+                record_id,
+                step,
+                message,
+            }) => println!("{record_id} [{step}] {message}"),
+            Some(AppEvent::TaskFinished {
+                record_id,
+                ok,
+                message,
+            }) => {
+                left -= 1;
+                if ok {
+                    println!("{record_id}: done: {message}");
+                } else {
+                    eprintln!("certdeck: {record_id}: failed: {message}");
+                    code = crate::actions::headless::FAILED;
+                }
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    code
+}

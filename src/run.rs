@@ -105,12 +105,90 @@ pub async fn dashboard(
             Err(e) => tracing::warn!("Kubernetes actions are unavailable: {e}"),
         }
     }
+    if let Some(acme) = acme_backend(cfg)? {
+        backends.push(std::sync::Arc::new(acme));
+    }
     let mut dispatcher = crate::dispatch::Dispatcher::new(backends, cli.read_only);
     if let Some(path) = crate::actions::audit::AuditLog::default_path() {
         dispatcher = dispatcher.with_audit(crate::actions::audit::AuditLog::new(path));
     }
     crate::tui::run_dashboard(app, theme, inventory, probe, mouse, dispatcher).await?;
     Ok(exit::OK)
+}
+
+/// The ACME backend for the config's `[[certificate]]` files, if it has any.
+fn acme_backend(
+    cfg: Option<&crate::config::ConfigFile>,
+) -> anyhow::Result<Option<crate::dispatch::AcmeBackend>> {
+    let Some(c) = cfg.filter(|c| !c.certificates.is_empty() || !c.acme.is_empty()) else {
+        return Ok(None);
+    };
+    crate::acme::config::validate(&c.acme, &c.certificates)
+        .map_err(|e| anyhow::anyhow!("config: {e}"))?;
+    Ok(Some(crate::dispatch::AcmeBackend {
+        issuers: c.acme.clone(),
+        files: c.certificates.clone(),
+        account_dir: crate::acme::default_account_dir(),
+        audit: crate::actions::audit::AuditLog::default_path()
+            .map(crate::actions::audit::AuditLog::new),
+    }))
+}
+
+/// `certdeck renew ID...` for `[[certificate]]` rows (the certificate file's id, or its
+/// endpoint's). `None` when the ids are not such rows (they are Kubernetes ids, then).
+async fn renew_managed_files(
+    args: &crate::cli::ActionArgs,
+    config: Option<&std::path::PathBuf>,
+) -> Option<i32> {
+    let (cfg, _) = crate::cli::load_config(config).ok()?;
+    let acme = match acme_backend(cfg.as_ref()) {
+        Ok(a) => a?,
+        Err(e) => {
+            eprintln!("certdeck: {e}");
+            return Some(exit::UNKNOWN);
+        }
+    };
+    // The rows of the managed files and their endpoints, observed now.
+    let mut inv = sources::Inventory::default();
+    for f in &acme.files {
+        inv.files.push(f.cert.display().to_string());
+        if let Some(t) = f
+            .endpoint
+            .as_deref()
+            .and_then(|e| sources::Target::parse(e, None).ok())
+        {
+            inv.targets.push(t);
+        }
+    }
+    let probe = crate::cli::resolve_probe(&crate::cli::ProbeArgs::default(), cfg.as_ref())
+        .ok()?
+        .0;
+    let (records, _) = sources::scan(inv, probe).await;
+    let matched: Vec<crate::model::Record> = args
+        .ids
+        .iter()
+        .filter_map(|id| {
+            records
+                .iter()
+                .find(|r| (&r.id == id || &r.location == id) && acme.file_for(r).is_some())
+        })
+        .cloned()
+        .collect();
+    if matched.is_empty() {
+        return None;
+    }
+    if matched.len() != args.ids.len() {
+        eprintln!("certdeck: give either [[certificate]] rows or Kubernetes rows to one `renew`, not both");
+        return Some(exit::UNKNOWN);
+    }
+    let d = crate::dispatch::Dispatcher::new(vec![std::sync::Arc::new(acme)], args.read_only);
+    Some(crate::dispatch::run_headless(&d, matched, args.yes, args.dry_run).await)
+}
+
+/// True when the config file has `[[certificate]]` entries a `renew` may be for.
+fn renew_is_for_files(cli: &Cli) -> bool {
+    crate::cli::load_config(cli.config.as_ref())
+        .is_ok_and(|(c, _)| c.is_some_and(|c| !c.certificates.is_empty()))
 }
 
 /// Where the dashboard's log file is (set by `init_logging`).
@@ -240,6 +318,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
         },
         Some(Command::Demo(args)) => demo(&cli, args).await,
+        Some(Command::Renew(args)) if renew_is_for_files(&cli) => {
+            match renew_managed_files(&args.action, cli.config.as_ref()).await {
+                Some(code) => Ok(code),
+                None => Ok(crate::actions::headless::run(
+                    crate::actions::ActionKind::Renew,
+                    &args.action,
+                    None,
+                    cli.config.as_ref(),
+                )
+                .await),
+            }
+        }
         Some(Command::Renew(args)) => Ok(crate::actions::headless::run(
             crate::actions::ActionKind::Renew,
             &args.action,

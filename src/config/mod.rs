@@ -32,6 +32,12 @@ pub struct ConfigFile {
     /// User-defined actions (`[[action]]`).
     #[serde(default, rename = "action")]
     pub actions: Vec<crate::hooks::UserAction>,
+    /// ACME issuers (`[[acme]]`).
+    #[serde(default, rename = "acme")]
+    pub acme: Vec<crate::acme::AcmeIssuer>,
+    /// Certificates kept in files and renewed through an ACME issuer (`[[certificate]]`).
+    #[serde(default, rename = "certificate")]
+    pub certificates: Vec<crate::acme::ManagedFile>,
     /// Kubernetes contexts and namespaces to read (`[kubernetes]`).
     #[serde(default)]
     pub kubernetes: Option<KubernetesConfig>,
