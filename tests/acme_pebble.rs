@@ -538,9 +538,9 @@ async fn renewal_through_pebble_replaces_the_files_reloads_nginx_and_serves_the_
 }
 
 /// Pebble refuses 80% of good nonces with badNonce. instant-acme sends each request at most
-/// three times; certdeck sends it again beyond that. Two renewals in a row succeed (the second
-/// renews the first one's certificate, with the account key the first one created), and
-/// pebble's log shows requests that needed more than instant-acme's three tries.
+/// three times; certdeck sends it again beyond that. Renewals in a row succeed (each renews the
+/// previous one's certificate, with the account key the first one created), and pebble's log
+/// shows requests that needed more than instant-acme's three tries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_nonce_refusals_are_retried() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -556,7 +556,12 @@ async fn bad_nonce_refusals_are_retried() {
     let iss = issuer(&pebble, &tmp.path().join("webroot"));
     let mut shas = Vec::new();
     let mut beyond_three = Vec::new();
-    for round in 0..2 {
+    // Two renewals, and more (up to six) until a request needed more than three tries:
+    // at 80% that is about one request in two, so it shows up within a round or two.
+    for round in 0..6 {
+        if round >= 2 && !beyond_three.is_empty() {
+            break;
+        }
         let log_before = pebble.log().len();
         let plan = acme::plan(&iss, &file, now() + round)
             .await
@@ -595,8 +600,9 @@ async fn bad_nonce_refusals_are_retried() {
             }
         }
     }
+    let n = shas.len();
     shas.dedup();
-    assert_eq!(shas.len(), 2, "two different certificates");
+    assert_eq!(shas.len(), n, "each renewal made a new certificate");
     assert!(
         pebble
             .log()

@@ -17,7 +17,7 @@ use crate::sources::pem::{self, PemItem};
 
 /// How many times a request refused with badNonce is sent again (instant-acme itself tries
 /// each request up to three times; this covers a run of refusals beyond that).
-pub(crate) const BAD_NONCE_RETRIES: usize = 20;
+pub(crate) const BAD_NONCE_RETRIES: usize = 30;
 
 /// An HTTPS client trusting the webpki roots plus every certificate in `ca_file`.
 pub(crate) fn http_client(ca_file: Option<&Path>) -> Result<Box<dyn HttpClient>, String> {

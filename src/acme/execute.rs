@@ -132,15 +132,7 @@ pub async fn execute(
 
     // download
     report(&tx, AcmeStep::Download, "waiting for the certificate").await;
-    let chain_pem = limited(AcmeStep::Download, limit, async {
-        let policy = RetryPolicy::new()
-            .initial_delay(Duration::from_millis(200))
-            .backoff(1.5)
-            .timeout(limit);
-        retry_nonce!(order.poll_certificate(&policy).await)
-            .map_err(|e| AcmeError::at(AcmeStep::Download, describe(&e)))
-    })
-    .await?;
+    let chain_pem = limited(AcmeStep::Download, limit, download(&mut order)).await?;
     let (leaf, leaf_pem, rest_pem) =
         split_chain(&chain_pem, &key).map_err(|e| AcmeError::at(AcmeStep::Download, e))?;
     report(
@@ -226,6 +218,35 @@ pub async fn execute(
         backups: written.backups(),
         endpoint_verified,
     })
+}
+
+/// Wait for the order to be valid, then fetch the chain. Each request is retried on its own
+/// after a refused nonce (instant-acme's `poll_certificate` chains two requests, so a retry
+/// of the whole would have to win both).
+async fn download(order: &mut Order) -> Result<String, AcmeError> {
+    let step = AcmeStep::Download;
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let (status, error) =
+            retry_nonce!(order.refresh().await.map(|s| (s.status, s.error.clone())))
+                .map_err(|e| AcmeError::at(step, describe(&e)))?;
+        if let Some(p) = error {
+            return Err(AcmeError::at(step, client::describe_problem(&p)));
+        }
+        match status {
+            OrderStatus::Valid => break,
+            OrderStatus::Invalid => {
+                return Err(AcmeError::at(step, "the CA marked the order invalid"))
+            }
+            _ => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 3 / 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    retry_nonce!(order.certificate().await)
+        .map_err(|e| AcmeError::at(step, describe(&e)))?
+        .ok_or_else(|| AcmeError::at(step, "the CA sent no certificate"))
 }
 
 /// The SHA-256 of the certificate file's first certificate now.
