@@ -972,3 +972,111 @@ async fn a_stale_plan_is_refused_before_any_request() {
     assert!(!accounts.exists(), "no account key was made");
     assert_eq!(std::fs::read_to_string(&cert).expect("r"), other_cert);
 }
+
+/// The whole path a user takes: `[[acme]]` and `[[certificate]]` in the config file, the
+/// managed file and its endpoint listed by `scan`, `renew ID --dry-run`, then `renew ID --yes`
+/// through the real binary; nginx serves the new certificate and the audit log says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certdeck_renew_id_renews_a_configured_certificate_through_the_binary() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let old_ca = test_ca("certdeck old CA");
+    let (old_cert, old_key) = leaf(&old_ca, &["localhost"], 3);
+    let nginx = start_nginx(tmp.path(), &old_cert, &old_key);
+    let pebble = start_pebble(tmp.path(), true, nginx.http_port, 0);
+    let old = first_cert(&nginx.cert);
+    let cfg = tmp.path().join("certdeck.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[acme]]\nname = \"pebble\"\ndirectory_url = {:?}\nca_file = {:?}\nchallenge = {{ type = \"http-01\", webroot = {:?} }}\n\n\
+             [[certificate]]\ncert = {:?}\nkey = {:?}\nendpoint = {:?}\nreload = {:?}\nissuer = \"pebble\"\n",
+            pebble.directory_url(),
+            pebble.ca_file.display().to_string(),
+            nginx.webroot.display().to_string(),
+            nginx.cert.display().to_string(),
+            nginx.key.display().to_string(),
+            nginx.endpoint(),
+            nginx.reload_command(),
+        ),
+    )
+    .expect("config");
+    let data = tmp.path().join("data");
+    let certdeck = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_certdeck"))
+            .args(args)
+            .arg("--config")
+            .arg(&cfg)
+            .env("HOME", tmp.path())
+            .env("CERTDECK_DATA_DIR", &data)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run certdeck");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // scan lists the managed file and the endpoint that serves it, both critical (3 days).
+    let (code, out, err) = certdeck(&["scan", "-o", "json"]);
+    assert_eq!(code, 2, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let file_row = rows
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|r| {
+            r["location"]
+                .as_str()
+                .is_some_and(|l| l.starts_with(&nginx.cert.display().to_string()))
+        })
+        .expect("the certificate file is a row");
+    assert_eq!(file_row["status"], "critical");
+    assert!(rows
+        .as_array()
+        .expect("array")
+        .iter()
+        .any(|r| r["location"] == nginx.endpoint()));
+    let id = file_row["id"].as_str().expect("id").to_owned();
+
+    // --dry-run prints the plan and writes nothing.
+    let (code, out, err) = certdeck(&["renew", &id, "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("dry run: nothing was written") && out.contains(&pebble.directory_url()),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&nginx.cert).expect("cert"),
+        old_cert
+    );
+    // Without --yes and with no terminal to ask on, nothing happens.
+    let (code, _, err) = certdeck(&["renew", &id]);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&nginx.cert).expect("cert"),
+        old_cert
+    );
+
+    // --yes renews: progress on stdout, new files, nginx reloaded and serving the new leaf.
+    let (code, out, err) = certdeck(&["renew", &id, "--yes"]);
+    assert_eq!(code, 0, "{out}\n{err}\npebble:\n{}", pebble.log());
+    for step in ["[order]", "[write]", "[reload]", "[verify]"] {
+        assert!(out.contains(step), "progress lacks {step}: {out}");
+    }
+    let new = first_cert(&nginx.cert);
+    assert_ne!(new.sha256, old.sha256);
+    assert!(new.not_after - now() > 4 * 365 * 86_400);
+    assert_eq!(served_sha256(&nginx.endpoint()).await, new.sha256);
+    assert_eq!(mode(&nginx.key), 0o600);
+    let audit = std::fs::read_to_string(data.join("audit.jsonl")).expect("audit log");
+    assert!(
+        audit.contains("\"action\":\"acme-renew\"") && audit.contains("\"outcome\":\"succeeded\""),
+        "{audit}"
+    );
+    assert!(
+        audit.contains(&new.sha256),
+        "the audit record carries the new fingerprint: {audit}"
+    );
+}
