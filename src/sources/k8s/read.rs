@@ -625,26 +625,36 @@ fn ca_bundle_records(
     key_records(&base, key, data, false, false, now)
 }
 
+/// Records of a webhook configuration's `caBundle`s, one per webhook that has one.
+fn webhook_records(
+    ctx: &str,
+    kind: &str,
+    name: Option<String>,
+    bundles: impl Iterator<Item = (String, Option<k8s_openapi::ByteString>)>,
+    now: i64,
+) -> Vec<Record> {
+    let name = name.unwrap_or_default();
+    bundles
+        .filter_map(|(hook, b)| b.map(|b| (hook, b)))
+        .flat_map(|(hook, b)| {
+            ca_bundle_records(ctx, kind, &name, &format!("{hook}.caBundle"), &b.0, now)
+        })
+        .collect()
+}
+
 async fn read_cluster_scoped(rd: &mut Reader<'_>) {
     let (ctx, now) = (rd.ctx, rd.now);
     let vw: Api<ValidatingWebhookConfiguration> = Api::all(rd.client.clone());
     let mut f = |w: ValidatingWebhookConfiguration| {
-        let name = w.metadata.name.unwrap_or_default();
-        let mut out = Vec::new();
-        for h in w.webhooks.unwrap_or_default() {
-            if let Some(b) = h.client_config.ca_bundle {
-                let key = format!("{}.caBundle", h.name);
-                out.extend(ca_bundle_records(
-                    ctx,
-                    "ValidatingWebhookConfiguration",
-                    &name,
-                    &key,
-                    &b.0,
-                    now,
-                ));
-            }
-        }
-        out
+        let hooks = w.webhooks.unwrap_or_default().into_iter();
+        let bundles = hooks.map(|h| (h.name, h.client_config.ca_bundle));
+        webhook_records(
+            ctx,
+            "ValidatingWebhookConfiguration",
+            w.metadata.name,
+            bundles,
+            now,
+        )
     };
     if let Err(e) = rd
         .list_paged(&vw, "validatingwebhookconfigurations", "", &mut f)
@@ -654,22 +664,15 @@ async fn read_cluster_scoped(rd: &mut Reader<'_>) {
     }
     let mw: Api<MutatingWebhookConfiguration> = Api::all(rd.client.clone());
     let mut f = |w: MutatingWebhookConfiguration| {
-        let name = w.metadata.name.unwrap_or_default();
-        let mut out = Vec::new();
-        for h in w.webhooks.unwrap_or_default() {
-            if let Some(b) = h.client_config.ca_bundle {
-                let key = format!("{}.caBundle", h.name);
-                out.extend(ca_bundle_records(
-                    ctx,
-                    "MutatingWebhookConfiguration",
-                    &name,
-                    &key,
-                    &b.0,
-                    now,
-                ));
-            }
-        }
-        out
+        let hooks = w.webhooks.unwrap_or_default().into_iter();
+        let bundles = hooks.map(|h| (h.name, h.client_config.ca_bundle));
+        webhook_records(
+            ctx,
+            "MutatingWebhookConfiguration",
+            w.metadata.name,
+            bundles,
+            now,
+        )
     };
     if let Err(e) = rd
         .list_paged(&mw, "mutatingwebhookconfigurations", "", &mut f)
