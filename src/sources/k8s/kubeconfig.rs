@@ -122,26 +122,35 @@ impl KubeAccess {
             .and_then(|c| c.user.clone())
     }
 
-    /// A kube client for `context`, every request bounded by `timeout`.
-    pub async fn client(&self, context: &str, timeout: Duration) -> Result<kube::Client, K8sError> {
+    /// The client configuration of `context`.
+    async fn config(&self, context: &str) -> Result<kube::Config, K8sError> {
         let opts = KubeConfigOptions {
             context: Some(context.to_owned()),
             ..KubeConfigOptions::default()
         };
-        let mut cfg = kube::Config::from_custom_kubeconfig(self.kubeconfig.clone(), &opts)
+        kube::Config::from_custom_kubeconfig(self.kubeconfig.clone(), &opts)
             .await
             .map_err(|e| K8sError::Kubeconfig {
                 path: self.source.clone(),
                 message: format!("context '{context}': {e}"),
-            })?;
+            })
+    }
+
+    fn build(cfg: kube::Config, context: &str) -> Result<kube::Client, K8sError> {
+        kube::Client::try_from(cfg)
+            .map_err(|e| K8sError::Other(format!("context '{context}': {e}")))
+    }
+
+    /// A kube client for `context`, every request bounded by `timeout`.
+    pub async fn client(&self, context: &str, timeout: Duration) -> Result<kube::Client, K8sError> {
+        let mut cfg = self.config(context).await?;
         cfg.connect_timeout = Some(timeout);
         cfg.read_timeout = Some(timeout);
         cfg.write_timeout = Some(timeout);
         cfg.reset_reader_on_write = true;
         // 429/503/504 are retried (honouring Retry-After) inside each request's time limit.
         cfg.default_retry = true;
-        kube::Client::try_from(cfg)
-            .map_err(|e| K8sError::Other(format!("context '{context}': {e}")))
+        Self::build(cfg, context)
     }
 
     /// A kube client for long watches: connecting is bounded by `timeout`, reading is not (a
@@ -151,21 +160,11 @@ impl KubeAccess {
         context: &str,
         timeout: Duration,
     ) -> Result<kube::Client, K8sError> {
-        let opts = KubeConfigOptions {
-            context: Some(context.to_owned()),
-            ..KubeConfigOptions::default()
-        };
-        let mut cfg = kube::Config::from_custom_kubeconfig(self.kubeconfig.clone(), &opts)
-            .await
-            .map_err(|e| K8sError::Kubeconfig {
-                path: self.source.clone(),
-                message: format!("context '{context}': {e}"),
-            })?;
+        let mut cfg = self.config(context).await?;
         cfg.connect_timeout = Some(timeout);
         cfg.read_timeout = None;
         cfg.write_timeout = Some(timeout);
-        kube::Client::try_from(cfg)
-            .map_err(|e| K8sError::Other(format!("context '{context}': {e}")))
+        Self::build(cfg, context)
     }
 
     /// The client certificate (PEM or DER bytes) embedded in, or named by, a context's user.
