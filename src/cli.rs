@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config::{self, ConfigFile};
 use crate::model::Thresholds;
 use crate::report::Format;
+use crate::sources::starttls::StarttlsMode;
 use crate::sources::{Inventory, ProbeSettings, Target, DEFAULT_CONCURRENCY};
 
 pub const EXIT_CODES_HELP: &str = "\
@@ -36,6 +37,9 @@ pub struct Cli {
     /// Hide host names and paths in the dashboard (for demos and screenshots).
     #[arg(long, global = true)]
     pub redact: bool,
+    /// Dashboard: protocol of plain host:port targets (as `scan --starttls`).
+    #[arg(long, value_name = "PROTO")]
+    pub starttls: Option<StarttlsMode>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -150,6 +154,12 @@ pub struct ScanArgs {
     /// Name to send as SNI and verify against, for targets that do not give one with @name.
     #[arg(long, value_name = "NAME")]
     pub sni: Option<String>,
+    /// Protocol of plain host:port targets: smtp, imap, pop3, ftp, postgres, postgres-direct,
+    /// mysql, ldap, xmpp, xmpp-server; `none` for TLS from the first byte; `auto` (the default)
+    /// lets well-known ports choose (25/587 smtp, 143 imap, 110 pop3, 21 ftp, 5432 postgres,
+    /// 3306 mysql, 389 ldap, 5222 xmpp, 5269 xmpp-server).
+    #[arg(long, value_name = "PROTO")]
+    pub starttls: Option<StarttlsMode>,
     /// Report format.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     pub output: Format,
@@ -366,11 +376,18 @@ pub fn resolve_probe(
     ))
 }
 
+/// The protocol choice for plain targets: the flag, else `[probe] starttls`, else `auto`.
+pub fn starttls_mode(flag: Option<StarttlsMode>, cfg: Option<&ConfigFile>) -> StarttlsMode {
+    flag.or(cfg.and_then(|c| c.probe.starttls))
+        .unwrap_or_default()
+}
+
 /// Parse raw targets (de-duplicated; unparsable ones kept as error rows) into an inventory.
 pub fn build_inventory(
     raw_targets: Vec<String>,
     files: Vec<String>,
     sni: Option<&str>,
+    starttls: StarttlsMode,
 ) -> Inventory {
     let mut inventory = Inventory {
         files,
@@ -378,7 +395,7 @@ pub fn build_inventory(
     };
     let mut seen = std::collections::HashSet::new();
     for raw in raw_targets {
-        match Target::parse(&raw, sni) {
+        match Target::parse_with(&raw, sni, starttls) {
             Ok(t) => {
                 if seen.insert(t.clone()) {
                     inventory.targets.push(t);
@@ -410,13 +427,16 @@ fn config_lists(
 }
 
 /// The inventory the config file names (targets, target files, files); may be empty.
-pub fn config_inventory(cfg: Option<&ConfigFile>) -> Result<Inventory, SettingsError> {
+pub fn config_inventory(
+    cfg: Option<&ConfigFile>,
+    starttls: StarttlsMode,
+) -> Result<Inventory, SettingsError> {
     let mut raw = Vec::new();
     let mut files = Vec::new();
     if let Some(c) = cfg {
         config_lists(c, &mut raw, &mut files)?;
     }
-    let mut inv = build_inventory(raw, files, None);
+    let mut inv = build_inventory(raw, files, None, starttls);
     // The dashboard reads Kubernetes when the config file has a [kubernetes] section.
     inv.k8s = cfg
         .and_then(|c| c.kubernetes.as_ref())
@@ -457,9 +477,10 @@ impl ScanSettings {
             k8s,
             ..Inventory::default()
         };
+        let starttls = starttls_mode(args.starttls, cfg.as_ref());
         let mut seen = std::collections::HashSet::new();
         for raw in raw_targets {
-            match Target::parse(&raw, args.sni.as_deref()) {
+            match Target::parse_with(&raw, args.sni.as_deref(), starttls) {
                 Ok(t) => {
                     if seen.insert(t.clone()) {
                         inventory.targets.push(t);

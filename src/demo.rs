@@ -336,6 +336,7 @@ impl DemoFleet {
                 host: "localhost".into(),
                 port,
                 sni: None,
+                starttls: None,
             };
             fleet.endpoints.push(DemoEndpoint {
                 target,

@@ -309,6 +309,10 @@ pub async fn shutdown_signal() {
 /// Run a parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     crate::sources::tls::install_crypto_provider();
+    if cli.starttls.is_some() && cli.command.is_some() {
+        eprintln!("certdeck: --starttls before a subcommand is the dashboard's; give it after the subcommand (certdeck scan --starttls PROTO ...)");
+        return Ok(exit::UNKNOWN);
+    }
     match &cli.command {
         Some(Command::Scan(args)) => match ScanSettings::resolve(args, cli.config.as_ref()) {
             Ok(settings) => scan(settings).await,
@@ -369,7 +373,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let (cfg, _) = crate::cli::load_config(cli.config.as_ref())?;
             let (probe, thresholds) =
                 crate::cli::resolve_probe(&crate::cli::ProbeArgs::default(), cfg.as_ref())?;
-            let inventory = crate::cli::config_inventory(cfg.as_ref())?;
+            let starttls = crate::cli::starttls_mode(cli.starttls, cfg.as_ref());
+            let inventory = crate::cli::config_inventory(cfg.as_ref(), starttls)?;
             dashboard(&cli, cfg.as_ref(), inventory, probe, thresholds, Vec::new()).await
         }
     }

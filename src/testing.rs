@@ -65,6 +65,7 @@ fn tls(
     r.tls = Some(TlsInfo {
         tls_version: Some("TLSv1.3".into()),
         client_auth_requested: mtls,
+        starttls: None,
         verification: Some(Verification {
             trusted: reason == "trusted",
             reason: reason.into(),

@@ -96,6 +96,9 @@ pub struct ProbeConfig {
     #[serde(default, deserialize_with = "de_duration")]
     pub timeout: Option<Duration>,
     pub concurrency: Option<usize>,
+    /// Protocol of plain `host:port` targets: `auto` (well-known ports select theirs),
+    /// `none`, or one protocol (`smtp`, `imap`...), as `--starttls`.
+    pub starttls: Option<crate::sources::starttls::StarttlsMode>,
 }
 
 pub(crate) fn de_duration<'de, D: serde::Deserializer<'de>>(

@@ -46,6 +46,9 @@ pub struct TlsInfo {
     pub verification: Option<Verification>,
     /// Address actually connected to.
     pub peer_addr: Option<String>,
+    /// The protocol spoken before the handshake (`smtp`, `imap`... `postgres-direct` for ALPN
+    /// `postgresql`), or `None` for TLS from the first byte.
+    pub starttls: Option<&'static str>,
 }
 
 /// A status condition of a cert-manager Certificate (`Ready`, `Issuing`).

@@ -121,6 +121,9 @@ struct JsonRecord<'a> {
     client_auth_requested: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     peer_address: Option<Option<&'a str>>,
+    /// TLS rows: the protocol spoken before the handshake (`smtp`...), or null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    starttls: Option<Option<&'static str>>,
     /// Kubernetes rows: context, namespace, kind, name, key, managing Certificate, drift.
     #[serde(skip_serializing_if = "Option::is_none")]
     k8s: Option<&'a crate::model::K8sInfo>,
@@ -171,6 +174,7 @@ fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
         tls_version: tls.map(|t| t.tls_version.as_deref()),
         client_auth_requested: tls.map(|t| t.client_auth_requested),
         peer_address: tls.map(|t| t.peer_addr.as_deref()),
+        starttls: tls.map(|t| t.starttls),
         k8s: r.k8s.as_ref(),
     }
 }

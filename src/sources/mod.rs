@@ -7,6 +7,7 @@
 pub mod file;
 pub mod k8s;
 pub mod pem;
+pub mod starttls;
 pub mod target;
 pub mod tls;
 

@@ -23,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::model::{CertFacts, Record, SourceKind, TlsInfo, Verification};
+use crate::sources::starttls::{self, Stage};
 use crate::sources::target::Target;
 
 /// Install ring as the process-wide rustls provider (idempotent).
@@ -167,6 +168,7 @@ impl AsyncWrite for Recording {
 const PHASE_RESOLVE: u8 = 0;
 const PHASE_CONNECT: u8 = 1;
 const PHASE_HANDSHAKE: u8 = 2;
+const PHASE_STARTTLS: u8 = 3;
 
 fn phase_name(p: u8) -> &'static str {
     match p {
@@ -254,11 +256,19 @@ impl TlsProber {
         };
         let capture = Arc::new(Capture::new(self.algs));
         let phase = AtomicU8::new(PHASE_RESOLVE);
+        let stage = Stage::default();
         let mut peer = None;
-        let attempt = self.handshake(target, server_name.clone(), &capture, &phase, &mut peer);
+        let attempt = self.handshake(
+            target,
+            server_name.clone(),
+            &capture,
+            (&phase, &stage),
+            &mut peer,
+        );
         let outcome = tokio::time::timeout(self.timeout, attempt).await;
         let mut info = TlsInfo {
             peer_addr: peer.map(|a: SocketAddr| a.to_string()),
+            starttls: target.starttls.map(starttls::Protocol::name),
             ..TlsInfo::default()
         };
         info.client_auth_requested = capture.client_auth.load(Ordering::Relaxed);
@@ -266,10 +276,17 @@ impl TlsProber {
             Err(_) => {
                 let p = phase.load(Ordering::Relaxed);
                 rec.tls = Some(info);
+                let waiting = match target.starttls {
+                    Some(proto) if p == PHASE_STARTTLS => format!(
+                        "in the {} dialogue before TLS, {} (TCP connected)",
+                        proto.title(),
+                        stage.get()
+                    ),
+                    _ => phase_name(p).to_owned(),
+                };
                 return rec.with_error(format!(
-                    "timed out after {} {}",
+                    "timed out after {} {waiting}",
                     humantime::format_duration(self.timeout),
-                    phase_name(p)
                 ));
             }
             Ok(Err(ProbeFail::Early(msg))) => {
@@ -295,7 +312,7 @@ impl TlsProber {
                 &first,
                 info_requested(&capture),
             );
-            return rec.with_error(msg);
+            return rec.with_error(after_starttls(target, msg));
         };
         if let Some(e) = handshake_error {
             // The certificate arrived before the failure (an mTLS server refusing us, say).
@@ -341,7 +358,7 @@ impl TlsProber {
         target: &Target,
         server_name: ServerName<'static>,
         capture: &Arc<Capture>,
-        phase: &AtomicU8,
+        (phase, stage): (&AtomicU8, &Stage),
         peer: &mut Option<SocketAddr>,
     ) -> Result<String, ProbeFail> {
         let addrs: Vec<SocketAddr> = match target.host.parse::<std::net::IpAddr>() {
@@ -376,7 +393,7 @@ impl TlsProber {
                 Err(e) => last_err = Some((addr, e)),
             }
         }
-        let Some(tcp) = tcp else {
+        let Some(mut tcp) = tcp else {
             let msg = match last_err {
                 Some((addr, e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                     format!("connection refused ({addr})")
@@ -387,10 +404,19 @@ impl TlsProber {
             return Err(ProbeFail::Early(msg));
         };
         let _ = tcp.set_nodelay(true);
+        if let Some(proto) = target.starttls {
+            phase.store(PHASE_STARTTLS, Ordering::Relaxed);
+            starttls::negotiate(&mut tcp, proto, target.server_name(), stage)
+                .await
+                .map_err(|e| ProbeFail::Early(e.to_string()))?;
+        }
         phase.store(PHASE_HANDSHAKE, Ordering::Relaxed);
         let mut cfg = self.base.clone();
         cfg.dangerous().set_certificate_verifier(capture.clone());
         cfg.client_auth_cert_resolver = capture.clone();
+        if let Some(alpn) = target.starttls.and_then(starttls::Protocol::alpn) {
+            cfg.alpn_protocols = vec![alpn.to_vec()];
+        }
         let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
         let stream = Recording {
             inner: tcp,
@@ -447,6 +473,17 @@ impl TlsProber {
 enum ProbeFail {
     Early(String),
     Handshake(std::io::Error),
+}
+
+/// A handshake failure after a STARTTLS dialogue says so (and gives the protocol's hint).
+fn after_starttls(target: &Target, msg: String) -> String {
+    match target.starttls {
+        Some(p) => match p.handshake_hint() {
+            Some(hint) => format!("{msg} ({hint})"),
+            None => format!("{} accepted TLS, then: {msg}", p.title()),
+        },
+        None => msg,
+    }
 }
 
 fn info_requested(c: &Capture) -> bool {
