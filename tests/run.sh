@@ -13,6 +13,15 @@ command -v ss >/dev/null || need+=(iproute2)
 command -v openssl >/dev/null || need+=(openssl)
 command -v pebble >/dev/null || need+=(pebble)
 command -v kubectl >/dev/null || need+=(kubernetes-client)
+# STARTTLS peers (tests/starttls.rs).
+command -v exim4 >/dev/null || need+=(exim4-daemon-light)
+[ -x /usr/sbin/dovecot ] && [ -e /usr/lib/dovecot/imap-login ] || need+=(dovecot-imapd)
+[ -e /usr/lib/dovecot/pop3-login ] || need+=(dovecot-pop3d)
+[ -x /usr/sbin/vsftpd ] || need+=(vsftpd)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
+command -v mariadbd >/dev/null || need+=(mariadb-server)
+[ -x /usr/sbin/slapd ] || need+=(slapd)
+command -v prosody >/dev/null || need+=(prosody)
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${need[*]}"
   $SUDO apt-get update -qq
