@@ -1427,3 +1427,215 @@ pub async fn xmpp<S: AsyncRead + AsyncWrite + Unpin>(
         got: format!("<{}>", shown(answer.local.as_bytes())),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{duplex, AsyncBufReadExt, BufReader};
+
+    /// Run `dialogue` against a peer that answers each client line (or write, for binary
+    /// protocols) with the next reply, writing it `chunk` bytes at a time.
+    async fn against<F, Fut>(
+        replies: Vec<Vec<u8>>,
+        chunk: usize,
+        lines: bool,
+        dialogue: F,
+    ) -> Result<(), StarttlsError>
+    where
+        F: FnOnce(tokio::io::DuplexStream) -> Fut,
+        Fut: std::future::Future<Output = Result<(), StarttlsError>>,
+    {
+        let (client, server) = duplex(1 << 20);
+        let peer = tokio::spawn(async move {
+            let mut server = BufReader::new(server);
+            for (i, r) in replies.into_iter().enumerate() {
+                // Greetings (the first reply of a line protocol) come unasked.
+                if !(lines && i == 0) {
+                    let mut got = Vec::new();
+                    if lines {
+                        let _ = server.read_until(b'\n', &mut got).await;
+                    } else {
+                        let mut buf = [0u8; 512];
+                        let _ = server.read(&mut buf).await;
+                    }
+                }
+                for piece in r.chunks(chunk.max(1)) {
+                    if server.get_mut().write_all(piece).await.is_err() {
+                        return;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+            let mut rest = Vec::new();
+            let _ = server.read_to_end(&mut rest).await;
+        });
+        let out = dialogue(client).await;
+        peer.abort();
+        out
+    }
+
+    fn b(s: &str) -> Vec<u8> {
+        s.as_bytes().to_vec()
+    }
+
+    #[tokio::test]
+    async fn xmpp_features_arriving_a_byte_at_a_time_are_read_whole() {
+        let stream = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+            xmlns:stream='http://etherx.jabber.org/streams' id='x' from='example.test' \
+            version='1.0'><stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>\
+            <required/></starttls></stream:features>";
+        let replies = vec![
+            b(stream),
+            b("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"),
+        ];
+        let stage = Stage::default();
+        let r = against(replies, 1, false, |mut c| async move {
+            xmpp(&mut c, "example.test", false, &stage).await
+        })
+        .await;
+        assert_eq!(r, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn xmpp_failure_and_stream_errors_are_rows() {
+        let open = "<stream:stream xmlns='jabber:client' \
+            xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
+        let features = "<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\
+            </stream:features>";
+        let stage = Stage::default();
+        let r = against(
+            vec![
+                b(&format!("{open}{features}")),
+                b("<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"),
+            ],
+            7,
+            false,
+            |mut c| async move { xmpp(&mut c, "example.test", false, &stage).await },
+        )
+        .await;
+        assert_eq!(
+            r.map_err(|e| e.to_string()),
+            Err("XMPP: the server refused STARTTLS: <failure/>".to_owned())
+        );
+        let stage = Stage::default();
+        let err = "<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>\
+            <text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>go \u{1b}[31maway</text>\
+            </stream:error></stream:stream>";
+        let r = against(
+            vec![b(&format!("{open}{err}"))],
+            64,
+            false,
+            |mut c| async move { xmpp(&mut c, "example.test", false, &stage).await },
+        )
+        .await;
+        assert_eq!(
+            r.map_err(|e| e.to_string()),
+            Err("XMPP: the server refused the stream: policy-violation (go .[31maway)".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn smtp_multiline_replies_split_anywhere_are_joined() {
+        let replies = vec![
+            b("220-mx.test ESMTP\r\n220 hello\r\n"),
+            b("250-mx.test\r\n250-SIZE 10\r\n250-starttls\r\n250 HELP\r\n"),
+            b("220 2.0.0 go ahead\r\n"),
+        ];
+        let stage = Stage::default();
+        let r = against(replies, 3, true, |mut c| async move {
+            smtp(&mut c, &stage).await
+        })
+        .await;
+        assert_eq!(r, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn smtp_reply_lines_with_another_code_are_refused() {
+        let replies = vec![b("220 mx.test\r\n"), b("250-mx.test\r\n251 STARTTLS\r\n")];
+        let stage = Stage::default();
+        let r = against(replies, 64, true, |mut c| async move {
+            smtp(&mut c, &stage).await
+        })
+        .await;
+        assert_eq!(
+            r.map_err(|e| e.to_string()),
+            Err("SMTP: unexpected EHLO reply from the server: \"251 STARTTLS\"".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn ldap_long_form_lengths_are_read() {
+        // A success response padded with a 200-byte diagnostic message (long-form lengths).
+        let diag = vec![b'x'; 200];
+        let mut op = vec![0x0a, 1, 0, 0x04, 0, 0x04, 0x81, 200];
+        op.extend_from_slice(&diag);
+        let mut msg = vec![0x02, 1, 1, 0x78, 0x81, op.len() as u8];
+        msg.extend(op);
+        let mut resp = vec![0x30, 0x82, 0, msg.len() as u8];
+        resp.extend(msg);
+        let stage = Stage::default();
+        let r = against(vec![resp], 5, false, |mut c| async move {
+            ldap(&mut c, &stage).await
+        })
+        .await;
+        assert_eq!(r, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_postgres_error_response_is_quoted() {
+        let mut body = b"SFATAL\0C53300\0Msorry, too many clients already\0\0".to_vec();
+        let mut resp = vec![b'E'];
+        resp.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        resp.append(&mut body);
+        let stage = Stage::default();
+        let r = against(vec![resp], 4, false, |mut c| async move {
+            postgres(&mut c, &stage).await
+        })
+        .await;
+        assert_eq!(
+            r.map_err(|e| e.to_string()),
+            Err(
+                "PostgreSQL: the server refused the SSLRequest: sorry, too many clients already"
+                    .to_owned()
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn the_stage_follows_the_dialogue() {
+        let stage = Stage::default();
+        let (mut c, _server) = duplex(64);
+        let run = smtp(&mut c, &stage);
+        let timed = tokio::time::timeout(std::time::Duration::from_millis(50), run).await;
+        assert!(timed.is_err());
+        assert_eq!(stage.get(), "waiting for the greeting");
+    }
+
+    #[test]
+    fn server_text_is_made_safe_and_short() {
+        assert_eq!(shown(b"ok \x1b[2J\x07\r\n\xff"), "ok .[2J....");
+        let long = shown(&[b'a'; 500]);
+        assert_eq!(long.chars().count(), SHOWN + 1);
+        assert!(long.ends_with('…'));
+    }
+
+    #[test]
+    fn modes_and_protocols_parse_from_their_names() {
+        for p in Protocol::ALL {
+            assert_eq!(p.name().parse::<Protocol>(), Ok(p));
+            assert_eq!(p.name().parse::<StarttlsMode>(), Ok(StarttlsMode::Force(p)));
+            assert_eq!(
+                Protocol::for_port(p.default_port()).map(|q| q.title()),
+                Some(p.title())
+            );
+        }
+        assert_eq!("postgresql".parse(), Ok(Protocol::Postgres));
+        assert_eq!("NONE".parse(), Ok(StarttlsMode::Off));
+        assert_eq!("auto".parse(), Ok(StarttlsMode::Auto));
+        assert!("smtpx"
+            .parse::<StarttlsMode>()
+            .is_err_and(|e| e.contains("xmpp-server")));
+        assert_eq!(Protocol::for_port(465), None);
+        assert_eq!(Protocol::for_port(993), None);
+    }
+}
