@@ -587,3 +587,37 @@ fn the_dashboard_flag_sets_the_protocol_of_the_config_targets() {
     let inv = certdeck::cli::config_inventory(Some(&cfg), forced).expect("inventory");
     assert_eq!(inv.targets[1].starttls, Some(Protocol::Postgres));
 }
+
+#[test]
+fn the_details_view_names_the_starttls_protocol() {
+    use certdeck::app::{App, AppEvent};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut rec = certdeck::testing::sample_records()
+        .into_iter()
+        .find(|r| r.tls.is_some())
+        .expect("a TLS record");
+    rec.location = "smtp://mail.example.test:587".into();
+    if let Some(t) = rec.tls.as_mut() {
+        t.starttls = Some("smtp");
+    }
+    let mut app = App::new(
+        certdeck::testing::NOW,
+        certdeck::model::Thresholds::default(),
+        certdeck::config::keymap::Keymap::default(),
+    );
+    app.update(AppEvent::Resize(120, 40));
+    app.apply_batch(vec![certdeck::sources::SourceEvent::Observed(rec)]);
+    app.update(AppEvent::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).expect("term");
+    let theme = certdeck::config::theme::Theme::default_dark();
+    term.draw(|f| certdeck::ui::render(&app, &theme, f)).expect("draw");
+    let buf = term.backend().buffer().clone();
+    let screen: Vec<String> = (0..buf.area.height)
+        .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect())
+        .collect();
+    assert!(
+        screen.iter().any(|l| l.contains("STARTTLS") && l.contains("smtp")),
+        "{}",
+        screen.join("\n")
+    );
+}

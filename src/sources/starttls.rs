@@ -803,7 +803,9 @@ pub async fn imap<S: AsyncRead + AsyncWrite + Unpin>(
         .windows(code.len())
         .position(|w| w.eq_ignore_ascii_case(code))
     {
-        caps = imap_caps(&greeting[i + code.len()..]);
+        let rest = &greeting[i + code.len()..];
+        let end = rest.iter().position(|&b| b == b']').unwrap_or(rest.len());
+        caps = imap_caps(&rest[..end]);
     }
     if caps.is_empty() {
         w.send(b"a1 CAPABILITY\r\n").await?;
@@ -1165,7 +1167,12 @@ fn scan_stream(bytes: &[u8]) -> Result<StreamScan, String> {
     use quick_xml::events::Event;
     use quick_xml::name::ResolveResult;
 
-    let mut r = quick_xml::NsReader::from_reader(bytes);
+    // A character cut in two at the end waits for the rest, like any cut-off element.
+    let complete = match std::str::from_utf8(bytes) {
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
+        _ => bytes.len(),
+    };
+    let mut r = quick_xml::NsReader::from_reader(&bytes[..complete]);
     let mut scan = StreamScan::default();
     let mut depth = 0usize;
     let mut cur: Option<Stanza> = None;
@@ -1494,6 +1501,20 @@ mod tests {
         })
         .await;
         assert_eq!(r, Ok(()));
+    }
+
+    #[test]
+    fn a_character_cut_at_the_end_of_the_buffer_waits_for_the_rest() {
+        let open = "<stream:stream xmlns='jabber:client' \
+            xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>\
+            <stream:features><x xmlns='urn:x'>é</x></stream:features>";
+        let bytes = open.as_bytes();
+        let cut = open.find('é').expect("é") + 1;
+        let scan = scan_stream(&bytes[..cut]).expect("half a character is not garbage");
+        assert!(scan.opened && scan.stanzas.is_empty());
+        let scan = scan_stream(bytes).expect("whole");
+        assert_eq!(scan.stanzas[0].local, "features");
+        assert!(scan_stream(b"220 mail ESMTP\r\n").is_err());
     }
 
     #[tokio::test]

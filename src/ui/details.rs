@@ -107,6 +107,9 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             "Version",
             t.tls_version.clone().unwrap_or_else(|| "-".into()),
         ));
+        if let Some(proto) = t.starttls {
+            lines.push(field(theme, "STARTTLS", proto));
+        }
         lines.push(field(
             theme,
             "Client auth",
