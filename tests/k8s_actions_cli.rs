@@ -47,7 +47,7 @@ fn seed(fx: &Fixture) -> k8s_common::Pem {
 }
 
 fn id(loc: &str) -> String {
-    location_id(SourceKind::K8s, loc)
+    location_id(SourceKind::K8S, loc)
 }
 
 fn certdeck(fx: &Fixture, args: &[&str], stdin: &str) -> Output {

@@ -32,24 +32,24 @@ fn app(w: u16, h: u16) -> App {
     let mut a = App::new(NOW, Thresholds::default(), Keymap::default());
     a.update(AppEvent::Resize(w, h));
     let recs = sample_records();
-    let tls = recs.iter().filter(|r| r.source == SourceKind::Tls).count();
+    let tls = recs.iter().filter(|r| r.source == SourceKind::TLS).count();
     let files = recs.len() - tls;
     let mut evs = vec![
         SourceEvent::Started {
-            source: SourceKind::Tls,
+            source: SourceKind::TLS,
             total: tls,
         },
         SourceEvent::Started {
-            source: SourceKind::File,
+            source: SourceKind::FILE,
             total: files,
         },
     ];
     evs.extend(recs.into_iter().map(SourceEvent::Observed));
     evs.push(SourceEvent::Finished {
-        source: SourceKind::Tls,
+        source: SourceKind::TLS,
     });
     evs.push(SourceEvent::Finished {
-        source: SourceKind::File,
+        source: SourceKind::FILE,
     });
     a.apply_batch(evs);
     a
@@ -208,7 +208,7 @@ fn empty_waiting_and_too_small() {
     a.update(AppEvent::Resize(80, 24));
     insta::assert_snapshot!("empty_fleet_80x24", text(&a));
     a.apply_batch(vec![SourceEvent::Started {
-        source: SourceKind::Tls,
+        source: SourceKind::TLS,
         total: 500,
     }]);
     insta::assert_snapshot!("waiting_for_results_80x24", text(&a));
@@ -260,7 +260,7 @@ fn selection_and_sort_hold_while_results_arrive() {
     // A new certificate that sorts first by name arrives; the selection follows its row.
     let mut r = sample_records().remove(3);
     r.location = "aaa.example.com:443".into();
-    r.id = certdeck::model::record::location_id(SourceKind::Tls, &r.location);
+    r.id = certdeck::model::record::location_id(SourceKind::TLS, &r.location);
     let mut c = (**r.cert.as_ref().unwrap()).clone();
     c.common_name = Some("aaa.example.com".into());
     r.cert = Some(std::sync::Arc::new(c));
@@ -287,7 +287,7 @@ fn freeze_holds_updates_until_released() {
     a.update(key('f'));
     let mut r = sample_records().remove(0);
     r.location = "late.example.com:443".into();
-    r.id = certdeck::model::record::location_id(SourceKind::Tls, &r.location);
+    r.id = certdeck::model::record::location_id(SourceKind::TLS, &r.location);
     a.update(AppEvent::Source(SourceEvent::Observed(r)));
     assert_eq!(a.fleet.len(), n, "frozen: nothing moves");
     a.update(key('f'));

@@ -8,11 +8,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, PostParams};
 use kube::core::DynamicObject;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
-use super::{
-    k8s_of, progress, ActionContext, ActionError, ActionEvent, ActionKind, Outcome, Plan, Step,
-};
+use super::{k8s_error, k8s_of, ActionContext, K8sPlan};
+use crate::actions::{ActionError, Outcome, Reporter, Step};
 use crate::model::Record;
 use crate::sources::k8s::certmanager::{self, certificate_request_resource, certificate_resource};
 use crate::sources::k8s::error::call;
@@ -29,10 +27,10 @@ fn status_path(ns: &str, name: &str) -> String {
     format!("/apis/cert-manager.io/v1/namespaces/{ns}/certificates/{name}/status")
 }
 
-pub(super) async fn plan(ctx: &ActionContext, record: &Record) -> Result<Plan, ActionError> {
+pub(super) async fn plan(ctx: &ActionContext, record: &Record) -> Result<K8sPlan, ActionError> {
     let k = k8s_of(record)?;
     let Some(cm) = &k.managed_by else {
-        return Err(ActionError::NotApplicable(format!(
+        return Err(ActionError::not_applicable(format!(
             "{} is not managed by a cert-manager Certificate: use `certdeck rotate {}`",
             record.location, record.id
         )));
@@ -49,7 +47,7 @@ pub(super) async fn plan(ctx: &ActionContext, record: &Record) -> Result<Plan, A
         &k.namespace,
     )
     .await
-    .map_err(ActionError::k8s(Step::Read))?;
+    .map_err(k8s_error(Step::Read))?;
     let now = certmanager::info(&obj);
     let mut warnings = Vec::new();
     if now.issuing.as_ref().is_some_and(|c| c.status == "True") {
@@ -62,8 +60,8 @@ pub(super) async fn plan(ctx: &ActionContext, record: &Record) -> Result<Plan, A
         .as_ref()
         .map(|c| c.not_after)
         .or_else(|| now.not_after.as_deref().and_then(certmanager::parse_time));
-    Ok(Plan {
-        kind: ActionKind::Renew,
+    Ok(K8sPlan {
+        kind: "renew",
         record_id: record.id.clone(),
         location: record.location.clone(),
         context: k.context.clone(),
@@ -97,7 +95,6 @@ pub(super) async fn plan(ctx: &ActionContext, record: &Record) -> Result<Plan, A
             format!("GET /api/v1/namespaces/{}/secrets/{} (verify)", k.namespace, now.secret_name),
         ],
         warnings,
-        destructive: true,
         backup: None,
     })
 }
@@ -132,8 +129,8 @@ pub fn set_issuing(obj: &mut DynamicObject) {
 
 pub(super) async fn execute(
     ctx: &ActionContext,
-    plan: &Plan,
-    tx: &mpsc::Sender<ActionEvent>,
+    plan: &K8sPlan,
+    rep: &Reporter,
 ) -> Result<Outcome, ActionError> {
     let name = plan.certificate.clone().unwrap_or_default();
     let ns = plan.namespace.as_str();
@@ -147,14 +144,10 @@ pub(super) async fn execute(
         attempt += 1;
         let mut obj = call(api.get(&name), ctx.timeout, cx, "get", "certificates", ns)
             .await
-            .map_err(ActionError::k8s(Step::Read))?;
+            .map_err(k8s_error(Step::Read))?;
         let revision = obj.data["status"]["revision"].as_i64();
         if is_issuing(&obj) {
-            progress(
-                tx,
-                plan,
-                Step::Write,
-                "already issuing: following it without writing".into(),
+            rep.step(Step::Write, "already issuing: following it without writing",
             )
             .await;
             break revision;
@@ -171,11 +164,7 @@ pub(super) async fn execute(
         .await
         {
             Ok(_) => {
-                progress(
-                    tx,
-                    plan,
-                    Step::Write,
-                    format!(
+                rep.step(Step::Write, format!(
                         "Issuing condition set ({REASON}) with PUT {}",
                         status_path(ns, &name)
                     ),
@@ -184,15 +173,11 @@ pub(super) async fn execute(
                 break revision;
             }
             Err(K8sError::Conflict(m)) if attempt < CONFLICT_RETRIES => {
-                progress(
-                    tx,
-                    plan,
-                    Step::Write,
-                    format!("409 Conflict (attempt {attempt}): re-reading and retrying: {m}"),
+                rep.step(Step::Write, format!("409 Conflict (attempt {attempt}): re-reading and retrying: {m}"),
                 )
                 .await;
             }
-            Err(e) => return Err(ActionError::k8s(Step::Write)(e)),
+            Err(e) => return Err(k8s_error(Step::Write)(e)),
         }
     };
 
@@ -207,20 +192,24 @@ pub(super) async fn execute(
         let obj = match call(api.get(&name), ctx.timeout, cx, "get", "certificates", ns).await {
             Ok(o) => Some(o),
             Err(e) if e.is_cluster_level() => {
-                progress(tx, plan, Step::Wait, format!("read failed, retrying: {e}")).await;
+                rep.step(Step::Wait, format!("read failed, retrying: {e}")).await;
                 None
             }
-            Err(e) => return Err(ActionError::k8s(Step::Wait)(e)),
+            Err(e) => return Err(k8s_error(Step::Wait)(e)),
         };
         if let Some(obj) = obj {
             let info = certmanager::info(&obj);
             let issuing = info.issuing.clone();
             if let Some(i) = issuing.as_ref().filter(|c| c.status == "False") {
                 if i.reason.as_deref() != Some(REASON) {
-                    return Err(ActionError::IssuanceFailed {
-                        reason: i.reason.clone().unwrap_or_else(|| "Failed".into()),
-                        message: i.message.clone().unwrap_or_default(),
-                    });
+                    return Err(ActionError::at(
+                        Step::Wait,
+                        format!(
+                            "cert-manager reports the issuance failed: {}: {}",
+                            i.reason.clone().unwrap_or_else(|| "Failed".into()),
+                            i.message.clone().unwrap_or_default()
+                        ),
+                    ));
                 }
             }
             let ready = info.ready.as_ref().is_some_and(|c| c.status == "True");
@@ -230,16 +219,12 @@ pub(super) async fn execute(
             }
             let state = certmanager::state_line(&info);
             if state != last {
-                progress(tx, plan, Step::Wait, state.clone()).await;
+                rep.step(Step::Wait, state.clone()).await;
                 last = state;
             }
             if !seen_request {
                 if let Some(cr) = find_request(ctx, &cr_api, cx, ns, &name, target).await {
-                    progress(
-                        tx,
-                        plan,
-                        Step::Wait,
-                        format!("CertificateRequest {cr} created"),
+                    rep.step(Step::Wait, format!("CertificateRequest {cr} created"),
                     )
                     .await;
                     seen_request = true;
@@ -247,22 +232,18 @@ pub(super) async fn execute(
             }
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(ActionError::Timeout {
-                step: Step::Wait,
-                after: ctx.wait,
-                what: format!(
-                    "Certificate {ns}/{name} not Ready with revision {target}; last state: {}",
+            return Err(ActionError::timeout(
+                Step::Wait,
+                format!(
+                    "timed out after {} (Certificate {ns}/{name} not Ready with revision {target}; last state: {})",
+                    humantime::format_duration(ctx.wait),
                     if last.is_empty() { "unknown" } else { &last }
                 ),
-            });
+            ));
         }
         tokio::time::sleep(ctx.poll).await;
     };
-    progress(
-        tx,
-        plan,
-        Step::Wait,
-        format!("Ready with revision {}", done.revision.unwrap_or(target)),
+    rep.step(Step::Wait, format!("Ready with revision {}", done.revision.unwrap_or(target)),
     )
     .await;
 
@@ -277,7 +258,7 @@ pub(super) async fn execute(
         ns,
     )
     .await
-    .map_err(ActionError::k8s(Step::Verify))?;
+    .map_err(k8s_error(Step::Verify))?;
     let crt = s
         .data
         .as_ref()
@@ -287,14 +268,14 @@ pub(super) async fn execute(
     let leaf = match crate::sources::k8s::read::parse_certs(&crt) {
         Some(Ok(c)) if !c.is_empty() => Arc::new(c[0].clone()),
         _ => {
-            return Err(ActionError::Verify(format!(
+            return Err(ActionError::at(Step::Verify, format!(
                 "Secret {ns}/{} holds no readable certificate after the renewal",
                 done.secret_name
             )))
         }
     };
     if plan.before_sha256.as_deref() == Some(leaf.sha256.as_str()) {
-        return Err(ActionError::Verify(format!(
+        return Err(ActionError::at(Step::Verify, format!(
             "Certificate is Ready with revision {} but Secret {ns}/{} still holds the old certificate",
             done.revision.unwrap_or(target),
             done.secret_name
@@ -305,15 +286,13 @@ pub(super) async fn execute(
         done.revision.unwrap_or(target),
         crate::clock::rfc3339(leaf.not_after)
     );
-    progress(tx, plan, Step::Done, msg.clone()).await;
+    rep.step(Step::Done, msg.clone()).await;
     Ok(Outcome {
-        record_id: plan.record_id.clone(),
         after_sha256: Some(leaf.sha256.clone()),
         new_not_after: Some(leaf.not_after),
         revision: done.revision,
-        backup: None,
-        restore_command: None,
         message: msg,
+        ..Outcome::default()
     })
 }
 

@@ -13,86 +13,32 @@ use k8s_openapi::ByteString;
 use kube::api::{Api, PostParams};
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, DnValue, ExtendedKeyUsagePurpose, Issuer,
-    KeyPair, KeyUsagePurpose, SanType, SignatureAlgorithm,
+    KeyPair, KeyUsagePurpose, SanType,
 };
 use serde_json::json;
-use tokio::sync::mpsc;
 use x509_parser::prelude::*;
 
-use super::audit::open_private;
-use super::{
-    k8s_of, offered, progress, ActionContext, ActionError, ActionEvent, ActionKind, CaSource,
-    Outcome, Plan, Step,
-};
+use super::{k8s_error, k8s_of, offered, ActionContext, CaSource, K8sPlan};
+use crate::actions::keys::KeyType;
+use crate::actions::{ActionError, Outcome, Reporter, Step};
 use crate::model::{CertFacts, Record, San};
 use crate::sources::k8s::error::call;
 use crate::sources::k8s::read::parse_certs;
 use crate::sources::k8s::K8sError;
 
-/// How to make a new key of the same type as the current one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeySpec {
-    Ring(&'static SignatureAlgorithm),
-    /// RSA with this many bits (generated with the `rsa` crate, signed with ring).
-    Rsa(usize),
-}
-
-/// The key spec for a key description (`ECDSA P-256`, `RSA 2048`...), if we can generate it.
-fn algorithm_for(key: &str) -> Result<KeySpec, String> {
-    match key {
-        "ECDSA P-256" => Ok(KeySpec::Ring(&rcgen::PKCS_ECDSA_P256_SHA256)),
-        "ECDSA P-384" => Ok(KeySpec::Ring(&rcgen::PKCS_ECDSA_P384_SHA384)),
-        "Ed25519" => Ok(KeySpec::Ring(&rcgen::PKCS_ED25519)),
-        "RSA 2048" => Ok(KeySpec::Rsa(2048)),
-        "RSA 3072" => Ok(KeySpec::Rsa(3072)),
-        "RSA 4096" => Ok(KeySpec::Rsa(4096)),
-        other => Err(format!(
-            "cannot generate a {other} key (ECDSA P-256/P-384, Ed25519 and RSA 2048/3072/4096 are supported)"
-        )),
-    }
-}
-
-/// A new key pair of the spec.
-fn generate_key(spec: KeySpec) -> Result<KeyPair, String> {
-    match spec {
-        KeySpec::Ring(alg) => {
-            KeyPair::generate_for(alg).map_err(|e| format!("key generation: {e}"))
-        }
-        KeySpec::Rsa(bits) => {
-            use rsa::pkcs8::EncodePrivateKey as _;
-            let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits)
-                .map_err(|e| format!("RSA key generation: {e}"))?;
-            let der = key
-                .to_pkcs8_der()
-                .map_err(|e| format!("RSA key encoding: {e}"))?;
-            let der = rustls_pki_types::PrivatePkcs8KeyDer::from(der.as_bytes().to_vec());
-            KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256)
-                .map_err(|e| format!("RSA key: {e}"))
-        }
-    }
-}
-
 /// The command that puts a backed-up Secret back.
+/// (Names are quoted for a POSIX shell when they need it: the line is meant to be pasted.)
 pub fn restore_command(context: &str, backup: &Path) -> String {
+    use crate::actions::command::shell_word;
     format!(
-        "kubectl --context {context} replace -f {}",
-        backup.display()
+        "kubectl --context {} replace -f {}",
+        shell_word(context),
+        shell_word(&backup.display().to_string())
     )
 }
 
-fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// The CA material (certificate DER and PEM, key PEM). The key stays in memory only.
+#[derive(Clone)]
 struct CaMaterial {
     cert_der: Vec<u8>,
     cert_pem: String,
@@ -108,10 +54,10 @@ async fn load_ca(
     let (crt, key, shown) = match src {
         CaSource::Files { cert, key } => {
             let c = std::fs::read(cert).map_err(|e| {
-                ActionError::Issue(format!("cannot read CA file {}: {e}", cert.display()))
+                ActionError::at(Step::Issue, format!("cannot read CA file {}: {e}", cert.display()))
             })?;
             let k = std::fs::read(key).map_err(|e| {
-                ActionError::Issue(format!("cannot read CA key file {}: {e}", key.display()))
+                ActionError::at(Step::Issue, format!("cannot read CA key file {}: {e}", key.display()))
             })?;
             (c, k, cert.display().to_string())
         }
@@ -127,7 +73,7 @@ async fn load_ca(
                 namespace,
             )
             .await
-            .map_err(ActionError::k8s(Step::Issue))?;
+            .map_err(k8s_error(Step::Issue))?;
             let d = s.data.unwrap_or_default();
             let get = |k: &str| d.get(k).map(|b| b.0.clone()).unwrap_or_default();
             (
@@ -140,19 +86,19 @@ async fn load_ca(
     let facts = match parse_certs(&crt) {
         Some(Ok(mut c)) if !c.is_empty() => c.remove(0),
         _ => {
-            return Err(ActionError::Issue(format!(
+            return Err(ActionError::at(Step::Issue, format!(
                 "{shown} holds no CA certificate"
             )))
         }
     };
     if !facts.is_ca {
-        return Err(ActionError::Issue(format!(
+        return Err(ActionError::at(Step::Issue, format!(
             "{shown}: {} is not a CA certificate",
             facts.subject
         )));
     }
     let key_pem = String::from_utf8(key)
-        .map_err(|_| ActionError::Issue(format!("{shown}: the CA key is not PEM")))?;
+        .map_err(|_| ActionError::at(Step::Issue, format!("{shown}: the CA key is not PEM")))?;
     Ok(CaMaterial {
         cert_der: facts.der.to_vec(),
         cert_pem: facts.to_pem(),
@@ -161,16 +107,16 @@ async fn load_ca(
     })
 }
 
-pub(super) async fn plan(ctx: &ActionContext, record: &Record) -> Result<Plan, ActionError> {
+pub(super) async fn plan(ctx: &ActionContext, record: &Record) -> Result<K8sPlan, ActionError> {
     let k = k8s_of(record)?;
     if let Some(cm) = &k.managed_by {
-        return Err(ActionError::NotApplicable(format!(
+        return Err(ActionError::not_applicable(format!(
             "{} is managed by cert-manager Certificate {}: use `certdeck renew {}` (a rotation would be overwritten)",
             record.location, cm.name, record.id
         )));
     }
-    if offered(record) != Some(ActionKind::Rotate) {
-        return Err(ActionError::NotApplicable(format!(
+    if offered(record) != Some("rotate") {
+        return Err(ActionError::not_applicable(format!(
             "{}: only the tls.crt of a kubernetes.io/tls Secret can be rotated",
             record.location
         )));
@@ -186,17 +132,17 @@ pub(super) async fn plan(ctx: &ActionContext, record: &Record) -> Result<Plan, A
         &k.namespace,
     )
     .await
-    .map_err(ActionError::k8s(Step::Read))?;
+    .map_err(k8s_error(Step::Read))?;
     let leaf = current_leaf(&s).ok_or_else(|| {
-        ActionError::NotApplicable(format!("{}: tls.crt holds no certificate", record.location))
+        ActionError::not_applicable(format!("{}: tls.crt holds no certificate", record.location))
     })?;
-    algorithm_for(&leaf.key).map_err(ActionError::NotApplicable)?;
+    KeyType::from_description(&leaf.key).map_err(ActionError::not_applicable)?;
     let mut warnings = Vec::new();
     let issuer = if leaf.self_issued {
         "self-signed (as the current certificate is)".to_owned()
     } else {
         let Some(src) = &ctx.ca else {
-            return Err(ActionError::NotApplicable(format!(
+            return Err(ActionError::not_applicable(format!(
                 "{} is signed by {}: name that CA with --ca-secret NAMESPACE/NAME or --ca-cert FILE --ca-key FILE",
                 record.location, leaf.issuer
             )));
@@ -212,13 +158,12 @@ pub(super) async fn plan(ctx: &ActionContext, record: &Record) -> Result<Plan, A
     };
     let now = crate::clock::now_unix();
     let lifetime = (leaf.not_after - leaf.not_before).max(3600);
-    let backup = ctx.backup_dir.join(format!(
-        "{}_{}_{}_{}.json",
-        sanitize(&k.context),
-        sanitize(&k.namespace),
-        sanitize(&k.name),
-        crate::clock::rfc3339(now).replace(':', "")
-    ));
+    let backup = ctx.backups.path_for(
+        "secrets",
+        &crate::fsx::Backups::key(&format!("{}/{}/{}", k.context, k.namespace, k.name)),
+        "json",
+        now,
+    );
     warnings.push(format!(
         "the current Secret is saved to {} first; restore it with: {}",
         backup.display(),
@@ -226,8 +171,8 @@ pub(super) async fn plan(ctx: &ActionContext, record: &Record) -> Result<Plan, A
     ));
     let path = format!("/api/v1/namespaces/{}/secrets/{}", k.namespace, k.name);
     let rv = s.metadata.resource_version.clone();
-    Ok(Plan {
-        kind: ActionKind::Rotate,
+    Ok(K8sPlan {
+        kind: "rotate",
         record_id: record.id.clone(),
         location: record.location.clone(),
         context: k.context.clone(),
@@ -253,7 +198,6 @@ pub(super) async fn plan(ctx: &ActionContext, record: &Record) -> Result<Plan, A
             format!("GET {path} (verify the new pair; PUT the saved Secret back if it does not match)"),
         ],
         warnings,
-        destructive: true,
         backup: Some(backup),
     })
 }
@@ -323,9 +267,9 @@ fn issue(
     ca: Option<&CaMaterial>,
     not_after: i64,
 ) -> Result<(String, String, CertFacts), ActionError> {
-    let e = |m: String| ActionError::Issue(m);
-    let spec = algorithm_for(&old.key).map_err(e)?;
-    let key = generate_key(spec).map_err(e)?;
+    let e = |m: String| ActionError::at(Step::Issue, m);
+    let spec = KeyType::from_description(&old.key).map_err(e)?;
+    let key = crate::actions::keys::generate(spec).map_err(e)?;
     let mut p = CertificateParams::default();
     p.distinguished_name = subject_of(&old.der);
     for s in &old.sans {
@@ -348,7 +292,7 @@ fn issue(
     p.not_after =
         ::time::OffsetDateTime::from_unix_timestamp(not_after).map_err(|x| e(x.to_string()))?;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    if matches!(spec, KeySpec::Rsa(_)) {
+    if spec.is_rsa() {
         p.key_usages.push(KeyUsagePurpose::KeyEncipherment);
     }
     p.extended_key_usages = ext_key_usages(&old.der);
@@ -369,18 +313,6 @@ fn issue(
     Ok((cert.pem(), key.serialize_pem(), facts))
 }
 
-/// True when `key_pem` is the private key of `cert`.
-pub fn key_matches(cert: &CertFacts, key_pem: &str) -> bool {
-    use rcgen::PublicKeyData as _;
-    let Ok(k) = KeyPair::from_pem(key_pem) else {
-        return false;
-    };
-    let Ok((_, x)) = X509Certificate::from_der(&cert.der) else {
-        return false;
-    };
-    x.public_key().subject_public_key.data.as_ref() == k.der_bytes()
-}
-
 /// The Secret manifest saved before a rotation (no server fields, so `kubectl replace` takes it).
 fn backup_manifest(s: &Secret) -> serde_json::Value {
     json!({
@@ -399,8 +331,8 @@ fn backup_manifest(s: &Secret) -> serde_json::Value {
 
 pub(super) async fn execute(
     ctx: &ActionContext,
-    plan: &Plan,
-    tx: &mpsc::Sender<ActionEvent>,
+    plan: &K8sPlan,
+    rep: &Reporter,
 ) -> Result<Outcome, ActionError> {
     let (cx, ns, name) = (
         plan.context.as_str(),
@@ -413,25 +345,22 @@ pub(super) async fn execute(
     // 1. Read: still what the preview showed?
     let current = call(api.get(name), ctx.timeout, cx, "get", "secrets", ns)
         .await
-        .map_err(ActionError::k8s(Step::Read))?;
+        .map_err(k8s_error(Step::Read))?;
     if current.metadata.resource_version != plan.resource_version {
-        return Err(ActionError::K8s {
-            step: Step::Read,
-            source: K8sError::Conflict(format!(
+        return Err(ActionError::at(
+            Step::Read,
+            K8sError::Conflict(format!(
                 "Secret {ns}/{name} changed since the preview (resourceVersion {} -> {}); nothing was written, plan again",
                 plan.resource_version.as_deref().unwrap_or("?"),
                 current.metadata.resource_version.as_deref().unwrap_or("?")
-            )),
-        });
+            ))
+            .to_string(),
+        ));
     }
     let old = current_leaf(&current).ok_or_else(|| {
-        ActionError::Verify(format!("Secret {ns}/{name}: tls.crt holds no certificate"))
+        ActionError::at(Step::Verify, format!("Secret {ns}/{name}: tls.crt holds no certificate"))
     })?;
-    progress(
-        tx,
-        plan,
-        Step::Read,
-        format!(
+    rep.step(Step::Read, format!(
             "Secret at resourceVersion {}",
             plan.resource_version.as_deref().unwrap_or("?")
         ),
@@ -443,7 +372,7 @@ pub(super) async fn execute(
         (true, _) => None,
         (false, Some(src)) => Some(load_ca(ctx, cx, src).await?),
         (false, None) => {
-            return Err(ActionError::Issue(format!(
+            return Err(ActionError::at(Step::Issue, format!(
                 "{} is CA-signed and no CA was named",
                 plan.object
             )))
@@ -452,12 +381,14 @@ pub(super) async fn execute(
     let not_after = plan
         .new_not_after
         .unwrap_or(crate::clock::now_unix() + 90 * 86_400);
-    let (cert_pem, key_pem, facts) = issue(&old, ca.as_ref(), not_after)?;
-    progress(
-        tx,
-        plan,
-        Step::Issue,
-        format!(
+    // Key generation (seconds for RSA) runs on the blocking pool.
+    let (cert_pem, key_pem, facts) = {
+        let (old, ca) = (old.clone(), ca.clone());
+        tokio::task::spawn_blocking(move || issue(&old, ca.as_ref(), not_after))
+            .await
+            .map_err(|e| ActionError::at(Step::Issue, format!("key generation task: {e}")))??
+    };
+    rep.step(Step::Issue, format!(
             "new {} certificate {} (expires {})",
             old.key,
             &facts.sha256[..16],
@@ -470,13 +401,9 @@ pub(super) async fn execute(
     let backup = plan
         .backup
         .clone()
-        .ok_or_else(|| ActionError::Backup("the plan names no backup file".into()))?;
-    write_backup(&backup, &current)?;
-    progress(
-        tx,
-        plan,
-        Step::Backup,
-        format!(
+        .ok_or_else(|| ActionError::at(Step::Backup, "the plan names no backup file"))?;
+    write_backup(ctx, &backup, &current)?;
+    rep.step(Step::Backup, format!(
             "saved to {} (restore: {})",
             backup.display(),
             restore_command(cx, &backup)
@@ -504,26 +431,23 @@ pub(super) async fn execute(
     call(api.replace(name, &PostParams::default(), &new), ctx.timeout, cx, "update", "secrets", ns)
         .await
         .map_err(|e| match e {
-            K8sError::Conflict(m) => ActionError::K8s {
-                step: Step::Write,
-                source: K8sError::Conflict(format!(
+            K8sError::Conflict(m) => ActionError::at(
+                Step::Write,
+                K8sError::Conflict(format!(
                     "Secret {ns}/{name} was changed by someone else before the write; nothing was written: {m}"
-                )),
-            },
-            e => ActionError::k8s(Step::Write)(e),
+                ))
+                .to_string(),
+            ),
+            e => k8s_error(Step::Write)(e),
         })?;
-    progress(
-        tx,
-        plan,
-        Step::Write,
-        format!("PUT /api/v1/namespaces/{ns}/secrets/{name}"),
+    rep.step(Step::Write, format!("PUT /api/v1/namespaces/{ns}/secrets/{name}"),
     )
     .await;
 
     // 5. Verify; put the old pair back if the stored one is not the new valid pair.
     let stored = call(api.get(name), ctx.timeout, cx, "get", "secrets", ns)
         .await
-        .map_err(ActionError::k8s(Step::Verify))?;
+        .map_err(k8s_error(Step::Verify))?;
     let stored_leaf = current_leaf(&stored);
     let stored_key = stored
         .data
@@ -533,7 +457,7 @@ pub(super) async fn execute(
         .unwrap_or_default();
     let ok = stored_leaf
         .as_ref()
-        .is_some_and(|l| l.sha256 == facts.sha256 && key_matches(l, &stored_key));
+        .is_some_and(|l| l.sha256 == facts.sha256 && crate::actions::keys::key_matches(&l.der, &stored_key));
     if !ok {
         let why = match &stored_leaf {
             None => "tls.crt holds no certificate after the write".to_owned(),
@@ -543,11 +467,7 @@ pub(super) async fn execute(
             ),
             Some(_) => "tls.key does not match tls.crt after the write".to_owned(),
         };
-        progress(
-            tx,
-            plan,
-            Step::Rollback,
-            format!("{why}: restoring the previous Secret"),
+        rep.step(Step::Rollback, format!("{why}: restoring the previous Secret"),
         )
         .await;
         let mut back = stored.clone();
@@ -563,7 +483,7 @@ pub(super) async fn execute(
             ns,
         )
         .await;
-        return Err(ActionError::Verify(match restored {
+        return Err(ActionError::at(Step::Verify, match restored {
             Ok(_) => format!("{why}; the previous certificate was put back"),
             Err(e) => format!(
                 "{why}; putting the previous Secret back failed ({e}): restore it with {}",
@@ -576,32 +496,23 @@ pub(super) async fn execute(
         crate::clock::rfc3339(facts.not_after),
         backup.display()
     );
-    progress(tx, plan, Step::Done, msg.clone()).await;
+    rep.step(Step::Done, msg.clone()).await;
+    let key = crate::fsx::Backups::key(&format!("{cx}/{ns}/{name}"));
+    ctx.backups.prune("secrets", &key, crate::clock::now_unix());
     Ok(Outcome {
-        record_id: plan.record_id.clone(),
         after_sha256: Some(facts.sha256.clone()),
         new_not_after: Some(facts.not_after),
-        revision: None,
         restore_command: Some(restore_command(cx, &backup)),
-        backup: Some(backup),
+        backups: vec![backup],
         message: msg,
+        ..Outcome::default()
     })
 }
 
-fn write_backup(path: &Path, s: &Secret) -> Result<(), ActionError> {
-    use std::io::Write as _;
-    let e = |x: std::io::Error| ActionError::Backup(format!("{}: {x}", path.display()));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(e)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-        }
-    }
+fn write_backup(ctx: &ActionContext, path: &Path, s: &Secret) -> Result<(), ActionError> {
     let body = serde_json::to_vec_pretty(&backup_manifest(s))
-        .map_err(|x| ActionError::Backup(x.to_string()))?;
-    let mut f = open_private(path, false).map_err(e)?;
-    f.write_all(&body).map_err(e)?;
-    f.sync_all().map_err(e)
+        .map_err(|x| ActionError::at(Step::Backup, x.to_string()))?;
+    ctx.backups
+        .save_at(path, &body)
+        .map_err(|e| ActionError::at(Step::Backup, e))
 }
