@@ -283,3 +283,43 @@ pub fn synthetic_records(n: usize) -> Vec<Record> {
         })
         .collect()
 }
+
+/// The events of one complete round of a source (kind + instance) that observed `records`.
+pub fn round(
+    kind: crate::model::SourceKind,
+    instance: &str,
+    records: Vec<Record>,
+) -> Vec<crate::sources::SourceEvent> {
+    use crate::sources::{RoundEnd, SourceEvent, SourceId};
+    let source = std::sync::Arc::new(SourceId::new(kind, instance));
+    let mut evs = vec![
+        SourceEvent::Started {
+            source: source.clone(),
+            full: true,
+        },
+        SourceEvent::Planned {
+            source: source.clone(),
+            total: records.len(),
+        },
+    ];
+    evs.extend(records.into_iter().map(|record| SourceEvent::Observed {
+        source: source.clone(),
+        record,
+    }));
+    evs.push(SourceEvent::Finished {
+        source,
+        full: true,
+        end: RoundEnd::complete(),
+    });
+    evs
+}
+
+/// The sample fleet as the rounds of its sources (`tls` and `file`).
+pub fn sample_events() -> Vec<crate::sources::SourceEvent> {
+    let (tls, files): (Vec<Record>, Vec<Record>) = sample_records()
+        .into_iter()
+        .partition(|r| r.source == SourceKind::TLS);
+    let mut evs = round(SourceKind::TLS, "", tls);
+    evs.extend(round(SourceKind::FILE, "", files));
+    evs
+}

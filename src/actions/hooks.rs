@@ -384,7 +384,7 @@ mod tests {
         let t = |s: &str| translate(s).unwrap().0;
         assert_eq!(t("echo {host}"), "echo \"${CERTDECK_HOST}\"");
         assert_eq!(t("echo \"{subject}\""), "echo \"${CERTDECK_SUBJECT}\"");
-        assert_eq!(t("echo '{subject}'"), "echo '\"${CERTDECK_SUBJECT}\"'");
+        assert_eq!(t("echo '{subject}'"), "echo ''\"${CERTDECK_SUBJECT}\"''");
         assert_eq!(t("echo \"a $(dirname {path}) b\""), "echo \"a $(dirname \"${CERTDECK_PATH}\") b\"");
         assert_eq!(t("echo ${HOME} {a,b}"), "echo ${HOME} {a,b}");
         assert!(translate("echo {nope}").unwrap_err().contains("{nope}"));

@@ -198,6 +198,11 @@ impl Session {
         done.into_iter().map(|(_, f)| f).collect()
     }
 
+    /// Run one prepared action (planned by a backend), as `execute` runs staged ones.
+    pub async fn run_prepared(&self, p: Prepared, tx: mpsc::Sender<ActionEvent>) -> Finished {
+        self.run(p, tx).await
+    }
+
     /// Run one plan: its job in its own task (a panic is a failed action, not a crash), then
     /// its audit record. The change's own result stands whatever happens to the audit write.
     async fn run(&self, p: Prepared, tx: mpsc::Sender<ActionEvent>) -> Finished {

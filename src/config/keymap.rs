@@ -279,7 +279,7 @@ const DEFAULTS: &[(Mode, &str, &str, &str)] = &[
         "renew / rotate (marked rows in bulk)",
     ),
     (Mode::Normal, "T", "tasks", "tasks and their progress"),
-    (Mode::Normal, "s", "sources", "sources and their health"),
+    (Mode::Normal, "s", "sources", "sources' health"),
     (Mode::Confirm, "y", "confirm", "yes, do it"),
     (Mode::Confirm, "n", "cancel", "no, cancel"),
     (Mode::Confirm, "esc", "cancel", "no, cancel"),

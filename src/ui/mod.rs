@@ -169,7 +169,11 @@ fn title_bar(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             HealthState::Ok => "✓".to_owned(),
             HealthState::Pending => "…".to_owned(),
         };
-        let mut t = format!(" {src} {}/{}{mark}", p.done, p.total);
+        let mut t = if st.health.state == HealthState::Failing && !p.running {
+            format!(" {src}{mark}")
+        } else {
+            format!(" {src} {}/{}{mark}", p.done, p.total)
+        };
         if let (true, Some(pr)) = (troubled, &st.health.problem) {
             t.push(' ');
             t.push_str(pr.kind.as_str());
