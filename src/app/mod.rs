@@ -255,9 +255,13 @@ impl App {
                     crate::model::text::clean(&msg).into_owned(),
                     if ok { Level::Info } else { Level::Error },
                 );
-                // Verify what the row shows now: observe it again.
+                // Verify what the rows show now: observe them again, once the last task of
+                // the batch has ended (so a bulk renew costs one re-read per source).
                 if self.fleet.get(&record_id).is_some() {
-                    vec![Effect::Reobserve(vec![record_id])]
+                    self.tasks.reread.push(record_id);
+                }
+                if self.tasks.running() == 0 && !self.tasks.reread.is_empty() {
+                    vec![Effect::Reobserve(std::mem::take(&mut self.tasks.reread))]
                 } else {
                     Vec::new()
                 }

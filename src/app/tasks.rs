@@ -55,6 +55,8 @@ pub struct Tasks {
     next_token: u64,
     /// Token of the request being planned (to drop stale answers).
     pub planning: Option<u64>,
+    /// Rows whose task ended, to re-read when the running ones have ended too.
+    pub reread: Vec<String>,
 }
 
 impl Tasks {

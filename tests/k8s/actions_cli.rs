@@ -155,7 +155,7 @@ fn rotate_confirmed_at_the_prompt_rotates_and_prints_the_restore_command() {
     assert_eq!(out.status.code(), Some(0), "{stdout} {stderr}");
     assert!(stdout.contains(&format!("ok {rid}: rotated")), "{stdout}");
     assert!(
-        stdout.contains("restore the previous Secret with: kubectl --context fixture replace -f "),
+        stdout.contains("restore the previous state with: kubectl --context fixture replace -f "),
         "{stdout}"
     );
     assert!(
@@ -234,7 +234,7 @@ fn unknown_id_exits_3_and_says_how_to_find_ids() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(3));
     assert!(
-        stderr.contains("no Kubernetes row with id or location 'k8s-0000000000'"),
+        stderr.contains("no row with id or location 'k8s-0000000000'"),
         "{stderr}"
     );
 }

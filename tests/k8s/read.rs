@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use crate::k8s_common::{at_location, ca, leaf, scan, settings};
@@ -163,7 +163,12 @@ async fn forbidden_namespace_is_a_row_and_the_other_namespaces_still_load() {
     let mut st = settings(&fx);
     st.all_namespaces = true;
     let (records, failures) = scan(st).await;
-    assert!(failures.is_empty(), "{failures:?}");
+    // The source is partial: its health says which namespace could not be read.
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(
+        failures[0].contains("forbidden (403): missing permission `list` on `secrets` in namespace \"locked\""),
+        "{failures:?}"
+    );
     for ns in ["team-a", "team-b"] {
         assert!(
             at_location(&records, &format!("fixture/{ns}/secret/web-tls#tls.crt"))
@@ -241,11 +246,13 @@ async fn expired_continue_token_relists_without_duplicates() {
     st.page_size = 4;
     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
     certdeck::sources::tls::install_crypto_provider();
-    let runner = tokio::spawn(certdeck::sources::k8s::run(st, tx));
+    let src = certdeck::sources::k8s::source::sources_for(st).remove(0);
+    let sink = certdeck::sources::Sink::new(std::sync::Arc::new(src.id().clone()), tx);
+    let runner = tokio::spawn(async move { src.round(&sink).await });
     let mut seen = Vec::new();
     let mut expired = false;
     while let Some(ev) = rx.recv().await {
-        if let certdeck::sources::SourceEvent::Observed(r) = ev {
+        if let certdeck::sources::SourceEvent::Observed { record: r, .. } = ev {
             if !expired && r.location.ends_with("#tls.crt") {
                 fx.expire_continue_tokens();
                 expired = true;
@@ -278,11 +285,19 @@ async fn unreachable_and_hanging_clusters_are_error_rows_not_stalls() {
     let mut st = settings(&fx);
     st.all_contexts = true;
     st.timeout = Duration::from_secs(1);
-    let started = Instant::now();
-    let (records, failures) = scan(st).await;
-    let took = started.elapsed();
-    assert!(failures.is_empty(), "{failures:?}");
-    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // A hang guard, not a speed check: each context is bounded by its request time limit.
+    let (records, failures) = tokio::time::timeout(Duration::from_secs(60), scan(st))
+        .await
+        .expect("an unreachable or hanging cluster never stalls the scan");
+    // Each context that could not be read is a failing source, named with its reason.
+    assert!(
+        failures.iter().any(|f| f.starts_with("k8s gone: cluster unreachable")),
+        "{failures:?}"
+    );
+    assert!(
+        failures.iter().any(|f| f.starts_with("k8s hangs: timed out after 1s")),
+        "{failures:?}"
+    );
     assert!(
         at_location(&records, "fixture/default/secret/ok-tls#tls.crt")
             .cert

@@ -4,10 +4,10 @@
 
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use certdeck::actions::{self, ActionError, ActionEvent, ActionKind, Step};
-use crate::k8s_common::{action_context, facts, leaf, row};
+use certdeck::actions::{ActionEvent, ErrorKind, Step};
+use crate::k8s_common::{acts, facts, leaf, row};
 use crate::k8s_fixture::Fixture;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -109,7 +109,7 @@ fn messages(events: &[ActionEvent]) -> Vec<String> {
     events
         .iter()
         .filter_map(|e| match e {
-            ActionEvent::Progress { step, message, .. } => {
+            ActionEvent::Progress(certdeck::actions::Progress { step, message, .. }) => {
                 Some(format!("[{}] {message}", step.as_str()))
             }
             _ => None,
@@ -123,12 +123,12 @@ async fn renew_sets_the_issuing_condition_like_cmctl_and_follows_it_to_ready() {
     let old = seed_certificate(&fx, "team-a", "web");
     let written = Arc::new(Mutex::new(Vec::new()));
     simulate_cert_manager(&fx, written.clone());
-    let ctx = action_context(&fx);
+    let ctx = acts(&fx);
     let rec = row(&fx, "team-a", "fixture/team-a/secret/web-tls#tls.crt").await;
-    assert_eq!(actions::offered(&rec), Some(ActionKind::Renew));
+    assert_eq!(certdeck::actions::k8s::offered(&rec), Some("renew"));
 
-    let plan = actions::plan(&ctx, ActionKind::Renew, &rec).await.unwrap();
-    let preview = plan.preview();
+    let plan = ctx.plan("renew", &rec).await.unwrap();
+    let preview = plan.to_plan(None).preview();
     assert!(preview.contains("Certificate team-a/web"), "{preview}");
     assert!(preview.contains("Issuer/ca-issuer"), "{preview}");
     assert!(
@@ -147,7 +147,7 @@ async fn renew_sets_the_issuing_condition_like_cmctl_and_follows_it_to_ready() {
 
     let (tx, rx) = mpsc::channel(64);
     let events = tokio::spawn(collect(rx));
-    let outcome = actions::execute(&ctx, &plan, &tx).await.unwrap();
+    let outcome = ctx.execute(&plan, &tx).await.unwrap();
     drop(tx);
     let events = events.await.unwrap();
     assert_eq!(outcome.revision, Some(2));
@@ -210,7 +210,7 @@ async fn renew_sets_the_issuing_condition_like_cmctl_and_follows_it_to_ready() {
     );
     assert!(matches!(
         events.last(),
-        Some(ActionEvent::Finished { result: Ok(_), .. })
+        Some(ActionEvent::Finished(certdeck::actions::Finished { result: Ok(_), .. }))
     ));
 
     let audit = ctx.audit.read().unwrap();
@@ -218,7 +218,7 @@ async fn renew_sets_the_issuing_condition_like_cmctl_and_follows_it_to_ready() {
     let a = &audit[0];
     assert_eq!(
         (a.action.as_str(), a.outcome.as_str(), a.actor.as_str()),
-        ("renew", "succeeded", "tester")
+        ("renew", "succeeded", certdeck::actions::audit::actor().as_str())
     );
     assert_eq!(a.object, "Certificate team-a/web");
     assert_eq!(
@@ -248,9 +248,9 @@ async fn renew_retries_a_conflict_with_a_fresh_read() {
     let fx = Arc::new(Fixture::start().await);
     seed_certificate(&fx, "team-a", "web");
     simulate_cert_manager(&fx, Arc::new(Mutex::new(Vec::new())));
-    let ctx = action_context(&fx);
+    let ctx = acts(&fx);
     let rec = row(&fx, "team-a", "fixture/team-a/secret/web-tls#tls.crt").await;
-    let plan = actions::plan(&ctx, ActionKind::Renew, &rec).await.unwrap();
+    let plan = ctx.plan("renew", &rec).await.unwrap();
     // Someone else changes the Certificate while certdeck's first PUT is in flight.
     let path = "/apis/cert-manager.io/v1/namespaces/team-a/certificates/web/status";
     fx.add_fault(
@@ -267,7 +267,7 @@ async fn renew_retries_a_conflict_with_a_fresh_read() {
     });
     let (tx, rx) = mpsc::channel(64);
     let events = tokio::spawn(collect(rx));
-    let outcome = actions::execute(&ctx, &plan, &tx).await;
+    let outcome = ctx.execute(&plan, &tx).await;
     drop(tx);
     meddler.join().unwrap();
     let msgs = messages(&events.await.unwrap());
@@ -302,12 +302,12 @@ async fn renew_reports_the_failure_reason_cert_manager_gives() {
             "reason": "Failed", "message": "The certificate request has failed to complete and will be retried: issuer ca-issuer not found"}));
         Some(c)
     });
-    let ctx = action_context(&fx);
+    let ctx = acts(&fx);
     let rec = row(&fx, "team-a", "fixture/team-a/secret/web-tls#tls.crt").await;
-    let plan = actions::plan(&ctx, ActionKind::Renew, &rec).await.unwrap();
+    let plan = ctx.plan("renew", &rec).await.unwrap();
     let (tx, _rx) = mpsc::channel(64);
-    let err = actions::execute(&ctx, &plan, &tx).await.unwrap_err();
-    assert!(matches!(err, ActionError::IssuanceFailed { .. }), "{err:?}");
+    let err = ctx.execute(&plan, &tx).await.unwrap_err();
+    assert!(err.message.contains("cert-manager reports the issuance failed"), "{err:?}");
     assert!(
         err.to_string()
             .contains("Failed: The certificate request has failed"),
@@ -325,11 +325,11 @@ async fn renew_without_permission_names_update_on_certificates_status() {
     let fx = Fixture::start().await;
     seed_certificate(&fx, "team-a", "web");
     fx.forbid("update", "certificates/status", None);
-    let ctx = action_context(&fx);
+    let ctx = acts(&fx);
     let rec = row(&fx, "team-a", "fixture/team-a/secret/web-tls#tls.crt").await;
-    let plan = actions::plan(&ctx, ActionKind::Renew, &rec).await.unwrap();
+    let plan = ctx.plan("renew", &rec).await.unwrap();
     let (tx, _rx) = mpsc::channel(64);
-    let err = actions::execute(&ctx, &plan, &tx).await.unwrap_err();
+    let err = ctx.execute(&plan, &tx).await.unwrap_err();
     let s = err.to_string();
     assert!(s.starts_with("step write: forbidden (403): missing permission `update` on `certificates/status` in namespace \"team-a\""), "{s}");
     assert_eq!(err.step(), Some(Step::Write));
@@ -343,10 +343,10 @@ async fn renew_without_permission_names_update_on_certificates_status() {
 async fn renew_of_a_deleted_certificate_is_a_not_found_error() {
     let fx = Fixture::start().await;
     seed_certificate(&fx, "team-a", "web");
-    let ctx = action_context(&fx);
+    let ctx = acts(&fx);
     let rec = row(&fx, "team-a", "fixture/team-a/secret/web-tls#tls.crt").await;
     fx.remove("certificates", "team-a", "web");
-    let err = actions::plan(&ctx, ActionKind::Renew, &rec)
+    let err = ctx.plan("renew", &rec)
         .await
         .unwrap_err();
     assert!(
@@ -359,14 +359,15 @@ async fn renew_of_a_deleted_certificate_is_a_not_found_error() {
 async fn renew_gives_up_after_the_wait_limit_when_cert_manager_never_finishes() {
     let fx = Fixture::start().await;
     seed_certificate(&fx, "team-a", "web");
-    let mut ctx = action_context(&fx);
-    ctx.wait = Duration::from_secs(1);
+    let mut ctx = acts(&fx);
+    ctx.ctx.wait = Duration::from_secs(1);
     let rec = row(&fx, "team-a", "fixture/team-a/secret/web-tls#tls.crt").await;
-    let plan = actions::plan(&ctx, ActionKind::Renew, &rec).await.unwrap();
+    let plan = ctx.plan("renew", &rec).await.unwrap();
     let (tx, _rx) = mpsc::channel(64);
-    let t = Instant::now();
-    let err = actions::execute(&ctx, &plan, &tx).await.unwrap_err();
-    assert!(t.elapsed() < Duration::from_secs(4));
+    let err = tokio::time::timeout(Duration::from_secs(60), ctx.execute(&plan, &tx))
+        .await
+        .expect("the wait limit ends the action")
+        .unwrap_err();
     let s = err.to_string();
     assert!(s.starts_with("step wait: timed out after 1s"), "{s}");
     assert!(s.contains("not Ready with revision 2"), "{s}");
@@ -376,10 +377,10 @@ async fn renew_gives_up_after_the_wait_limit_when_cert_manager_never_finishes() 
 async fn api_request_timeout_is_reported_with_its_step() {
     let fx = Fixture::start().await;
     seed_certificate(&fx, "team-a", "web");
-    let mut ctx = action_context(&fx);
-    ctx.timeout = Duration::from_secs(1);
+    let mut ctx = acts(&fx);
+    ctx.ctx.timeout = Duration::from_secs(1);
     let rec = row(&fx, "team-a", "fixture/team-a/secret/web-tls#tls.crt").await;
-    let plan = actions::plan(&ctx, ActionKind::Renew, &rec).await.unwrap();
+    let plan = ctx.plan("renew", &rec).await.unwrap();
     fx.add_fault(
         crate::k8s_fixture::Fault::delay(
             "/apis/cert-manager.io/v1/namespaces/team-a/certificates/web/status",
@@ -388,7 +389,7 @@ async fn api_request_timeout_is_reported_with_its_step() {
         .method("PUT"),
     );
     let (tx, _rx) = mpsc::channel(64);
-    let err = actions::execute(&ctx, &plan, &tx).await.unwrap_err();
+    let err = ctx.execute(&plan, &tx).await.unwrap_err();
     assert!(
         err.to_string()
             .starts_with("step write: timed out after 1s"),
@@ -404,7 +405,7 @@ async fn bulk_renew_runs_every_marked_row_with_its_own_progress() {
     }
     simulate_cert_manager(&fx, Arc::new(Mutex::new(Vec::new())));
     fx.forbid("update", "certificates/status", Some("team-z"));
-    let ctx = Arc::new(action_context(&fx));
+    let ctx = Arc::new(acts(&fx));
     let mut plans = Vec::new();
     for n in ["a", "b", "c"] {
         let rec = row(
@@ -413,12 +414,12 @@ async fn bulk_renew_runs_every_marked_row_with_its_own_progress() {
             &format!("fixture/team-a/secret/{n}-tls#tls.crt"),
         )
         .await;
-        plans.push(actions::plan(&ctx, ActionKind::Renew, &rec).await.unwrap());
+        plans.push(ctx.plan("renew", &rec).await.unwrap());
     }
     let ids: Vec<String> = plans.iter().map(|p| p.record_id.clone()).collect();
     let (tx, rx) = mpsc::channel(8);
     let events = tokio::spawn(collect(rx));
-    let results = actions::run_bulk(ctx.clone(), plans, 2, tx).await;
+    let results = ctx.run_bulk(plans, 2, tx).await;
     let events = events.await.unwrap();
     assert_eq!(
         results.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
@@ -435,20 +436,16 @@ async fn bulk_renew_runs_every_marked_row_with_its_own_progress() {
         let mine: Vec<_> = events
             .iter()
             .filter(|e| match e {
-                ActionEvent::Progress { record_id, .. }
-                | ActionEvent::Finished { record_id, .. } => record_id == id,
+                ActionEvent::Progress(p) => p.record_id == *id,
+                ActionEvent::Finished(f) => f.record_id == *id,
             })
             .collect();
-        assert!(mine.iter().any(|e| matches!(
-            e,
-            ActionEvent::Progress {
-                step: Step::Write,
-                ..
-            }
-        )));
+        assert!(mine
+            .iter()
+            .any(|e| matches!(e, ActionEvent::Progress(p) if p.step == Step::Write)));
         assert!(matches!(
             mine.last(),
-            Some(ActionEvent::Finished { result: Ok(_), .. })
+            Some(ActionEvent::Finished(certdeck::actions::Finished { result: Ok(_), .. }))
         ));
     }
     let audit = ctx.audit.read().unwrap();
@@ -459,13 +456,13 @@ async fn bulk_renew_runs_every_marked_row_with_its_own_progress() {
 async fn read_only_refuses_every_action_and_writes_nothing() {
     let fx = Fixture::start().await;
     seed_certificate(&fx, "team-a", "web");
-    let mut ctx = action_context(&fx);
+    let mut ctx = acts(&fx);
     ctx.read_only = true;
     let rec = row(&fx, "team-a", "fixture/team-a/secret/web-tls#tls.crt").await;
-    let plan = actions::plan(&ctx, ActionKind::Renew, &rec).await.unwrap();
+    let plan = ctx.plan("renew", &rec).await.unwrap();
     let (tx, _rx) = mpsc::channel(64);
-    let err = actions::execute(&ctx, &plan, &tx).await.unwrap_err();
-    assert_eq!(err, ActionError::ReadOnly);
+    let err = ctx.execute(&plan, &tx).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ReadOnly);
     assert!(!fx.requests().iter().any(|r| r.method == "PUT"));
     assert_eq!(ctx.audit.read().unwrap()[0].outcome, "refused");
 }
@@ -480,10 +477,10 @@ async fn renew_of_a_plain_secret_points_to_rotate() {
         &p.cert,
         &p.key,
     ));
-    let ctx = action_context(&fx);
+    let ctx = acts(&fx);
     let rec = row(&fx, "team-a", "fixture/team-a/secret/plain-tls#tls.crt").await;
-    assert_eq!(actions::offered(&rec), Some(ActionKind::Rotate));
-    let err = actions::plan(&ctx, ActionKind::Renew, &rec)
+    assert_eq!(certdeck::actions::k8s::offered(&rec), Some("rotate"));
+    let err = ctx.plan("renew", &rec)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("use `certdeck rotate"), "{err}");

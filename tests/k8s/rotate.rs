@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
-use certdeck::actions::{self, rotate::key_matches, ActionError, ActionKind, CaSource, Step};
-use crate::k8s_common::{action_context, ca, facts, leaf, row};
+use certdeck::actions::k8s::CaSource;
+use certdeck::actions::{ErrorKind, Step};
+use crate::k8s_common::{acts, ca, facts, leaf, row};
 use crate::k8s_fixture::{Fault, Fixture};
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::json;
@@ -40,10 +41,10 @@ fn seed_self_signed(fx: &Fixture) -> crate::k8s_common::Pem {
 async fn rotate_self_signed_secret_keeps_names_and_key_type_and_saves_a_restorable_backup() {
     let fx = Fixture::start().await;
     let old = seed_self_signed(&fx);
-    let ctx = action_context(&fx);
+    let ctx = acts(&fx);
     let rec = row(&fx, "team-a", LOC).await;
-    let plan = actions::plan(&ctx, ActionKind::Rotate, &rec).await.unwrap();
-    let preview = plan.preview();
+    let plan = ctx.plan("rotate", &rec).await.unwrap();
+    let preview = plan.to_plan(None).preview();
     assert!(preview.contains("Secret team-a/web-tls"), "{preview}");
     assert!(preview.contains("self-signed"), "{preview}");
     assert!(
@@ -62,7 +63,7 @@ async fn rotate_self_signed_secret_keeps_names_and_key_type_and_saves_a_restorab
     assert!(!preview.contains("PRIVATE KEY"));
 
     let (tx, _rx) = mpsc::channel(64);
-    let outcome = actions::execute(&ctx, &plan, &tx).await.unwrap();
+    let outcome = ctx.execute(&plan, &tx).await.unwrap();
     let (crt, key, s) = stored(&fx);
     let new = facts(&crt);
     let was = facts(&old.cert);
@@ -72,7 +73,7 @@ async fn rotate_self_signed_secret_keeps_names_and_key_type_and_saves_a_restorab
     assert_eq!(new.subject, was.subject);
     assert!(new.self_issued);
     assert!(
-        key_matches(&new, &key),
+        certdeck::actions::keys::key_matches(&new.der, &key),
         "the stored key is the new certificate's"
     );
     assert_ne!(key, old.key);
@@ -89,7 +90,7 @@ async fn rotate_self_signed_secret_keeps_names_and_key_type_and_saves_a_restorab
     assert_eq!(outcome.after_sha256.as_deref(), Some(new.sha256.as_str()));
 
     // The backup is the old Secret, 0600, and the documented command restores it.
-    let backup = outcome.backup.clone().unwrap();
+    let backup = outcome.backups[0].clone();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -146,9 +147,9 @@ async fn rotate_ca_signed_secret_is_signed_by_the_named_ca_secret() {
         &root.pem.cert,
         &root.pem.key,
     ));
-    let mut ctx = action_context(&fx);
+    let mut ctx = acts(&fx);
     let rec = row(&fx, "team-a", LOC).await;
-    let err = actions::plan(&ctx, ActionKind::Rotate, &rec)
+    let err = ctx.plan("rotate", &rec)
         .await
         .unwrap_err();
     assert!(
@@ -157,20 +158,20 @@ async fn rotate_ca_signed_secret_is_signed_by_the_named_ca_secret() {
         "{err}"
     );
 
-    ctx.ca = Some(CaSource::Secret {
+    ctx.ctx.ca = Some(CaSource::Secret {
         namespace: "pki".into(),
         name: "team-root".into(),
     });
-    let plan = actions::plan(&ctx, ActionKind::Rotate, &rec).await.unwrap();
+    let plan = ctx.plan("rotate", &rec).await.unwrap();
     assert_eq!(plan.issuer, "CN=Team Root CA");
     let (tx, _rx) = mpsc::channel(64);
-    actions::execute(&ctx, &plan, &tx).await.unwrap();
+    ctx.execute(&plan, &tx).await.unwrap();
     let (crt, key, _) = stored(&fx);
     let new = facts(&crt);
     let root_facts = facts(&root.pem.cert);
     assert_eq!(new.issuer, "CN=Team Root CA");
     assert_eq!(new.authority_key_id, root_facts.subject_key_id);
-    assert!(key_matches(&new, &key));
+    assert!(certdeck::actions::keys::key_matches(&new.der, &key));
     assert!(
         crt.matches("BEGIN CERTIFICATE").count() == 2,
         "the chain keeps its CA"
@@ -186,12 +187,12 @@ async fn rotate_ca_signed_secret_is_signed_by_the_named_ca_secret() {
 async fn failed_write_in_the_middle_of_a_rotation_loses_nothing() {
     let fx = Fixture::start().await;
     let old = seed_self_signed(&fx);
-    let ctx = action_context(&fx);
+    let ctx = acts(&fx);
     let rec = row(&fx, "team-a", LOC).await;
-    let plan = actions::plan(&ctx, ActionKind::Rotate, &rec).await.unwrap();
+    let plan = ctx.plan("rotate", &rec).await.unwrap();
     fx.add_fault(Fault::internal_error(PATH).method("PUT"));
     let (tx, _rx) = mpsc::channel(64);
-    let err = actions::execute(&ctx, &plan, &tx).await.unwrap_err();
+    let err = ctx.execute(&plan, &tx).await.unwrap_err();
     assert_eq!(err.step(), Some(Step::Write), "{err}");
     assert!(
         err.to_string().starts_with("step write: API error 500"),
@@ -240,11 +241,11 @@ async fn rotation_whose_result_does_not_verify_puts_the_old_pair_back() {
         ));
         Some(o)
     });
-    let ctx = action_context(&fx);
+    let ctx = acts(&fx);
     let rec = row(&fx, "team-a", LOC).await;
-    let plan = actions::plan(&ctx, ActionKind::Rotate, &rec).await.unwrap();
+    let plan = ctx.plan("rotate", &rec).await.unwrap();
     let (tx, _rx) = mpsc::channel(64);
-    let err = actions::execute(&ctx, &plan, &tx).await.unwrap_err();
+    let err = ctx.execute(&plan, &tx).await.unwrap_err();
     let s = err.to_string();
     assert!(
         s.contains(
@@ -255,21 +256,21 @@ async fn rotation_whose_result_does_not_verify_puts_the_old_pair_back() {
     let (crt, key, _) = stored(&fx);
     assert_eq!(facts(&crt).sha256, facts(&old.cert).sha256);
     assert_eq!(key, old.key);
-    assert!(key_matches(&facts(&crt), &key), "a valid pair");
+    assert!(certdeck::actions::keys::key_matches(&facts(&crt).der, &key), "a valid pair");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_stops_when_the_secret_changed_after_the_preview() {
     let fx = Fixture::start().await;
     seed_self_signed(&fx);
-    let ctx = action_context(&fx);
+    let ctx = acts(&fx);
     let rec = row(&fx, "team-a", LOC).await;
-    let plan = actions::plan(&ctx, ActionKind::Rotate, &rec).await.unwrap();
+    let plan = ctx.plan("rotate", &rec).await.unwrap();
     fx.modify("secrets", "team-a", "web-tls", |s| {
         s["metadata"]["labels"] = json!({"changed": "by-someone"});
     });
     let (tx, _rx) = mpsc::channel(64);
-    let err = actions::execute(&ctx, &plan, &tx).await.unwrap_err();
+    let err = ctx.execute(&plan, &tx).await.unwrap_err();
     assert!(
         err.to_string()
             .contains("conflict (409): Secret team-a/web-tls changed since the preview"),
@@ -286,9 +287,9 @@ async fn rotation_stops_when_the_secret_changed_after_the_preview() {
 async fn a_concurrent_write_between_read_and_write_gets_409_and_nothing_is_written() {
     let fx = std::sync::Arc::new(Fixture::start().await);
     let old = seed_self_signed(&fx);
-    let ctx = action_context(&fx);
+    let ctx = acts(&fx);
     let rec = row(&fx, "team-a", LOC).await;
-    let plan = actions::plan(&ctx, ActionKind::Rotate, &rec).await.unwrap();
+    let plan = ctx.plan("rotate", &rec).await.unwrap();
     fx.add_fault(
         Fault::delay(PATH, Duration::from_millis(600))
             .method("PUT")
@@ -302,7 +303,7 @@ async fn a_concurrent_write_between_read_and_write_gets_409_and_nothing_is_writt
         });
     });
     let (tx, _rx) = mpsc::channel(64);
-    let err = actions::execute(&ctx, &plan, &tx).await.unwrap_err();
+    let err = ctx.execute(&plan, &tx).await.unwrap_err();
     meddler.join().unwrap();
     assert!(
         err.to_string().starts_with(
@@ -326,9 +327,9 @@ async fn rotate_of_a_managed_secret_points_to_renew() {
         "le",
         &["web.team-a.example"],
     ));
-    let ctx = action_context(&fx);
+    let ctx = acts(&fx);
     let rec = row(&fx, "team-a", LOC).await;
-    let err = actions::plan(&ctx, ActionKind::Rotate, &rec)
+    let err = ctx.plan("rotate", &rec)
         .await
         .unwrap_err();
     assert!(
@@ -336,7 +337,7 @@ async fn rotate_of_a_managed_secret_points_to_renew() {
             .contains("managed by cert-manager Certificate web: use `certdeck renew"),
         "{err}"
     );
-    assert!(matches!(err, ActionError::NotApplicable(_)));
+    assert_eq!(err.kind, ErrorKind::NotApplicable);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,11 +345,11 @@ async fn missing_secret_write_permission_names_update_on_secrets() {
     let fx = Fixture::start().await;
     let old = seed_self_signed(&fx);
     fx.forbid("update", "secrets", Some("team-a"));
-    let ctx = action_context(&fx);
+    let ctx = acts(&fx);
     let rec = row(&fx, "team-a", LOC).await;
-    let plan = actions::plan(&ctx, ActionKind::Rotate, &rec).await.unwrap();
+    let plan = ctx.plan("rotate", &rec).await.unwrap();
     let (tx, _rx) = mpsc::channel(64);
-    let err = actions::execute(&ctx, &plan, &tx).await.unwrap_err();
+    let err = ctx.execute(&plan, &tx).await.unwrap_err();
     assert!(err.to_string().starts_with("step write: forbidden (403): missing permission `update` on `secrets` in namespace \"team-a\""), "{err}");
     assert_eq!(stored(&fx).1, old.key);
 }
@@ -374,17 +375,17 @@ async fn rotate_of_an_rsa_secret_makes_a_new_rsa_key_of_the_same_size() {
         &cert.pem(),
         &key.serialize_pem(),
     ));
-    let ctx = action_context(&fx);
+    let ctx = acts(&fx);
     let rec = row(&fx, "team-a", LOC).await;
     assert_eq!(rec.cert.as_ref().unwrap().key, "RSA 2048");
-    let plan = actions::plan(&ctx, ActionKind::Rotate, &rec).await.unwrap();
-    assert!(plan.preview().contains("RSA 2048 (new key)"));
+    let plan = ctx.plan("rotate", &rec).await.unwrap();
+    assert!(plan.to_plan(None).preview().contains("RSA 2048 (new key)"));
     let (tx, _rx) = mpsc::channel(64);
-    actions::execute(&ctx, &plan, &tx).await.unwrap();
+    ctx.execute(&plan, &tx).await.unwrap();
     let (crt, key_pem, _) = stored(&fx);
     let new = facts(&crt);
     assert_eq!(new.key, "RSA 2048");
     assert_eq!(new.signature_algorithm, "sha256WithRSAEncryption");
-    assert!(key_matches(&new, &key_pem));
+    assert!(certdeck::actions::keys::key_matches(&new.der, &key_pem));
     assert!(!crt.contains(&cert.pem()));
 }

@@ -15,7 +15,7 @@ use crate::sources::{BoxFut, RoundEnd, Schedule, Sink, Source, SourceId};
 #[command(next_help_heading = "Certificate files")]
 pub struct FileArgs {
     /// Certificate file, directory (walked recursively) or glob (repeatable).
-    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    #[arg(id = "file_paths", short = 'f', long = "file", value_name = "PATH")]
     pub files: Vec<String>,
 }
 

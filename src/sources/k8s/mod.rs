@@ -44,6 +44,9 @@ pub struct K8sSettings {
     pub check_ingresses: bool,
     /// Port the Ingress hosts are probed on (443; tests use another).
     pub ingress_port: u16,
+    /// How long one watch request stays open before it is renewed (the API server's
+    /// `timeoutSeconds`; 290 s).
+    pub watch_timeout: Duration,
 }
 
 impl Default for K8sSettings {
@@ -58,6 +61,7 @@ impl Default for K8sSettings {
             page_size: DEFAULT_PAGE_SIZE,
             check_ingresses: false,
             ingress_port: 443,
+            watch_timeout: Duration::from_secs(290),
         }
     }
 }

@@ -117,7 +117,7 @@ impl K8sArgs {
             timeout: c.timeout.unwrap_or(default_timeout),
             page_size: c.page_size.unwrap_or(DEFAULT_PAGE_SIZE),
             check_ingresses: self.check_ingress || c.check_ingresses,
-            ingress_port: 443,
+            ..K8sSettings::default()
         }
     }
 }

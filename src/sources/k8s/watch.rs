@@ -22,8 +22,6 @@ use super::{K8sSettings, KubeAccess};
 use crate::model::{CertManagerInfo, Record};
 use crate::sources::Sink;
 
-/// How long one watch request stays open before the server ends it (and we re-watch).
-const WATCH_SECONDS: u32 = 290;
 /// Pause before reconnecting after an error.
 const RECONNECT: Duration = Duration::from_secs(3);
 
@@ -225,7 +223,7 @@ impl Feed<'_> {
     /// Watch both kinds from the current versions until a stream ends or fails.
     async fn watch_once(&mut self) -> Next {
         let (secrets, certs) = self.apis();
-        let wp = WatchParams::default().timeout(WATCH_SECONDS);
+        let wp = WatchParams::default().timeout(self.settings.watch_timeout.as_secs().clamp(1, 290) as u32);
         let swp = wp.clone().fields(SECRET_FIELD_SELECTOR);
         let s = match secrets.watch(&swp, &self.start.secrets_rv).await {
             Ok(s) => s.map(Ev::Secret).chain(futures::stream::once(async { Ev::Ended })),

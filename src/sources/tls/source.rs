@@ -25,13 +25,13 @@ const MAX_TARGETS_FILE: u64 = 16 * 1024 * 1024;
 pub struct TlsArgs {
     /// A TLS target (repeatable): host:port, host (443), https://host[:port][/path], [v6]:port,
     /// addr:port@sni.
-    #[arg(short = 't', long = "target", value_name = "TARGET")]
+    #[arg(id = "tls_target", short = 't', long = "target", value_name = "TARGET")]
     pub targets: Vec<String>,
     /// File with one target per line (# comments allowed; repeatable).
-    #[arg(long = "targets-file", value_name = "PATH")]
+    #[arg(id = "tls_targets_file", long = "targets-file", value_name = "PATH")]
     pub targets_files: Vec<PathBuf>,
     /// Name to send as SNI and verify against, for targets that do not give one with @name.
-    #[arg(long, value_name = "NAME")]
+    #[arg(id = "tls_sni", long = "sni", value_name = "NAME")]
     pub sni: Option<String>,
 }
 
