@@ -112,3 +112,15 @@ pub async fn run_bin_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, S
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Probe TLS targets through the TLS source, once; returns the records and source problems.
+pub async fn scan_targets(
+    targets: Vec<certdeck::sources::Target>,
+    settings: certdeck::sources::ProbeSettings,
+) -> (Vec<certdeck::model::Record>, Vec<String>) {
+    certdeck::sources::tls::install_crypto_provider();
+    let src = certdeck::sources::tls::source::TlsSource::new(targets, Vec::new(), settings);
+    let r = certdeck::sources::scan(vec![std::sync::Arc::new(src)]).await;
+    let problems = r.problems();
+    (r.records, problems)
+}
