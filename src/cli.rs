@@ -240,11 +240,27 @@ mod tests {
     #[test]
     fn the_whole_command_with_every_plugin_is_consistent() {
         command().debug_assert();
-        let p = parse_from(["certdeck", "scan", "a.example:443", "-t", "b.example", "--k8s", "--read-only"]).unwrap();
+        let p = parse_from([
+            "certdeck",
+            "scan",
+            "a.example:443",
+            "-t",
+            "b.example",
+            "--k8s",
+            "--read-only",
+        ])
+        .unwrap();
         assert!(p.cli.read_only);
         let p = parse_from(["certdeck", "--read-only", "renew", "k8s-0123456789"]).unwrap();
         assert!(p.cli.read_only, "--read-only before the subcommand too");
-        let p = parse_from(["certdeck", "renew", "k8s-0123456789", "--read-only", "--yes"]).unwrap();
+        let p = parse_from([
+            "certdeck",
+            "renew",
+            "k8s-0123456789",
+            "--read-only",
+            "--yes",
+        ])
+        .unwrap();
         assert!(p.cli.read_only, "and after it");
     }
 }

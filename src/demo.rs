@@ -435,7 +435,10 @@ impl DemoFleet {
         use crate::sources::tls::source::TlsSource;
         use crate::sources::Schedule;
         probe.extra_roots.push(self.trust_anchor());
-        let every = Schedule::every(std::time::Duration::from_secs(30), std::time::Duration::from_secs(60));
+        let every = Schedule::every(
+            std::time::Duration::from_secs(30),
+            std::time::Duration::from_secs(60),
+        );
         vec![
             Arc::new(TlsSource::new(self.targets(), Vec::new(), probe).named("", every)),
             Arc::new(FileSource::new(vec![self.files_dir.display().to_string()]).named("", every)),
@@ -475,7 +478,11 @@ impl DemoRenewer {
 
 impl crate::actions::Backend for DemoRenewer {
     fn offers(&self, record: &crate::model::Record) -> Vec<crate::actions::Offer> {
-        if self.endpoints.iter().any(|(loc, _)| *loc == record.location) {
+        if self
+            .endpoints
+            .iter()
+            .any(|(loc, _)| *loc == record.location)
+        {
             vec![crate::actions::Offer {
                 verb: "renew".to_owned(),
                 title: "Re-issue (demo CA)".to_owned(),
@@ -491,11 +498,16 @@ impl crate::actions::Backend for DemoRenewer {
         _verb: &'a str,
         record: &'a crate::model::Record,
         _opts: &'a crate::actions::ActionOptions,
-    ) -> crate::sources::BoxFut<'a, Result<crate::actions::Prepared, crate::actions::ActionError>> {
+    ) -> crate::sources::BoxFut<'a, Result<crate::actions::Prepared, crate::actions::ActionError>>
+    {
         use crate::actions::{ActionError, Outcome, Plan, Prepared, Step};
         Box::pin(async move {
             let title = "Re-issue (demo CA)";
-            let Some((_, resolver)) = self.endpoints.iter().find(|(loc, _)| *loc == record.location) else {
+            let Some((_, resolver)) = self
+                .endpoints
+                .iter()
+                .find(|(loc, _)| *loc == record.location)
+            else {
                 return Err(ActionError::not_applicable("not a demo endpoint"));
             };
             let Some(cert) = record.cert.clone() else {
@@ -521,7 +533,8 @@ impl crate::actions::Backend for DemoRenewer {
                 not_after: now + self.lifetime,
                 client_auth: false,
             };
-            let mut plan = Plan::for_record("demo re-issue", "renew", title, record, &spec.common_name);
+            let mut plan =
+                Plan::for_record("demo re-issue", "renew", title, record, &spec.common_name);
             plan.new_not_after = Some(spec.not_after.unix_timestamp());
             plan.issuer = Some(self.issuer.name.clone());
             plan.names = names.clone();
@@ -531,15 +544,21 @@ impl crate::actions::Backend for DemoRenewer {
                 "install in the running server (no restart)".to_owned(),
                 "re-probe and compare SHA-256".to_owned(),
             ];
-            let (resolver, issuer, root) = (resolver.clone(), self.issuer.clone(), self.root_der.clone());
+            let (resolver, issuer, root) =
+                (resolver.clone(), self.issuer.clone(), self.root_der.clone());
             let target = record.location.clone();
             Ok(Prepared {
                 plan,
                 job: Box::new(move |rep| {
                     Box::pin(async move {
-                        rep.step(Step::Issue, format!("issuing a new certificate for {}", names.join(", ")))
-                            .await;
-                        let leaf = issuer.leaf(&spec).map_err(|e| ActionError::at(Step::Issue, e.to_string()))?;
+                        rep.step(
+                            Step::Issue,
+                            format!("issuing a new certificate for {}", names.join(", ")),
+                        )
+                        .await;
+                        let leaf = issuer
+                            .leaf(&spec)
+                            .map_err(|e| ActionError::at(Step::Issue, e.to_string()))?;
                         let ck = leaf
                             .certified_key(std::slice::from_ref(&issuer.der))
                             .map_err(|e| ActionError::at(Step::Issue, e.to_string()))?;
@@ -551,9 +570,13 @@ impl crate::actions::Backend for DemoRenewer {
                         .await;
                         resolver.swap(ck);
                         rep.step(Step::Verify, format!("re-probing {target}")).await;
-                        let t = Target::parse(&target, None).map_err(|e| ActionError::at(Step::Verify, e.to_string()))?;
-                        let prober = crate::sources::tls::TlsProber::new(&[root.into()], std::time::Duration::from_secs(5))
+                        let t = Target::parse(&target, None)
                             .map_err(|e| ActionError::at(Step::Verify, e.to_string()))?;
+                        let prober = crate::sources::tls::TlsProber::new(
+                            &[root.into()],
+                            std::time::Duration::from_secs(5),
+                        )
+                        .map_err(|e| ActionError::at(Step::Verify, e.to_string()))?;
                         let seen = prober.probe(&t).await;
                         let served = seen.cert.as_ref().map(|c| c.sha256.clone());
                         if served.as_deref() != Some(new_sha.as_str()) {

@@ -54,7 +54,10 @@ pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
 /// [`read_bounded`], as UTF-8 text.
 pub fn read_to_string_bounded(path: &Path, limit: u64) -> std::io::Result<String> {
     String::from_utf8(read_bounded(path, limit)?).map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "the file is not UTF-8 text")
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file is not UTF-8 text",
+        )
     })
 }
 
@@ -68,7 +71,8 @@ pub fn open_private(path: &Path, append: bool) -> std::io::Result<std::fs::File>
     } else {
         o.write(true).truncate(true);
     }
-    o.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    o.mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
     o.open(path)
 }
 
@@ -148,10 +152,20 @@ impl Ownership {
 
 /// Write `contents` to a new temporary file beside `path` with exactly `own` (owner, group,
 /// mode), fsynced. Fails, leaving nothing behind, when the owner or group cannot be kept.
-fn write_temp(path: &Path, contents: &[u8], own: Option<Ownership>, mode: u32) -> Result<PathBuf, String> {
+fn write_temp(
+    path: &Path,
+    contents: &[u8],
+    own: Option<Ownership>,
+    mode: u32,
+) -> Result<PathBuf, String> {
     let tmp = temp_beside(path);
     let res = (|| -> Result<(), String> {
-        let io = |e: std::io::Error| format!("cannot write a temporary file beside {}: {e}", path.display());
+        let io = |e: std::io::Error| {
+            format!(
+                "cannot write a temporary file beside {}: {e}",
+                path.display()
+            )
+        };
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -170,7 +184,8 @@ fn write_temp(path: &Path, contents: &[u8], own: Option<Ownership>, mode: u32) -
             })?;
         }
         // Set the mode after the owner (chown clears set-id bits), and exactly (no umask).
-        f.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(io)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(io)?;
         f.write_all(contents).map_err(io)?;
         f.sync_all().map_err(io)
     })();
@@ -242,7 +257,14 @@ impl Backups {
     }
 
     /// Save `data` as a private backup (0600 in a 0700 directory) at a new path.
-    pub fn save(&self, sub: &str, key: &str, ext: &str, data: &[u8], now: i64) -> Result<PathBuf, String> {
+    pub fn save(
+        &self,
+        sub: &str,
+        key: &str,
+        ext: &str,
+        data: &[u8],
+        now: i64,
+    ) -> Result<PathBuf, String> {
         let path = self.path_for(sub, key, ext, now);
         self.save_at(&path, data)?;
         Ok(path)
@@ -349,7 +371,11 @@ pub const MAX_REPLACED_BYTES: u64 = 16 * 1024 * 1024;
 /// any target changes (a full disk or a foreign owner fails here, changing nothing); then the
 /// temporary files are renamed over their targets. On a failure, what was replaced already
 /// is put back before returning the error.
-pub fn replace_all(files: &[Replacement<'_>], backups: &Backups, now: i64) -> Result<Replaced, String> {
+pub fn replace_all(
+    files: &[Replacement<'_>],
+    backups: &Backups,
+    now: i64,
+) -> Result<Replaced, String> {
     struct Prepared {
         path: PathBuf,
         tmp: PathBuf,
@@ -533,12 +559,19 @@ mod tests {
         .expect("replace");
         let mode = |p: &Path| std::fs::metadata(p).expect("m").permissions().mode() & 0o777;
         assert_eq!(std::fs::read(&cert).expect("r"), b"new cert");
-        assert_eq!(mode(&key), 0o640, "a group-readable key stays group-readable");
+        assert_eq!(
+            mode(&key),
+            0o640,
+            "a group-readable key stays group-readable"
+        );
         assert_eq!(mode(&chain), 0o644);
         let saved = done.backups();
         assert_eq!(saved.len(), 2);
         for s in &saved {
-            assert!(s.starts_with(&b.dir), "backups live in the data directory: {s:?}");
+            assert!(
+                s.starts_with(&b.dir),
+                "backups live in the data directory: {s:?}"
+            );
             assert_eq!(mode(s), 0o600);
         }
         assert_eq!(std::fs::read(&saved[1]).expect("r"), b"old key");
@@ -577,7 +610,11 @@ mod tests {
         assert!(e.contains("nope"), "{e}");
         assert_eq!(std::fs::read(&cert).expect("r"), b"old cert");
         let left: Vec<_> = std::fs::read_dir(d.path()).expect("ls").flatten().collect();
-        assert_eq!(left.len(), 1, "no temporary file and no backup left: {left:?}");
+        assert_eq!(
+            left.len(),
+            1,
+            "no temporary file and no backup left: {left:?}"
+        );
     }
 
     #[test]
@@ -594,12 +631,24 @@ mod tests {
         for i in 0..5 {
             paths.push(b.save("files", &key, "bak", b"x", now + i).expect("save"));
         }
-        b.save("files", &Backups::key("/etc/tls/other.pem"), "bak", b"y", now).expect("save");
+        b.save(
+            "files",
+            &Backups::key("/etc/tls/other.pem"),
+            "bak",
+            b"y",
+            now,
+        )
+        .expect("save");
         // Everything is "older than 0 s" a moment later: only the 2 newest stay.
         let removed = b.prune("files", &key, now + 3600 * 24 * 365 * 100);
         assert_eq!(removed.len(), 3);
         assert!(paths[4].exists() && paths[3].exists() && !paths[0].exists());
-        assert_eq!(std::fs::read_dir(d.path().join("files")).expect("ls").count(), 3);
+        assert_eq!(
+            std::fs::read_dir(d.path().join("files"))
+                .expect("ls")
+                .count(),
+            3
+        );
         assert_ne!(Backups::key("/a_b/c"), Backups::key("/a/b_c"));
     }
 }

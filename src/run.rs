@@ -58,15 +58,24 @@ fn color_of(choice: ColorChoice) -> bool {
 }
 
 /// `certdeck scan`.
-pub async fn scan(cli: &Cli, args: &ScanArgs, matches: &clap::ArgMatches) -> Result<i32, SettingsError> {
+pub async fn scan(
+    cli: &Cli,
+    args: &ScanArgs,
+    matches: &clap::ArgMatches,
+) -> Result<i32, SettingsError> {
     let settings = Settings::resolve(cli, &args.probe)?;
     let sources = settings.sources(Some(matches), &args.targets, &Purpose::Scan)?;
     if sources.is_empty() {
         return Err(SettingsError::Nothing(settings.config.name()));
     }
     let result = sources::scan(sources).await;
-    print_report(&result, args.output, settings.thresholds, color_of(args.color))
-        .map_err(|e| SettingsError::Build(format!("cannot write the report: {e}")))
+    print_report(
+        &result,
+        args.output,
+        settings.thresholds,
+        color_of(args.color),
+    )
+    .map_err(|e| SettingsError::Build(format!("cannot write the report: {e}")))
 }
 
 /// Open the dashboard over `sources`, with the actions of `session`.
@@ -111,7 +120,15 @@ pub async fn dashboard(
             dangerous: a.dangerous,
         })
         .collect();
-    crate::tui::run_dashboard(app, theme, sources, &settings.refresh, session, settings.ui.mouse).await?;
+    crate::tui::run_dashboard(
+        app,
+        theme,
+        sources,
+        &settings.refresh,
+        session,
+        settings.ui.mouse,
+    )
+    .await?;
     Ok(exit::OK)
 }
 
@@ -120,7 +137,13 @@ async fn find_rows(
     settings: &Settings,
     matches: &clap::ArgMatches,
     ids: &[String],
-) -> Result<(Vec<Arc<dyn sources::Source>>, Vec<Result<crate::model::Record, ActionError>>), SettingsError> {
+) -> Result<
+    (
+        Vec<Arc<dyn sources::Source>>,
+        Vec<Result<crate::model::Record, ActionError>>,
+    ),
+    SettingsError,
+> {
     let sources = settings.sources(Some(matches), &[], &Purpose::FindRows(ids.to_vec()))?;
     let result = sources::scan(sources.clone()).await;
     let rows: Vec<Result<crate::model::Record, ActionError>> = ids
@@ -173,7 +196,9 @@ async fn act(
     Ok(crate::actions::headless::run(&session, &request, rows, opts).await)
 }
 
-fn ca_source(args: &crate::cli::RotateArgs) -> Result<Option<crate::actions::k8s::CaSource>, SettingsError> {
+fn ca_source(
+    args: &crate::cli::RotateArgs,
+) -> Result<Option<crate::actions::k8s::CaSource>, SettingsError> {
     use crate::actions::k8s::CaSource;
     Ok(match (&args.ca_secret, &args.ca_cert, &args.ca_key) {
         (Some(s), _, _) => match s.split_once('/') {

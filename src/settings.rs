@@ -94,13 +94,20 @@ fn human(d: Duration) -> String {
 
 impl Settings {
     /// Resolve the settings of a command: its probe flags over the config file over defaults.
-    pub fn resolve(cli: &crate::cli::Cli, probe_args: &ProbeArgs) -> Result<Settings, SettingsError> {
+    pub fn resolve(
+        cli: &crate::cli::Cli,
+        probe_args: &ProbeArgs,
+    ) -> Result<Settings, SettingsError> {
         let doc = load_config(cli.config.as_ref())?;
         Settings::resolve_with(doc, cli, probe_args)
     }
 
     /// As [`Settings::resolve`], with the config document already loaded.
-    pub fn resolve_with(doc: Document, cli: &crate::cli::Cli, args: &ProbeArgs) -> Result<Settings, SettingsError> {
+    pub fn resolve_with(
+        doc: Document,
+        cli: &crate::cli::Cli,
+        args: &ProbeArgs,
+    ) -> Result<Settings, SettingsError> {
         let core = doc.core()?;
         let def = Thresholds::default();
         let warn = args.warn.or(core.thresholds.warn);

@@ -51,9 +51,7 @@ pub fn install_panic_hook() {
             let _ = restore();
             previous(info);
         } else {
-            tracing::error!(
-                "a background task panicked (the dashboard goes on): {info}"
-            );
+            tracing::error!("a background task panicked (the dashboard goes on): {info}");
         }
     }));
 }
@@ -106,13 +104,19 @@ pub struct Runner {
     session_tx: mpsc::Sender<SessionEvent>,
 }
 
+/// What reaches the loop from the background: source events and action events.
+pub struct Inbox {
+    pub sources: mpsc::Receiver<SourceEvent>,
+    pub session: mpsc::Receiver<SessionEvent>,
+}
+
 impl Runner {
     /// Start every source under a live supervisor.
     pub fn start(
         sources: Vec<Arc<dyn Source>>,
         overrides: &Overrides,
         session: Session,
-    ) -> (Runner, mpsc::Receiver<SourceEvent>, mpsc::Receiver<SessionEvent>) {
+    ) -> (Runner, Inbox) {
         let (tx, rx) = mpsc::channel::<SourceEvent>(1024);
         let (stx, srx) = mpsc::channel::<SessionEvent>(1024);
         let supervisor = Supervisor::start(sources, overrides, Mode::Live, tx);
@@ -122,8 +126,10 @@ impl Runner {
                 session,
                 session_tx: stx,
             },
-            rx,
-            srx,
+            Inbox {
+                sources: rx,
+                session: srx,
+            },
         )
     }
 
@@ -148,8 +154,15 @@ impl Runner {
                     self.supervisor.refresh_all();
                 }
                 Effect::Copy(text) => osc52(&text),
-                Effect::Plan { token, request, ids } => {
-                    let records: Vec<_> = ids.iter().filter_map(|id| app.fleet.get(id).cloned()).collect();
+                Effect::Plan {
+                    token,
+                    request,
+                    ids,
+                } => {
+                    let records: Vec<_> = ids
+                        .iter()
+                        .filter_map(|id| app.fleet.get(id).cloned())
+                        .collect();
                     let session = self.session.clone();
                     let tx = self.session_tx.clone();
                     tokio::spawn(async move {
@@ -189,14 +202,17 @@ pub async fn event_loop<B, E>(
     terminal: &mut Terminal<B>,
     mut events: E,
     runner: &Runner,
-    mut rx: mpsc::Receiver<SourceEvent>,
-    mut srx: mpsc::Receiver<SessionEvent>,
+    inbox: Inbox,
     stop: impl std::future::Future<Output = ()>,
 ) -> io::Result<()>
 where
     B: Backend,
     E: Stream<Item = io::Result<Event>> + Unpin,
 {
+    let Inbox {
+        sources: mut rx,
+        session: mut srx,
+    } = inbox;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut dirty = true;
     let mut last_draw = std::time::Instant::now() - Duration::from_secs(1);
@@ -264,7 +280,7 @@ pub async fn run_dashboard(
     session: Session,
     mouse: bool,
 ) -> anyhow::Result<()> {
-    let (runner, rx, srx) = Runner::start(sources, overrides, session);
+    let (runner, inbox) = Runner::start(sources, overrides, session);
     install_panic_hook();
     let mut guard = TerminalGuard::enter(mouse)?;
     let size = guard.terminal.size()?;
@@ -280,8 +296,7 @@ pub async fn run_dashboard(
         &mut guard.terminal,
         EventStream::new(),
         &runner,
-        rx,
-        srx,
+        inbox,
         stop,
     )
     .await;

@@ -4,6 +4,8 @@
 
 #[path = "support/common.rs"]
 mod common;
+#[path = "support/headless.rs"]
+mod headless;
 #[path = "support/nginx.rs"]
 mod nginx;
 

@@ -4,6 +4,8 @@
 
 #[path = "support/common.rs"]
 mod common;
+#[path = "support/headless.rs"]
+mod headless;
 #[path = "support/k8s_common.rs"]
 mod k8s_common;
 #[path = "support/k8s_fixture/mod.rs"]

@@ -72,7 +72,9 @@ impl Backend for AcmeBackend {
             let plan = acme.to_plan(&record.id, &record.location);
             Ok(Prepared {
                 plan,
-                job: Box::new(move |rep| Box::pin(async move { super::execute(&acme, &rep).await })),
+                job: Box::new(move |rep| {
+                    Box::pin(async move { super::execute(&acme, &rep).await })
+                }),
             })
         })
     }

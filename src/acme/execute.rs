@@ -3,11 +3,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use instant_acme::{
-    Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus,
-    RetryPolicy,
-};
-use rustls_pki_types::PrivatePkcs8KeyDer;
 use super::client::{self, describe, retry_nonce};
 use super::config::Challenge;
 use super::plan::FileRole;
@@ -17,6 +12,11 @@ use crate::actions::{Outcome, Reporter};
 use crate::fsx::{self, Replaced, Replacement};
 use crate::model::CertFacts;
 use crate::sources::pem::{self, PemItem};
+use instant_acme::{
+    Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus,
+    RetryPolicy,
+};
+use rustls_pki_types::PrivatePkcs8KeyDer;
 
 async fn report(tx: &Reporter, step: AcmeStep, message: impl Into<String>) {
     tx.step(step, message).await;
@@ -52,12 +52,12 @@ pub async fn execute(plan: &AcmePlan, tx: &Reporter) -> Result<Outcome, AcmeErro
 
     // account
     report(
-        &tx,
+        tx,
         AcmeStep::Account,
         format!("directory {}", plan.directory_url),
     )
     .await;
-    let account = limited(AcmeStep::Account, limit, account_step(plan, &tx)).await?;
+    let account = limited(AcmeStep::Account, limit, account_step(plan, tx)).await?;
 
     // order
     let ids: Vec<Identifier> = plan
@@ -69,7 +69,7 @@ pub async fn execute(plan: &AcmePlan, tx: &Reporter) -> Result<Outcome, AcmeErro
         })
         .collect();
     report(
-        &tx,
+        tx,
         AcmeStep::Order,
         format!("ordering {}", plan.names.join(", ")),
     )
@@ -84,24 +84,24 @@ pub async fn execute(plan: &AcmePlan, tx: &Reporter) -> Result<Outcome, AcmeErro
         Ok(order)
     })
     .await?;
-    report(&tx, AcmeStep::Order, format!("order {}", order.url())).await;
+    report(tx, AcmeStep::Order, format!("order {}", order.url())).await;
 
     // authorize
     let mut presented = Vec::new();
     let authorized = limited(
         AcmeStep::Authorize,
         limit,
-        authorize(plan, &mut order, &mut presented, &tx),
+        authorize(plan, &mut order, &mut presented, tx),
     )
     .await;
     for p in presented.iter().rev() {
-        cleanup(plan, p, &tx).await;
+        cleanup(plan, p, tx).await;
     }
     authorized?;
 
     // finalize
     report(
-        &tx,
+        tx,
         AcmeStep::Finalize,
         format!("new {} key and CSR", plan.key_type.describe()),
     )
@@ -122,12 +122,12 @@ pub async fn execute(plan: &AcmePlan, tx: &Reporter) -> Result<Outcome, AcmeErro
     .await?;
 
     // download
-    report(&tx, AcmeStep::Download, "waiting for the certificate").await;
+    report(tx, AcmeStep::Download, "waiting for the certificate").await;
     let chain_pem = limited(AcmeStep::Download, limit, download(&mut order)).await?;
     let (leaf, leaf_pem, rest_pem) =
         split_chain(&chain_pem, &key).map_err(|e| AcmeError::at(AcmeStep::Download, e))?;
     report(
-        &tx,
+        tx,
         AcmeStep::Download,
         format!(
             "issued serial {} by {}, expires {}, SHA-256 {}",
@@ -164,34 +164,38 @@ pub async fn execute(plan: &AcmePlan, tx: &Reporter) -> Result<Outcome, AcmeErro
         .map_err(|e| AcmeError::at(AcmeStep::Write, e))?;
     for f in &written.files {
         let what = match &f.backup {
-            Some(b) => format!("wrote {} (old one backed up to {})", f.path.display(), b.display()),
+            Some(b) => format!(
+                "wrote {} (old one backed up to {})",
+                f.path.display(),
+                b.display()
+            ),
             None => format!("wrote {}", f.path.display()),
         };
-        report(&tx, AcmeStep::Write, what).await;
+        report(tx, AcmeStep::Write, what).await;
     }
 
     // reload
     if let Some(cmd) = &plan.reload {
-        report(&tx, AcmeStep::Reload, format!("running: {cmd}")).await;
-        if let Err(why) = run_command(cmd, plan.reload_timeout, &tx).await {
-            let back = undo(plan, &written, &tx).await;
+        report(tx, AcmeStep::Reload, format!("running: {cmd}")).await;
+        if let Err(why) = run_command(cmd, plan.reload_timeout, tx).await {
+            let back = undo(plan, &written, tx).await;
             return Err(AcmeError::at(AcmeStep::Reload, format!("{why}; {back}")));
         }
     } else {
-        report(&tx, AcmeStep::Reload, "no reload command configured").await;
+        report(tx, AcmeStep::Reload, "no reload command configured").await;
     }
 
     // verify
-    let verified = verify(plan, &leaf, &tx).await;
+    let verified = verify(plan, &leaf, tx).await;
     let endpoint_verified = match verified {
         Ok(v) => v,
         Err(why) => {
-            let back = undo(plan, &written, &tx).await;
+            let back = undo(plan, &written, tx).await;
             return Err(AcmeError::at(AcmeStep::Verify, format!("{why}; {back}")));
         }
     };
     report(
-        &tx,
+        tx,
         AcmeStep::Done,
         format!(
             "renewed: expires {} (was {})",
@@ -258,10 +262,7 @@ async fn current_sha256(plan: &AcmePlan) -> Option<String> {
         .map(|c| c.sha256)
 }
 
-async fn account_step(
-    plan: &AcmePlan,
-    tx: &Reporter,
-) -> Result<Account, AcmeError> {
+async fn account_step(plan: &AcmePlan, tx: &Reporter) -> Result<Account, AcmeError> {
     let step = AcmeStep::Account;
     let path = plan.account_key.clone();
     let (der, created) = tokio::task::spawn_blocking(move || load_key_der(&path))
@@ -525,12 +526,17 @@ async fn run_hook(
     tx: &Reporter,
 ) -> Result<(), String> {
     // `HOOK ACTION DOMAIN VALUE`, the values as arguments (never as shell text).
-    let cmd = Command::shell(&format!("{hook} \"$@\""), &[action, domain, value], limit, AcmeStep::Authorize)
-        .env("CERTDECK_ACME_ACTION", action)
-        .env("CERTDECK_ACME_DOMAIN", domain)
-        .env("CERTDECK_ACME_RECORD", &format!("_acme-challenge.{domain}"))
-        .env("CERTDECK_ACME_TXT", value)
-        .prefix("| ");
+    let cmd = Command::shell(
+        &format!("{hook} \"$@\""),
+        &[action, domain, value],
+        limit,
+        AcmeStep::Authorize,
+    )
+    .env("CERTDECK_ACME_ACTION", action)
+    .env("CERTDECK_ACME_DOMAIN", domain)
+    .env("CERTDECK_ACME_RECORD", &format!("_acme-challenge.{domain}"))
+    .env("CERTDECK_ACME_TXT", value)
+    .prefix("| ");
     command::run(&cmd, tx).await.map(|_| ())
 }
 
@@ -568,11 +574,7 @@ async fn undo(plan: &AcmePlan, written: &Replaced, tx: &Reporter) -> String {
 
 /// Re-read the written files; re-probe the endpoint until it serves the new leaf.
 /// Returns whether an endpoint was checked.
-async fn verify(
-    plan: &AcmePlan,
-    leaf: &CertFacts,
-    tx: &Reporter,
-) -> Result<bool, String> {
+async fn verify(plan: &AcmePlan, leaf: &CertFacts, tx: &Reporter) -> Result<bool, String> {
     let step = AcmeStep::Verify;
     match current_sha256(plan).await {
         Some(s) if s == leaf.sha256 => {}

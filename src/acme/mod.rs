@@ -27,10 +27,10 @@ pub use config::{find_issuer, validate, AcmeIssuer, Challenge, ManagedFile};
 pub use execute::execute;
 pub use plan::{plan, record_id, AcmePlan, FileRole, PlannedFile};
 
-/// ACME's steps are the framework's.
-pub use crate::actions::Step as AcmeStep;
 /// ACME's errors are the framework's, carrying the failed step.
 pub use crate::actions::ActionError as AcmeError;
+/// ACME's steps are the framework's.
+pub use crate::actions::Step as AcmeStep;
 
 /// Where account keys live by default: `DATA_DIR/acme` (see `config::data_dir`).
 pub fn default_account_dir() -> PathBuf {

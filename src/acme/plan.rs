@@ -63,7 +63,6 @@ pub struct AcmePlan {
     pub backups: crate::fsx::Backups,
 }
 
-
 /// Read `file`'s current certificate and plan its renewal through `issuer`.
 pub async fn plan(
     issuer: &AcmeIssuer,
@@ -151,6 +150,12 @@ pub fn record_id(file: &ManagedFile) -> String {
 }
 
 impl AcmePlan {
+    /// Keep backups in `dir` instead of the data directory's `backups`.
+    pub fn with_backup_dir(mut self, dir: &Path) -> AcmePlan {
+        self.backups.dir = dir.to_owned();
+        self
+    }
+
     /// Keep the account key in `dir` instead of the data directory.
     pub fn with_account_dir(mut self, dir: &Path) -> AcmePlan {
         self.account_key = dir.join(account_key_name(&self.issuer.name));
@@ -182,11 +187,19 @@ impl AcmePlan {
         ));
         details.push((
             "account".to_owned(),
-            format!("key {} (created 0600 if missing)", self.account_key.display()),
+            format!(
+                "key {} (created 0600 if missing)",
+                self.account_key.display()
+            ),
         ));
         details.push((
             "backups".to_owned(),
-            format!("{} (kept {} days, the newest {} always)", self.backups.dir.join("files").display(), self.backups.max_age.as_secs() / 86_400, self.backups.keep),
+            format!(
+                "{} (kept {} days, the newest {} always)",
+                self.backups.dir.join("files").display(),
+                self.backups.max_age.as_secs() / 86_400,
+                self.backups.keep
+            ),
         ));
         let files = self
             .files
@@ -204,7 +217,11 @@ impl AcmePlan {
             })
             .collect();
         let mut steps = vec![
-            format!("order a certificate for {} from '{}'", self.names.join(", "), self.issuer.name),
+            format!(
+                "order a certificate for {} from '{}'",
+                self.names.join(", "),
+                self.issuer.name
+            ),
             format!("prove control of each name ({})", self.challenge.kind()),
             format!("finalize with a new {} key", self.key_type.describe()),
             "back up and replace the files atomically (owner, group and mode kept)".to_owned(),
@@ -238,7 +255,9 @@ impl AcmePlan {
             backup: None,
             steps_label: "steps".to_owned(),
             steps,
-            warnings: vec!["on failure the old files stay, or are put back and reloaded".to_owned()],
+            warnings: vec![
+                "on failure the old files stay, or are put back and reloaded".to_owned(),
+            ],
             risk: Risk::Destructive,
             confirm: true,
         }

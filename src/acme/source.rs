@@ -14,10 +14,11 @@ use crate::sources::{BoxFut, RoundEnd, Schedule, Sink, Source, SourceId};
 pub struct AcmePlugin;
 pub static PLUGIN: AcmePlugin = AcmePlugin;
 
+/// The issuers and the files they renew.
+pub type AcmeConfig = (Vec<AcmeIssuer>, Vec<ManagedFile>);
+
 /// The `[[acme]]` and `[[certificate]]` sections, checked together.
-pub fn read_config(
-    doc: &crate::config::Document,
-) -> Result<Option<(Vec<AcmeIssuer>, Vec<ManagedFile>)>, BuildError> {
+pub fn read_config(doc: &crate::config::Document) -> Result<Option<AcmeConfig>, BuildError> {
     let issuers: Vec<AcmeIssuer> = doc.section("acme")?.unwrap_or_default();
     let files: Vec<ManagedFile> = doc.section("certificate")?.unwrap_or_default();
     if issuers.is_empty() && files.is_empty() {
@@ -58,7 +59,11 @@ impl Plugin for AcmePlugin {
         if !ctx.from_config && !finding {
             return Ok(Vec::new());
         }
-        Ok(vec![Arc::new(AcmeSource::new(issuers, files, ctx.probe.clone()))])
+        Ok(vec![Arc::new(AcmeSource::new(
+            issuers,
+            files,
+            ctx.probe.clone(),
+        ))])
     }
 }
 
@@ -71,7 +76,11 @@ pub struct AcmeSource {
 }
 
 impl AcmeSource {
-    pub fn new(issuers: Vec<AcmeIssuer>, files: Vec<ManagedFile>, probe: crate::sources::ProbeSettings) -> AcmeSource {
+    pub fn new(
+        issuers: Vec<AcmeIssuer>,
+        files: Vec<ManagedFile>,
+        probe: crate::sources::ProbeSettings,
+    ) -> AcmeSource {
         let schedule = Schedule::every(Duration::from_secs(300), Duration::from_secs(600));
         let specs = files.iter().map(|f| f.cert.display().to_string()).collect();
         let raw: Vec<String> = files.iter().filter_map(|f| f.endpoint.clone()).collect();

@@ -61,7 +61,10 @@ impl AuditRecord {
                 .unwrap_or_default(),
             object: record.location.clone(),
             before_sha256: record.cert.as_ref().map(|c| c.sha256.clone()),
-            before_not_after: record.cert.as_ref().map(|c| crate::clock::rfc3339(c.not_after)),
+            before_not_after: record
+                .cert
+                .as_ref()
+                .map(|c| crate::clock::rfc3339(c.not_after)),
             ..AuditRecord::default()
         }
     }
@@ -97,7 +100,8 @@ impl AuditRecord {
                 self.after_sha256 = o.after_sha256.clone();
                 self.after_not_after = o.new_not_after.map(crate::clock::rfc3339);
                 if !o.backups.is_empty() {
-                    let b: Vec<String> = o.backups.iter().map(|b| b.display().to_string()).collect();
+                    let b: Vec<String> =
+                        o.backups.iter().map(|b| b.display().to_string()).collect();
                     self.backup = Some(b.join(" "));
                 }
                 self.restore_command = o.restore_command.clone();

@@ -60,9 +60,10 @@ impl Command {
 /// For command lines shown to a user to paste (never to build what certdeck runs).
 pub fn shell_word(s: &str) -> String {
     let safe = !s.is_empty()
-        && s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '-' | '_' | ':' | '=' | '+' | ',' | '@'));
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, '/' | '.' | '-' | '_' | ':' | '=' | '+' | ',' | '@')
+        });
     if safe {
         s.to_owned()
     } else {
@@ -149,7 +150,10 @@ pub async fn run(cmd: &Command, rep: &Reporter) -> Result<Ran, String> {
         Some(c) => format!("exit status {c}"),
         None => "killed by a signal".to_owned(),
     };
-    let tail: Vec<String> = tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default();
+    let tail: Vec<String> = tail
+        .lock()
+        .map(|t| t.iter().cloned().collect())
+        .unwrap_or_default();
     Err(if tail.is_empty() {
         how
     } else {
@@ -165,7 +169,12 @@ mod tests {
     async fn output_streams_as_progress_and_failures_say_how_they_ended() {
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
         let rep = Reporter::new("r", tx);
-        let ok = Command::shell("echo one; echo two >&2", &[], Duration::from_secs(5), Step::Run);
+        let ok = Command::shell(
+            "echo one; echo two >&2",
+            &[],
+            Duration::from_secs(5),
+            Step::Run,
+        );
         assert_eq!(run(&ok, &rep).await, Ok(Ran { lines: 2 }));
         let mut seen = Vec::new();
         while let Ok(super::super::ActionEvent::Progress(p)) = rx.try_recv() {
@@ -177,8 +186,13 @@ mod tests {
         assert_eq!(run(&bad, &rep).await, Err("exit status 3: why".to_owned()));
         let slow = Command::shell("sleep 5", &[], Duration::from_millis(200), Step::Run);
         assert!(run(&slow, &rep).await.unwrap_err().contains("timed out"));
-        let args = Command::shell("printf '%s' \"$1\"", &["$(touch /nonexistent)"], Duration::from_secs(5), Step::Run)
-            .env("X", "a\0b");
+        let args = Command::shell(
+            "printf '%s' \"$1\"",
+            &["$(touch /nonexistent)"],
+            Duration::from_secs(5),
+            Step::Run,
+        )
+        .env("X", "a\0b");
         assert!(run(&args, &Reporter::silent("r")).await.is_ok());
     }
 }

@@ -25,7 +25,12 @@ pub struct Options {
 /// Run `request` on the rows (`Err`: an id that matched no row). Returns the exit code:
 /// 0 done (or the dry run shown), 1 an action failed, 3 nothing was done (refused, declined,
 /// unknown ids).
-pub async fn run(session: &Session, request: &Request, rows: Vec<Result<Record, ActionError>>, opts: Options) -> i32 {
+pub async fn run(
+    session: &Session,
+    request: &Request,
+    rows: Vec<Result<Record, ActionError>>,
+    opts: Options,
+) -> i32 {
     let mut code = exit::OK;
     let mut records = Vec::new();
     for r in rows {
@@ -71,7 +76,11 @@ pub async fn run(session: &Session, request: &Request, rows: Vec<Result<Record, 
     }
     if runnable.is_empty() {
         session.cancel(0);
-        return if code == exit::OK { exit::UNKNOWN } else { code };
+        return if code == exit::OK {
+            exit::UNKNOWN
+        } else {
+            code
+        };
     }
     if opts.dry_run {
         if let Some(e) = session.dry_run(0) {
@@ -103,13 +112,21 @@ pub async fn run(session: &Session, request: &Request, rows: Vec<Result<Record, 
     for f in &finished {
         match &f.result {
             Ok(o) => {
-                println!("ok {}: {}", f.record_id, crate::model::text::clean(&o.message));
+                println!(
+                    "ok {}: {}",
+                    f.record_id,
+                    crate::model::text::clean(&o.message)
+                );
                 if let Some(c) = &o.restore_command {
                     println!("   restore the previous state with: {c}");
                 }
             }
             Err(e) => {
-                println!("FAILED {}: {}", f.record_id, crate::model::text::clean(&e.to_string()));
+                println!(
+                    "FAILED {}: {}",
+                    f.record_id,
+                    crate::model::text::clean(&e.to_string())
+                );
                 code = FAILED;
             }
         }

@@ -124,8 +124,22 @@ pub fn placeholders(r: &Record) -> Vec<(&'static str, String)> {
 
 /// Every placeholder name a template may use.
 pub const PLACEHOLDERS: &[&str] = &[
-    "id", "source", "location", "host", "port", "sni", "path", "namespace", "name", "context",
-    "kind", "sans", "subject", "not_after", "sha256", "serial",
+    "id",
+    "source",
+    "location",
+    "host",
+    "port",
+    "sni",
+    "path",
+    "namespace",
+    "name",
+    "context",
+    "kind",
+    "sans",
+    "subject",
+    "not_after",
+    "sha256",
+    "serial",
 ];
 
 /// The environment variable holding a placeholder's value.
@@ -310,7 +324,9 @@ impl Backend for HookBackend {
     ) -> BoxFut<'a, Result<Prepared, ActionError>> {
         Box::pin(async move {
             let Some(a) = self.actions.iter().find(|a| a.name() == verb) else {
-                return Err(ActionError::not_applicable(format!("no user action named '{verb}'")));
+                return Err(ActionError::not_applicable(format!(
+                    "no user action named '{verb}'"
+                )));
             };
             if !a.applies_to(record) {
                 return Err(ActionError::not_applicable(format!(
@@ -339,10 +355,13 @@ impl Backend for HookBackend {
             if !shown.is_empty() {
                 plan.details.push(("values".to_owned(), shown.join("  ")));
             }
-            plan.details
-                .push(("limit".to_owned(), humantime::format_duration(timeout).to_string()));
+            plan.details.push((
+                "limit".to_owned(),
+                humantime::format_duration(timeout).to_string(),
+            ));
             if a.dangerous {
-                plan.warnings.push("marked dangerous in the config".to_owned());
+                plan.warnings
+                    .push("marked dangerous in the config".to_owned());
             }
             plan.risk = if a.dangerous {
                 Risk::Destructive
@@ -359,8 +378,11 @@ impl Backend for HookBackend {
                 plan,
                 job: Box::new(move |rep| {
                     Box::pin(async move {
-                        rep.step(Step::Run, format!("$ {}", cmd.args.get(1).cloned().unwrap_or_default()))
-                            .await;
+                        rep.step(
+                            Step::Run,
+                            format!("$ {}", cmd.args.get(1).cloned().unwrap_or_default()),
+                        )
+                        .await;
                         match command::run(&cmd, &rep).await {
                             Ok(r) => Ok(Outcome {
                                 message: format!("exit 0 ({} output line(s))", r.lines),
@@ -385,7 +407,10 @@ mod tests {
         assert_eq!(t("echo {host}"), "echo \"${CERTDECK_HOST}\"");
         assert_eq!(t("echo \"{subject}\""), "echo \"${CERTDECK_SUBJECT}\"");
         assert_eq!(t("echo '{subject}'"), "echo ''\"${CERTDECK_SUBJECT}\"''");
-        assert_eq!(t("echo \"a $(dirname {path}) b\""), "echo \"a $(dirname \"${CERTDECK_PATH}\") b\"");
+        assert_eq!(
+            t("echo \"a $(dirname {path}) b\""),
+            "echo \"a $(dirname \"${CERTDECK_PATH}\") b\""
+        );
         assert_eq!(t("echo ${HOME} {a,b}"), "echo ${HOME} {a,b}");
         assert!(translate("echo {nope}").unwrap_err().contains("{nope}"));
     }

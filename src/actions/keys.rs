@@ -93,7 +93,13 @@ mod tests {
 
     #[test]
     fn key_types_round_trip_and_unknown_ones_say_what_is_supported() {
-        for k in ["ECDSA P-256", "ECDSA P-384", "Ed25519", "RSA 2048", "RSA 4096"] {
+        for k in [
+            "ECDSA P-256",
+            "ECDSA P-384",
+            "Ed25519",
+            "RSA 2048",
+            "RSA 4096",
+        ] {
             assert_eq!(
                 KeyType::from_description(k).map(KeyType::describe),
                 Ok(k.to_owned())

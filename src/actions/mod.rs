@@ -272,7 +272,13 @@ pub struct Plan {
 
 impl Plan {
     /// A plan with the row's facts filled in; the backend adds the rest.
-    pub fn for_record(action: &str, verb: &str, title: &str, record: &Record, object: &str) -> Plan {
+    pub fn for_record(
+        action: &str,
+        verb: &str,
+        title: &str,
+        record: &Record,
+        object: &str,
+    ) -> Plan {
         Plan {
             action: action.to_owned(),
             verb: verb.to_owned(),
@@ -312,8 +318,16 @@ impl Plan {
             let _ = write!(s, " in context {}", clean(c));
         }
         s.push('\n');
-        let _ = writeln!(s, "  row:        {} ({})", self.record_id, clean(&self.location));
-        if self.old_not_after.is_some() || self.new_not_after.is_some() || self.new_expiry_note.is_some() {
+        let _ = writeln!(
+            s,
+            "  row:        {} ({})",
+            self.record_id,
+            clean(&self.location)
+        );
+        if self.old_not_after.is_some()
+            || self.new_not_after.is_some()
+            || self.new_expiry_note.is_some()
+        {
             let _ = writeln!(
                 s,
                 "  expires:    {} -> {}",
@@ -344,7 +358,12 @@ impl Plan {
                 } else {
                     "new file"
                 };
-                let _ = writeln!(s, "    {:<22} {}  ({what})", f.role, clean(&f.path.display().to_string()));
+                let _ = writeln!(
+                    s,
+                    "    {:<22} {}  ({what})",
+                    f.role,
+                    clean(&f.path.display().to_string())
+                );
             }
         }
         if let Some(b) = &self.backup {

@@ -29,7 +29,10 @@ pub type Planned = Vec<Result<Plan, Refusal>>;
 #[derive(Debug)]
 pub enum SessionEvent {
     /// The plans asked for with `token` are ready (or refused).
-    Planned { token: u64, plans: Planned },
+    Planned {
+        token: u64,
+        plans: Planned,
+    },
     Action(ActionEvent),
 }
 
@@ -46,7 +49,11 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(backends: Vec<Arc<dyn Backend>>, read_only: bool, audit: Option<AuditLog>) -> Session {
+    pub fn new(
+        backends: Vec<Arc<dyn Backend>>,
+        read_only: bool,
+        audit: Option<AuditLog>,
+    ) -> Session {
         Session {
             backends: Arc::new(backends),
             read_only,
@@ -73,7 +80,11 @@ impl Session {
 
     /// Every action the row offers, builtin ones first.
     pub fn offers(&self, record: &Record) -> Vec<Offer> {
-        let mut all: Vec<Offer> = self.backends.iter().flat_map(|b| b.offers(record)).collect();
+        let mut all: Vec<Offer> = self
+            .backends
+            .iter()
+            .flat_map(|b| b.offers(record))
+            .collect();
         all.sort_by_key(|o| !o.builtin);
         all
     }
@@ -84,7 +95,10 @@ impl Session {
             Ok(()) => None,
             Err(e) => {
                 tracing::error!("audit log {}: {e}", log.path.display());
-                Some(format!("the audit log {} could not be written: {e}", log.path.display()))
+                Some(format!(
+                    "the audit log {} could not be written: {e}",
+                    log.path.display()
+                ))
             }
         }
     }
@@ -124,7 +138,9 @@ impl Session {
                 crate::model::text::clean(&record.location)
             )));
         };
-        self.backends[*i].plan(&offer.verb, record, &self.options).await
+        self.backends[*i]
+            .plan(&offer.verb, record, &self.options)
+            .await
     }
 
     /// Plan `request` for each row, staging the runnable plans under `token`.
@@ -171,7 +187,12 @@ impl Session {
 
     /// Run the staged plans of `token` for rows `ids`, at most `concurrency` at once, sending
     /// progress and a `Finished` per row on `tx`. Returns every row's end, in `ids` order.
-    pub async fn execute(&self, token: u64, ids: &[String], tx: mpsc::Sender<ActionEvent>) -> Vec<Finished> {
+    pub async fn execute(
+        &self,
+        token: u64,
+        ids: &[String],
+        tx: mpsc::Sender<ActionEvent>,
+    ) -> Vec<Finished> {
         use futures::StreamExt as _;
         let mut staged = self
             .staged
@@ -186,13 +207,14 @@ impl Session {
             }
         }
         let n = todo.len();
-        let mut done: Vec<(usize, Finished)> = futures::stream::iter(todo.into_iter().enumerate().map(|(i, p)| {
-            let tx = tx.clone();
-            async move { (i, self.run(p, tx).await) }
-        }))
-        .buffer_unordered(self.concurrency.max(1))
-        .collect()
-        .await;
+        let mut done: Vec<(usize, Finished)> =
+            futures::stream::iter(todo.into_iter().enumerate().map(|(i, p)| {
+                let tx = tx.clone();
+                async move { (i, self.run(p, tx).await) }
+            }))
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
         done.sort_by_key(|(i, _)| *i);
         debug_assert_eq!(done.len(), n);
         done.into_iter().map(|(_, f)| f).collect()

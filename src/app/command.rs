@@ -14,7 +14,10 @@ pub enum Command {
     /// Every source's health.
     Sources,
     Filter(String),
-    Sort { column: SortColumn, descending: bool },
+    Sort {
+        column: SortColumn,
+        descending: bool,
+    },
     Only(Option<QuickFilter>),
     Horizon(Horizon),
     Redact(bool),

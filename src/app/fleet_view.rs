@@ -112,7 +112,13 @@ impl FleetView {
     }
 
     /// Insert records directly (tests, benchmarks), as produced by `source`.
-    pub fn insert(&mut self, source: &SourceId, records: impl IntoIterator<Item = Record>, now: i64, t: Thresholds) {
+    pub fn insert(
+        &mut self,
+        source: &SourceId,
+        records: impl IntoIterator<Item = Record>,
+        now: i64,
+        t: Thresholds,
+    ) {
         let src = std::sync::Arc::new(source.clone());
         for r in records {
             let a = self.store.insert(src.clone(), r);

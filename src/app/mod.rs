@@ -40,7 +40,10 @@ pub enum AppEvent {
     /// The clock moved (unix seconds).
     Tick(i64),
     /// The plans asked for by `Effect::Plan` are ready.
-    Planned { token: u64, plans: Planned },
+    Planned {
+        token: u64,
+        plans: Planned,
+    },
     /// A running action reports a step or its end.
     Action(ActionEvent),
 }
@@ -60,9 +63,14 @@ pub enum Effect {
         ids: Vec<String>,
     },
     /// Run the confirmed plans of `token` for these rows.
-    Execute { token: u64, ids: Vec<String> },
+    Execute {
+        token: u64,
+        ids: Vec<String>,
+    },
     /// Forget the plans of `token` (cancelled).
-    Cancel { token: u64 },
+    Cancel {
+        token: u64,
+    },
     /// Put text on the clipboard (OSC 52, works over SSH).
     Copy(String),
 }
@@ -556,8 +564,10 @@ impl App {
         if c.refused().next().is_none() && c.runnable().all(|p| !p.confirm) {
             let plans: Vec<_> = c.runnable().cloned().collect();
             let ids = self.tasks.start(&plans);
-            self.ui
-                .say(format!("started {} task(s); T shows their progress", ids.len()), Level::Info);
+            self.ui.say(
+                format!("started {} task(s); T shows their progress", ids.len()),
+                Level::Info,
+            );
             return vec![Effect::Execute { token, ids }];
         }
         self.ui.message = None;

@@ -368,10 +368,11 @@ impl Keymap {
             return Ok(km);
         };
         let file = path.display().to_string();
-        let text = crate::fsx::read_to_string_bounded(path, crate::config::MAX_CONFIG_BYTES).map_err(|e| KeymapError {
-            file: file.clone(),
-            message: e.to_string(),
-        })?;
+        let text = crate::fsx::read_to_string_bounded(path, crate::config::MAX_CONFIG_BYTES)
+            .map_err(|e| KeymapError {
+                file: file.clone(),
+                message: e.to_string(),
+            })?;
         let parsed: KeymapFile = toml::from_str(&text).map_err(|e| {
             let line = e
                 .span()

@@ -98,7 +98,9 @@ pub(crate) fn de_duration<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Duration>, D::Error> {
     let s = String::deserialize(d)?;
-    parse_duration(&s).map(Some).map_err(serde::de::Error::custom)
+    parse_duration(&s)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// A duration as users write it (`30d`, `12h`, `5s`).
@@ -168,8 +170,8 @@ impl Document {
             path: Some(path.to_owned()),
             text: text.to_owned(),
         };
-        let table = toml::de::DeTable::parse(text)
-            .map_err(|e| doc.error(e.span(), e.message().trim()))?;
+        let table =
+            toml::de::DeTable::parse(text).map_err(|e| doc.error(e.span(), e.message().trim()))?;
         for (key, _) in table.get_ref().iter() {
             let k: &str = key.get_ref();
             if !known.contains(&k) && !CORE_SECTIONS.contains(&k) {
@@ -284,10 +286,17 @@ mod tests {
 
     #[test]
     fn unknown_top_level_key_names_its_line() {
-        let e = Document::parse(Path::new("c.toml"), "targets = []\n\ntargetz = []\n", &["targets"])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("line 3") && e.contains("targetz") && e.contains("targets"), "{e}");
+        let e = Document::parse(
+            Path::new("c.toml"),
+            "targets = []\n\ntargetz = []\n",
+            &["targets"],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("line 3") && e.contains("targetz") && e.contains("targets"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -304,7 +313,8 @@ mod tests {
         struct Mine {
             name: String,
         }
-        let text = "[thresholds]\nwarn = \"45d\"\n\n[[mine]]\nname = \"a\"\n\n[[mine]]\nnam = \"b\"\n";
+        let text =
+            "[thresholds]\nwarn = \"45d\"\n\n[[mine]]\nname = \"a\"\n\n[[mine]]\nnam = \"b\"\n";
         let d = Document::parse(Path::new("c.toml"), text, &["mine"]).unwrap();
         assert_eq!(
             d.core().unwrap().thresholds.warn,
@@ -312,8 +322,12 @@ mod tests {
         );
         let e = d.section::<Vec<Mine>>("mine").unwrap_err().to_string();
         assert!(e.contains("line 8") && e.contains("nam"), "{e}");
-        let ok = Document::parse(Path::new("c.toml"), "[[mine]]\nname = \"a\"\n", &["mine"]).unwrap();
-        assert_eq!(ok.section::<Vec<Mine>>("mine").unwrap().unwrap()[0].name, "a");
+        let ok =
+            Document::parse(Path::new("c.toml"), "[[mine]]\nname = \"a\"\n", &["mine"]).unwrap();
+        assert_eq!(
+            ok.section::<Vec<Mine>>("mine").unwrap().unwrap()[0].name,
+            "a"
+        );
         assert!(ok.section::<Vec<Mine>>("other").unwrap().is_none());
     }
 

@@ -148,7 +148,14 @@ mod tests {
     fn rec(loc: &str, cert: Option<&str>) -> Record {
         let mut r = Record::new(SourceKind::FILE, loc.to_owned(), 0);
         if let Some(cn) = cert {
-            r.cert = Some(Arc::new(crate::testing::facts(cn, "CA", 0, 1, "Ed25519", &[])));
+            r.cert = Some(Arc::new(crate::testing::facts(
+                cn,
+                "CA",
+                0,
+                1,
+                "Ed25519",
+                &[],
+            )));
         }
         r
     }
@@ -161,7 +168,11 @@ mod tests {
         f.upsert(rec("c", Some("x")));
         f.upsert(rec("d", None));
         let a = f.records()[0].id.clone();
-        let sha_x = f.records()[0].cert.as_ref().map(|c| c.sha256.clone()).unwrap();
+        let sha_x = f.records()[0]
+            .cert
+            .as_ref()
+            .map(|c| c.sha256.clone())
+            .unwrap();
         assert_eq!(f.remove(&a), Some(0));
         assert!(f.get(&a).is_none());
         assert_eq!(f.len(), 3);
@@ -169,9 +180,19 @@ mod tests {
         for r in f.records() {
             assert_eq!(f.get(&r.id).map(|x| &x.location), Some(&r.location));
         }
-        let locs: Vec<&str> = f.locations_of(&sha_x).iter().map(|r| r.location.as_str()).collect();
+        let locs: Vec<&str> = f
+            .locations_of(&sha_x)
+            .iter()
+            .map(|r| r.location.as_str())
+            .collect();
         assert_eq!(locs, vec!["c"]);
-        let c = f.records().iter().find(|r| r.location == "c").unwrap().id.clone();
+        let c = f
+            .records()
+            .iter()
+            .find(|r| r.location == "c")
+            .unwrap()
+            .id
+            .clone();
         f.remove(&c);
         assert!(f.locations_of(&sha_x).is_empty());
         assert_eq!(f.distinct_certificates(), 1);

@@ -5,8 +5,8 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::clock::{date, rfc3339};
-use crate::model::text::clean;
 use crate::model::status::ExpiryCause;
+use crate::model::text::clean;
 use crate::model::{assess, Assessment, CertFacts, Record, Status, Thresholds};
 
 /// Output formats of `certdeck scan`.
@@ -476,7 +476,10 @@ pub fn write_table(out: &mut dyn Write, rows: &[Row<'_>], color: bool) -> std::i
 }
 
 /// After the table: every source that had a problem, with its health line.
-pub fn write_health(out: &mut dyn Write, health: &[(crate::sources::SourceId, crate::sources::Health)]) -> std::io::Result<()> {
+pub fn write_health(
+    out: &mut dyn Write,
+    health: &[(crate::sources::SourceId, crate::sources::Health)],
+) -> std::io::Result<()> {
     use crate::sources::HealthState;
     let troubled: Vec<_> = health
         .iter()
@@ -493,7 +496,10 @@ pub fn write_health(out: &mut dyn Write, health: &[(crate::sources::SourceId, cr
 }
 
 /// Source health as Prometheus gauges.
-pub fn write_prometheus_health(out: &mut dyn Write, health: &[(crate::sources::SourceId, crate::sources::Health)]) -> std::io::Result<()> {
+pub fn write_prometheus_health(
+    out: &mut dyn Write,
+    health: &[(crate::sources::SourceId, crate::sources::Health)],
+) -> std::io::Result<()> {
     use crate::sources::HealthState;
     writeln!(out, "# HELP certdeck_source_up 1 when the source's last round read everything, 0 when it failed or was partial.")?;
     writeln!(out, "# TYPE certdeck_source_up gauge")?;

@@ -137,7 +137,12 @@ pub fn read_file(entry: &FileEntry, now: i64) -> Vec<Record> {
     match crate::fsx::read_bounded(&entry.path, MAX_FILE_BYTES) {
         Ok(data) => records_from_bytes(&shown, &data, entry.explicit, now),
         Err(e) if e.kind() == std::io::ErrorKind::InvalidInput && !entry.explicit => Vec::new(),
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+            ) =>
+        {
             vec![error_record(&shown, &e.to_string(), now)]
         }
         Err(e) => vec![error_record(&shown, &io_message(&e), now)],

@@ -35,15 +35,13 @@ impl Purpose {
     /// Kubernetes rows; a location could be anything).
     pub fn may_find(&self, kind: SourceKind) -> bool {
         match self {
-            Purpose::FindRows(ids) => ids.iter().any(|id| {
-                match id.split_once('-') {
-                    Some((k, hash))
-                        if hash.len() == 10 && hash.chars().all(|c| c.is_ascii_hexdigit()) =>
-                    {
-                        k == kind.as_str()
-                    }
-                    _ => true,
+            Purpose::FindRows(ids) => ids.iter().any(|id| match id.split_once('-') {
+                Some((k, hash))
+                    if hash.len() == 10 && hash.chars().all(|c| c.is_ascii_hexdigit()) =>
+                {
+                    k == kind.as_str()
                 }
+                _ => true,
             }),
             _ => true,
         }
@@ -133,7 +131,10 @@ pub trait Plugin: Sync {
 
 /// Every plugin's config sections (so the config file knows which top-level keys exist).
 pub fn sections() -> Vec<&'static str> {
-    PLUGINS.iter().flat_map(|p| p.sections().iter().copied()).collect()
+    PLUGINS
+        .iter()
+        .flat_map(|p| p.sections().iter().copied())
+        .collect()
 }
 
 /// Add every plugin's flags to a command.
@@ -145,7 +146,10 @@ pub fn add_flags(mut cmd: clap::Command) -> clap::Command {
 }
 
 /// True when the command line names anything to read (positional arguments or a plugin flag).
-pub fn command_line_names_something(matches: Option<&clap::ArgMatches>, positional: &[String]) -> bool {
+pub fn command_line_names_something(
+    matches: Option<&clap::ArgMatches>,
+    positional: &[String],
+) -> bool {
     !positional.is_empty() || matches.is_some_and(|m| PLUGINS.iter().any(|p| p.named(m)))
 }
 

@@ -155,34 +155,40 @@ impl FleetStore {
         let (src, gen) = self.origin.get(index)?;
         let st = self.sources.get(src)?;
         let behind = *gen < st.generation;
-        let troubled = matches!(
-            st.health.state,
-            HealthState::Failing | HealthState::Partial
-        );
+        let troubled = matches!(st.health.state, HealthState::Failing | HealthState::Partial);
         (troubled && behind).then(|| (now - self.fleet.records()[index].observed_at).max(0))
     }
 
-    /// Insert a record directly (tests, benchmarks), as produced by `source`.
+    /// Insert a record directly (tests, benchmarks), as produced by `source`, which is not
+    /// listed among the running sources.
     pub fn insert(&mut self, source: Arc<SourceId>, record: Record) -> Vec<Applied> {
         self.observe(source, record)
     }
 
     fn observe(&mut self, source: Arc<SourceId>, record: Record) -> Vec<Applied> {
-        let st = self.sources.entry(source.clone()).or_default();
-        if st.progress.running {
-            st.progress.done += 1;
-            if record.cert.is_none() {
-                st.progress.failed += 1;
+        let gen = match self.sources.get_mut(&source) {
+            Some(st) => {
+                if st.progress.running {
+                    st.progress.done += 1;
+                    if record.cert.is_none() {
+                        st.progress.failed += 1;
+                    }
+                }
+                st.generation
             }
-        }
-        let gen = st.generation;
+            None => 0,
+        };
         let new_sha = record.cert.as_ref().map(|c| c.sha256.clone());
         let (new, cert_changed, old_src) = match self.fleet.get(&record.id) {
             Some(old) => {
                 let old_sha = old.cert.as_ref().map(|c| c.sha256.clone());
                 let changed = old_sha.is_some() && new_sha.is_some() && old_sha != new_sha;
                 let idx = self.fleet.index_of(&record.id);
-                (false, changed, idx.and_then(|i| self.origin.get(i).map(|o| o.0.clone())))
+                (
+                    false,
+                    changed,
+                    idx.and_then(|i| self.origin.get(i).map(|o| o.0.clone())),
+                )
             }
             None => (true, false, None),
         };
@@ -241,13 +247,22 @@ impl FleetStore {
                 st.progress.total = total;
                 vec![Applied::Source]
             }
-            SourceEvent::Observed { source, record } => self.observe(source, record),
+            SourceEvent::Observed { source, record } => {
+                self.sources.entry(source.clone()).or_default();
+                self.observe(source, record)
+            }
             SourceEvent::Removed { id, .. } => self.remove(&id).into_iter().collect(),
             SourceEvent::Finished { source, full, end } => self.finish(source, full, end, now),
         }
     }
 
-    fn finish(&mut self, source: Arc<SourceId>, full: bool, end: RoundEnd, now: i64) -> Vec<Applied> {
+    fn finish(
+        &mut self,
+        source: Arc<SourceId>,
+        full: bool,
+        end: RoundEnd,
+        now: i64,
+    ) -> Vec<Applied> {
         let st = self.sources.entry(source.clone()).or_default();
         st.progress.running = false;
         st.progress.total = st.progress.total.max(st.progress.done);
@@ -305,7 +320,14 @@ mod tests {
 
     fn rec(loc: &str, at: i64) -> Record {
         let mut r = Record::new(SourceKind::FILE, loc.to_owned(), at);
-        r.cert = Some(Arc::new(crate::testing::facts(loc, "CA", 0, 10, "Ed25519", &[])));
+        r.cert = Some(Arc::new(crate::testing::facts(
+            loc,
+            "CA",
+            0,
+            10,
+            "Ed25519",
+            &[],
+        )));
         r
     }
 
@@ -349,7 +371,11 @@ mod tests {
         assert_eq!(h.state, HealthState::Failing);
         assert_eq!(h.since, Some(400));
         assert_eq!(s.fleet().len(), 2, "rows are kept");
-        assert_eq!(s.stale_age(0, 460), Some(360), "and marked stale with their age");
+        assert_eq!(
+            s.stale_age(0, 460),
+            Some(360),
+            "and marked stale with their age"
+        );
         // Back: "b" is gone, "a" is fresh again.
         round(&mut s, &src, &["a"], RoundEnd::complete(), 500);
         assert_eq!(s.fleet().len(), 1);
@@ -368,9 +394,19 @@ mod tests {
         round(&mut s, &src, &["a"], RoundEnd::partial(forbidden), 200);
         assert_eq!(s.fleet().len(), 2);
         assert_eq!(s.source(&src).unwrap().health.state, HealthState::Partial);
-        let b = s.fleet().records().iter().position(|r| r.location == "b").unwrap();
+        let b = s
+            .fleet()
+            .records()
+            .iter()
+            .position(|r| r.location == "b")
+            .unwrap();
         assert_eq!(s.stale_age(b, 260), Some(160));
-        let a = s.fleet().records().iter().position(|r| r.location == "a").unwrap();
+        let a = s
+            .fleet()
+            .records()
+            .iter()
+            .position(|r| r.location == "a")
+            .unwrap();
         assert_eq!(s.stale_age(a, 260), None);
         let id = s.fleet().records()[a].id.clone();
         let applied = s.apply(

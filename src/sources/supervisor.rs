@@ -225,7 +225,8 @@ async fn run_job(slot: &Arc<Slot>, sink: &Sink, job: Job) -> RoundEnd {
 }
 
 async fn run_slot(slot: Arc<Slot>, mode: Mode, tx: mpsc::Sender<SourceEvent>) {
-    let sink = Sink::new(slot.id.clone(), tx.clone()).with_wake(slot.wake.clone(), slot.full.clone());
+    let sink =
+        Sink::new(slot.id.clone(), tx.clone()).with_wake(slot.wake.clone(), slot.full.clone());
     let mut failures = 0u32;
     let mut live = Live::NotStarted;
     let mut next_full = Instant::now();

@@ -81,7 +81,10 @@ pub fn task_glyph(s: TaskState) -> &'static str {
 
 pub fn tasks(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     let running = app.tasks.running();
-    let title = format!("Tasks: {running} running, {} in all", app.tasks.by_row.len());
+    let title = format!(
+        "Tasks: {running} running, {} in all",
+        app.tasks.by_row.len()
+    );
     let inner = super::popup_frame(f, area, &title, theme);
     let mut lines: Vec<Line<'_>> = Vec::new();
     if app.tasks.by_row.is_empty() {

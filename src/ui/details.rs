@@ -79,7 +79,10 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     if let Some(e) = &r.error {
         lines.push(Line::from(vec![
             Span::styled(format!("{:<14}", "Error"), theme.style(Role::Muted)),
-            Span::styled(crate::model::text::clean(e).into_owned(), theme.style(Role::Unknown)),
+            Span::styled(
+                crate::model::text::clean(e).into_owned(),
+                theme.style(Role::Unknown),
+            ),
         ]));
     }
     if let Some(c) = r.cert.as_deref() {
@@ -118,9 +121,16 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     }
     if let Some(x) = &r.extra {
         lines.push(Line::raw(""));
-        lines.push(Line::styled(x.key.to_ascii_uppercase(), theme.style(Role::Header)));
+        lines.push(Line::styled(
+            x.key.to_ascii_uppercase(),
+            theme.style(Role::Header),
+        ));
         for (label, value) in &x.details {
-            lines.push(field(theme, label, crate::model::text::clean(value).into_owned()));
+            lines.push(field(
+                theme,
+                label,
+                crate::model::text::clean(value).into_owned(),
+            ));
         }
     }
     if let Some(k) = &r.k8s {

@@ -190,7 +190,14 @@ fn title_bar(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     }
     if compact {
         spans.push(Span::styled(
-            format!(" {ok} source(s) ok{}", if bad > 0 { format!(", {bad} in trouble") } else { String::new() }),
+            format!(
+                " {ok} source(s) ok{}",
+                if bad > 0 {
+                    format!(", {bad} in trouble")
+                } else {
+                    String::new()
+                }
+            ),
             theme.style(if bad > 0 { Role::Critical } else { Role::Muted }),
         ));
     }

@@ -40,7 +40,10 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         let round = if p.running {
             format!("reading: {}/{} done", p.done, p.total)
         } else {
-            format!("last round: {}/{} read, {} unreadable", p.done, p.total, p.failed)
+            format!(
+                "last round: {}/{} read, {} unreadable",
+                p.done, p.total, p.failed
+            )
         };
         lines.push(Line::styled(
             format!("    {round} · {} row(s)", st.rows),

@@ -11,10 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use certdeck::acme::{
-    self, AcmeError, AcmeIssuer, AcmeOutcome, AcmePlan, AcmeProgress, AcmeStep, Challenge,
-    ManagedFile,
-};
+use certdeck::acme::{self, AcmeError, AcmeIssuer, AcmePlan, AcmeStep, Challenge, ManagedFile};
+use certdeck::actions::{ActionEvent, Outcome, Progress};
 use certdeck::model::CertFacts;
 use certdeck::sources::target::Target;
 use certdeck::sources::tls::TlsProber;
@@ -316,6 +314,23 @@ fn key_matches(cert: &CertFacts, key_pem: &str) -> bool {
     x.public_key().subject_public_key.data.as_ref() == k.der_bytes()
 }
 
+/// The audit record the framework writes for this plan's result.
+fn audit_of(
+    plan: &AcmePlan,
+    file: &ManagedFile,
+    res: &Result<Outcome, AcmeError>,
+) -> certdeck::actions::AuditRecord {
+    let view = plan.to_plan(&acme::record_id(file), &file.cert.display().to_string());
+    let mut a = certdeck::actions::AuditRecord::for_plan(&view);
+    a.complete(res);
+    a
+}
+
+/// The new leaf's SHA-256 of a successful renewal.
+fn new_sha(o: &Outcome) -> String {
+    o.after_sha256.clone().expect("the new fingerprint")
+}
+
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).expect("stat").permissions().mode() & 0o777
 }
@@ -349,18 +364,20 @@ fn managed(
 }
 
 /// Run the plan, collecting its progress.
-async fn run(plan: &AcmePlan) -> (Result<AcmeOutcome, AcmeError>, Vec<AcmeProgress>) {
+async fn run(plan: &AcmePlan) -> (Result<Outcome, AcmeError>, Vec<Progress>) {
     let (tx, mut rx) = mpsc::channel(16);
     let collector = tokio::spawn(async move {
         let mut v = Vec::new();
-        while let Some(p) = rx.recv().await {
+        while let Some(ActionEvent::Progress(p)) = rx.recv().await {
             v.push(p);
         }
         v
     });
-    let res = tokio::time::timeout(Duration::from_secs(120), acme::execute(plan, tx))
+    let rep = certdeck::actions::Reporter::new("acme-test", tx);
+    let res = tokio::time::timeout(Duration::from_secs(120), acme::execute(plan, &rep))
         .await
         .expect("the renewal finishes within 2 minutes");
+    drop(rep);
     let progress = collector.await.expect("collector");
     for p in &progress {
         assert!(
@@ -371,7 +388,7 @@ async fn run(plan: &AcmePlan) -> (Result<AcmeOutcome, AcmeError>, Vec<AcmeProgre
     (res, progress)
 }
 
-fn steps(progress: &[AcmeProgress]) -> Vec<AcmeStep> {
+fn steps(progress: &[Progress]) -> Vec<AcmeStep> {
     let mut v: Vec<AcmeStep> = Vec::new();
     for p in progress {
         if v.last() != Some(&p.step) {
@@ -414,19 +431,22 @@ async fn renewal_through_pebble_replaces_the_files_reloads_nginx_and_serves_the_
     let plan = acme::plan(&issuer(&pebble, &nginx.webroot), &file, now())
         .await
         .expect("plan")
-        .with_account_dir(&accounts);
+        .with_account_dir(&accounts)
+        .with_backup_dir(&tmp.path().join("data/backups"));
     assert_eq!(plan.names, vec!["localhost".to_owned()]);
-    assert_eq!(plan.key_type, acme::KeyType::EcdsaP256);
+    assert_eq!(plan.key_type, certdeck::actions::keys::KeyType::EcdsaP256);
     assert_eq!(plan.old_not_after, old.not_after);
-    let preview = plan.preview();
+    let preview = plan
+        .to_plan(&acme::record_id(&file), &file.cert.display().to_string())
+        .preview();
     for want in [
         "names:      localhost",
-        "a new ECDSA P-256 key",
+        "key:        ECDSA P-256 (new key)",
         &pebble.directory_url(),
         "http-01",
         &nginx.cert.display().to_string(),
-        ".certdeck-backup-",
-        "key (0600)",
+        &tmp.path().join("data/backups/files").display().to_string(),
+        "key (0600 if new)",
         &nginx.reload_command(),
         &format!("re-probe {}", nginx.endpoint()),
     ] {
@@ -434,13 +454,10 @@ async fn renewal_through_pebble_replaces_the_files_reloads_nginx_and_serves_the_
     }
 
     let (res, progress) = run(&plan).await;
-    let audit = plan.audit_record(&res, now());
+    let audit = audit_of(&plan, &file, &res);
     assert_eq!(audit.outcome, "succeeded");
     assert_eq!(audit.before_sha256.as_deref(), Some(old.sha256.as_str()));
-    assert_eq!(
-        audit.after_sha256,
-        res.as_ref().ok().map(|o| o.new_sha256.clone())
-    );
+    assert_eq!(audit.after_sha256, res.as_ref().ok().map(new_sha));
     assert_eq!(audit.record_id, acme::record_id(&file));
     let outcome = res.unwrap_or_else(|e| {
         panic!(
@@ -463,14 +480,18 @@ async fn renewal_through_pebble_replaces_the_files_reloads_nginx_and_serves_the_
         ],
         "{progress:#?}"
     );
-    assert!(outcome.endpoint_verified);
+    assert!(
+        outcome.message.contains("served by the endpoint"),
+        "{}",
+        outcome.message
+    );
     for p in &progress {
         eprintln!("[{}] {}", p.step, p.message);
     }
 
     // The files: a new leaf (with pebble's intermediate) for the same name, years away.
     let new = first_cert(&nginx.cert);
-    assert_eq!(new.sha256, outcome.new_sha256);
+    assert_eq!(new.sha256, new_sha(&outcome));
     assert_ne!(new.sha256, old.sha256);
     assert_eq!(new.sans, old.sans);
     assert!(
@@ -491,28 +512,26 @@ async fn renewal_through_pebble_replaces_the_files_reloads_nginx_and_serves_the_
     assert_ne!(new_key, old_key);
     assert_eq!(mode(&nginx.key), 0o600);
 
-    // Backups beside the files hold the old bytes.
+    // Backups in the data directory (where scans do not look) hold the old bytes, private.
     assert_eq!(outcome.backups.len(), 2);
     for (b, want) in outcome.backups.iter().zip([&old_cert, &old_key]) {
         assert!(
-            b.file_name()
-                .expect("name")
-                .to_string_lossy()
-                .contains(".certdeck-backup-"),
+            b.starts_with(tmp.path().join("data/backups/files")),
             "{}",
             b.display()
         );
-        assert_eq!(b.parent(), nginx.cert.parent());
         assert_eq!(&std::fs::read_to_string(b).expect("backup"), want);
+        assert_eq!(mode(b), 0o600, "backups are private");
     }
-    assert_eq!(
-        mode(&outcome.backups[1]),
-        0o600,
-        "the key's backup is private"
+    assert!(
+        !dir_listing(nginx.cert.parent().expect("dir"))
+            .iter()
+            .any(|n| n.contains("certdeck")),
+        "nothing of certdeck's is left beside the live files"
     );
 
     // nginx serves the new certificate (checked here again, independently of verify).
-    assert_eq!(served_sha256(&nginx.endpoint()).await, outcome.new_sha256);
+    assert_eq!(served_sha256(&nginx.endpoint()).await, new_sha(&outcome));
 
     // The account key was created 0600; the challenge response was removed; no temp files.
     let acct = accounts.join("pebble.account.pem");
@@ -532,7 +551,7 @@ async fn renewal_through_pebble_replaces_the_files_reloads_nginx_and_serves_the_
     assert!(
         progress
             .iter()
-            .any(|p| p.step == AcmeStep::Verify && p.message.contains(&outcome.new_sha256)),
+            .any(|p| p.step == AcmeStep::Verify && p.message.contains(&new_sha(&outcome))),
         "{progress:#?}"
     );
 }
@@ -566,7 +585,8 @@ async fn bad_nonce_refusals_are_retried() {
         let plan = acme::plan(&iss, &file, now() + round)
             .await
             .expect("plan")
-            .with_account_dir(&tmp.path().join("acme"));
+            .with_account_dir(&tmp.path().join("acme"))
+            .with_backup_dir(&tmp.path().join("data/backups"));
         let (res, progress) = run(&plan).await;
         let outcome = res.unwrap_or_else(|e| {
             panic!(
@@ -574,14 +594,14 @@ async fn bad_nonce_refusals_are_retried() {
                 pebble.log()
             )
         });
-        assert_eq!(first_cert(&cert).sha256, outcome.new_sha256);
+        assert_eq!(first_cert(&cert).sha256, new_sha(&outcome));
         assert!(key_matches(
             &first_cert(&cert),
             &std::fs::read_to_string(&key).expect("key")
         ));
-        assert!(!outcome.endpoint_verified);
+        assert!(!outcome.message.contains("served by the endpoint"));
         assert_eq!(outcome.backups.len(), 2);
-        shas.push(outcome.new_sha256);
+        shas.push(new_sha(&outcome));
         // Requests sent once per renewal: more than three POSTs means certdeck retried.
         let log = pebble.log();
         let this_round = log.get(log_before..).unwrap_or_default();
@@ -646,10 +666,11 @@ async fn an_unreachable_directory_fails_at_the_account_step_and_changes_nothing(
     let plan = acme::plan(&iss, &file, now())
         .await
         .expect("plan")
-        .with_account_dir(&tmp.path().join("acme"));
+        .with_account_dir(&tmp.path().join("acme"))
+        .with_backup_dir(&tmp.path().join("data/backups"));
     let (res, progress) = run(&plan).await;
     let e = res.expect_err("nothing listens there");
-    assert_eq!(e.step(), AcmeStep::Account, "{e}");
+    assert_eq!(e.step(), Some(AcmeStep::Account), "{e}");
     let text = e.to_string();
     eprintln!("error: {text}");
     assert!(text.starts_with("step account: "), "{text}");
@@ -680,10 +701,11 @@ async fn a_failed_validation_fails_at_the_authorize_step_and_changes_nothing() {
     let plan = acme::plan(&issuer(&pebble, &webroot), &file, now())
         .await
         .expect("plan")
-        .with_account_dir(&tmp.path().join("acme"));
+        .with_account_dir(&tmp.path().join("acme"))
+        .with_backup_dir(&tmp.path().join("data/backups"));
     let (res, progress) = run(&plan).await;
     let e = res.expect_err("validation cannot succeed");
-    assert_eq!(e.step(), AcmeStep::Authorize, "{e}\n{progress:#?}");
+    assert_eq!(e.step(), Some(AcmeStep::Authorize), "{e}\n{progress:#?}");
     let text = e.to_string();
     eprintln!("error: {text}");
     assert!(text.starts_with("step authorize: "), "{text}");
@@ -719,23 +741,26 @@ async fn a_failing_reload_puts_the_old_files_back_and_nginx_keeps_the_old_certif
         Some(nginx.endpoint()),
         Some("false".into()),
     );
+    std::fs::set_permissions(&nginx.key, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let key_owner = crate::common::give_away(&nginx.key);
     let plan = acme::plan(&issuer(&pebble, &nginx.webroot), &file, now())
         .await
         .expect("plan")
-        .with_account_dir(&tmp.path().join("acme"));
+        .with_account_dir(&tmp.path().join("acme"))
+        .with_backup_dir(&tmp.path().join("data/backups"));
     let before = dir_listing(nginx.cert.parent().expect("dir"));
     let (res, progress) = run(&plan).await;
-    let audit = plan.audit_record(&res, now());
+    let audit = audit_of(&plan, &file, &res);
     assert_eq!(
         (audit.outcome.as_str(), audit.failed_step.as_deref()),
         ("failed", Some("reload"))
     );
     let e = res.expect_err("the reload fails");
-    assert_eq!(e.step(), AcmeStep::Reload, "{e}\n{progress:#?}");
+    assert_eq!(e.step(), Some(AcmeStep::Reload), "{e}\n{progress:#?}");
     let text = e.to_string();
     eprintln!("error: {text}");
     assert!(text.starts_with("step reload: "), "{text}");
-    assert!(text.contains("`false` exited with status 1"), "{text}");
+    assert!(text.contains("`false` exit status 1"), "{text}");
     assert!(text.contains("put back"), "{text}");
     // The files were really replaced, then put back.
     assert!(steps(&progress).contains(&AcmeStep::Write), "{progress:#?}");
@@ -745,7 +770,12 @@ async fn a_failing_reload_puts_the_old_files_back_and_nginx_keeps_the_old_certif
     );
     assert_eq!(std::fs::read_to_string(&nginx.cert).expect("r"), old_cert);
     assert_eq!(std::fs::read_to_string(&nginx.key).expect("r"), old_key);
-    assert_eq!(mode(&nginx.key), 0o600);
+    assert_eq!(mode(&nginx.key), 0o640, "the key put back keeps its mode");
+    assert_eq!(
+        crate::common::owner(&nginx.key),
+        key_owner,
+        "and its owner and group"
+    );
     assert_eq!(
         dir_listing(nginx.cert.parent().expect("dir")),
         before,
@@ -780,12 +810,13 @@ async fn a_refused_name_fails_at_the_order_step_and_changes_nothing() {
     let plan = acme::plan(&issuer(&pebble, &webroot), &file, now())
         .await
         .expect("plan")
-        .with_account_dir(&tmp.path().join("acme"));
+        .with_account_dir(&tmp.path().join("acme"))
+        .with_backup_dir(&tmp.path().join("data/backups"));
     let (res, progress) = run(&plan).await;
     let e = res.expect_err("the name is blocked");
     let text = e.to_string();
     eprintln!("error: {text}");
-    assert_eq!(e.step(), AcmeStep::Order, "{text}\n{progress:#?}");
+    assert_eq!(e.step(), Some(AcmeStep::Order), "{text}\n{progress:#?}");
     assert!(
         text.starts_with("step order: the CA refused the order: "),
         "{text}"
@@ -830,6 +861,12 @@ async fn dns01_hook_and_an_rsa_certificate_with_a_chain_file() {
     std::fs::write(&cert, old.pem()).expect("w");
     std::fs::write(&chain, &ca.pem).expect("w");
     std::fs::write(&key, key_pair.serialize_pem()).expect("w");
+    // A key the service's group must read, owned by another user (as root, `nobody`):
+    // the renewal keeps its owner, group and mode.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let key_mode_before = 0o640;
+    let key_owner = crate::common::give_away(&key);
+    let cert_owner = crate::common::give_away(&cert);
 
     let hook_log = tmp.path().join("hook.log");
     let hook = tmp.path().join("dns-hook.sh");
@@ -854,15 +891,17 @@ async fn dns01_hook_and_an_rsa_certificate_with_a_chain_file() {
     let plan = acme::plan(&iss, &file, now())
         .await
         .expect("plan")
-        .with_account_dir(&tmp.path().join("acme"));
-    assert_eq!(plan.key_type, acme::KeyType::Rsa(2048));
+        .with_account_dir(&tmp.path().join("acme"))
+        .with_backup_dir(&tmp.path().join("data/backups"));
+    assert_eq!(plan.key_type, certdeck::actions::keys::KeyType::Rsa(2048));
     assert_eq!(plan.names, vec!["localhost", "*.localhost"]);
-    assert!(plan.preview().contains("dns-01"), "{}", plan.preview());
+    let preview = plan.to_plan("x", "x").preview();
+    assert!(preview.contains("dns-01"), "{preview}");
     let (res, progress) = run(&plan).await;
     let outcome = res.unwrap_or_else(|e| panic!("{e}\n{progress:#?}\n{}", pebble.log()));
 
     let new = first_cert(&cert);
-    assert_eq!(new.sha256, outcome.new_sha256);
+    assert_eq!(new.sha256, new_sha(&outcome));
     assert_eq!(new.key, "RSA 2048");
     assert_eq!(
         cert_count(&cert),
@@ -876,7 +915,13 @@ async fn dns01_hook_and_an_rsa_certificate_with_a_chain_file() {
     );
     let new_key = std::fs::read_to_string(&key).expect("key");
     assert!(key_matches(&new, &new_key));
-    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(&key), key_mode_before, "the key keeps the mode it had");
+    assert_eq!(
+        crate::common::owner(&key),
+        key_owner,
+        "and its owner and group"
+    );
+    assert_eq!(crate::common::owner(&cert), cert_owner);
     assert_eq!(outcome.backups.len(), 3, "cert, chain and key backed up");
 
     let log = std::fs::read_to_string(&hook_log).expect("the hook ran");
@@ -922,13 +967,14 @@ async fn a_failed_verification_puts_the_old_files_back() {
     let mut plan = acme::plan(&issuer(&pebble, &nginx.webroot), &file, now())
         .await
         .expect("plan")
-        .with_account_dir(&tmp.path().join("acme"));
+        .with_account_dir(&tmp.path().join("acme"))
+        .with_backup_dir(&tmp.path().join("data/backups"));
     plan.verify_timeout = Duration::from_secs(2);
     let (res, progress) = run(&plan).await;
     let e = res.expect_err("nginx was not reloaded");
     let text = e.to_string();
     eprintln!("error: {text}");
-    assert_eq!(e.step(), AcmeStep::Verify, "{text}\n{progress:#?}");
+    assert_eq!(e.step(), Some(AcmeStep::Verify), "{text}\n{progress:#?}");
     assert!(
         text.contains(&format!("still serves SHA-256 {old_sha}")),
         "{text}"
@@ -962,11 +1008,12 @@ async fn a_stale_plan_is_refused_before_any_request() {
     let plan = acme::plan(&iss, &managed(&cert, &key, None, None), now())
         .await
         .expect("plan")
-        .with_account_dir(&accounts);
+        .with_account_dir(&accounts)
+        .with_backup_dir(&tmp.path().join("data/backups"));
     std::fs::write(&cert, &other_cert).expect("w");
     let (res, progress) = run(&plan).await;
     let e = res.expect_err("stale");
-    assert_eq!(e.step(), AcmeStep::Plan, "{e}");
+    assert_eq!(e.step(), Some(AcmeStep::Plan), "{e}");
     assert!(e.to_string().contains("plan again"), "{e}");
     assert!(progress.is_empty());
     assert!(!accounts.exists(), "no account key was made");
@@ -1059,12 +1106,13 @@ async fn certdeck_renew_id_renews_a_configured_certificate_through_the_binary() 
         old_cert
     );
 
-    // --yes renews: progress on stdout, new files, nginx reloaded and serving the new leaf.
+    // --yes renews: progress on stderr, new files, nginx reloaded and serving the new leaf.
     let (code, out, err) = certdeck(&["renew", &id, "--yes"]);
     assert_eq!(code, 0, "{out}\n{err}\npebble:\n{}", pebble.log());
     for step in ["[order]", "[write]", "[reload]", "[verify]"] {
-        assert!(out.contains(step), "progress lacks {step}: {out}");
+        assert!(err.contains(step), "progress lacks {step}: {err}");
     }
+    assert!(out.contains(&format!("ok {id}: renewed")), "{out}");
     let new = first_cert(&nginx.cert);
     assert_ne!(new.sha256, old.sha256);
     assert!(new.not_after - now() > 4 * 365 * 86_400);

@@ -1,165 +1,120 @@
-//! The action flow through the headless app and the real dispatcher: mark rows, plan,
-//! preview, confirm or cancel, run with progress, verify by re-probing. Demo renewal against
-//! the real demo fleet; user-defined actions running real commands.
+//! The action flow through the headless dashboard and the real runner: mark rows, plan,
+//! preview, confirm or cancel, run with progress, verify by re-reading. Demo renewal against
+//! the real demo fleet; user-defined actions running real commands, with hostile certificate
+//! names in every quoting context.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use certdeck::app::{ActKind, App, AppEvent, Effect, Popup, Proposal, TaskState};
-use certdeck::config::keymap::Keymap;
+use certdeck::actions::hooks::{HookBackend, UserAction};
+use certdeck::actions::{AuditLog, Backend, Session};
+use certdeck::app::{App, AppEvent, Effect, Popup, TaskState};
 use certdeck::demo::{DemoFleet, DemoRenewer};
-use certdeck::dispatch::{Backend, Dispatcher};
-use certdeck::hooks::{HookBackend, UserAction};
 use certdeck::model::{Status, Thresholds};
-use certdeck::sources::{self, ProbeSettings, SourceEvent};
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use tokio::sync::mpsc;
+use certdeck::sources::ProbeSettings;
 
-fn key(c: char) -> AppEvent {
-    AppEvent::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
-}
+use crate::headless::{key, Headless};
 
-/// Carry out effects like the real runner does, feeding answers back until things settle.
-async fn drive(
-    app: &mut App,
-    effects: Vec<Effect>,
-    d: &Dispatcher,
-    prober: &sources::tls::TlsProber,
-    tx: &mpsc::Sender<AppEvent>,
-    rx: &mut mpsc::Receiver<AppEvent>,
-) {
-    let mut queue = effects;
-    loop {
-        for e in std::mem::take(&mut queue) {
-            match e {
-                Effect::Propose { token, kind, ids } => {
-                    let recs = ids
-                        .iter()
-                        .filter_map(|id| app.fleet.get(id).cloned())
-                        .collect();
-                    d.propose(token, kind, recs, tx.clone());
-                }
-                Effect::Execute { token, ids } => d.execute(token, &ids, tx.clone()),
-                Effect::Cancel { token } => d.cancel(token),
-                Effect::Reprobe(what) => {
-                    for (_, loc) in what {
-                        let t = sources::Target::parse(&loc, None).expect("target");
-                        let rec = prober.probe(&t).await;
-                        app.update(AppEvent::Source(SourceEvent::Observed(rec)));
-                    }
-                }
-                _ => {}
-            }
-        }
-        match tokio::time::timeout(Duration::from_millis(1500), rx.recv()).await {
-            Ok(Some(ev)) => queue = app.update(ev),
-            _ => return,
-        }
-    }
-}
-
-fn app_with(records: Vec<certdeck::model::Record>) -> App {
-    app_at(certdeck::clock::now_unix(), records)
-}
-
-/// An app judging at `now` (the fixed clock for snapshots of the sample fleet).
-fn app_at(now: i64, records: Vec<certdeck::model::Record>) -> App {
-    let mut app = App::new(now, Thresholds::default(), Keymap::default());
-    app.update(AppEvent::Resize(100, 30));
-    app.load_records(records);
-    app
-}
-
-/// The demo fleet, a prober that trusts it, and its endpoints scanned.
-async fn demo_scan() -> (
-    DemoFleet,
-    sources::tls::TlsProber,
-    Vec<certdeck::model::Record>,
-) {
+/// The demo fleet's endpoints under a live supervisor, with the demo renewer.
+async fn demo(read_only: bool, audit: Option<AuditLog>) -> (DemoFleet, Headless) {
     let fleet = DemoFleet::start().await.expect("demo");
-    let settings = ProbeSettings {
-        extra_roots: vec![fleet.trust_anchor()],
-        ..ProbeSettings::default()
-    };
-    let prober = sources::build_prober(&settings).expect("prober");
-    let inv = sources::Inventory {
-        targets: fleet.endpoints.iter().map(|e| e.target.clone()).collect(),
-        ..Default::default()
-    };
-    let (records, _) = sources::scan(inv, settings).await;
-    (fleet, prober, records)
+    let mut sources = fleet.sources(ProbeSettings::default());
+    sources.truncate(1); // the endpoints; the files do not take actions
+    let backends: Vec<Arc<dyn Backend>> = vec![Arc::new(DemoRenewer::new(&fleet))];
+    let session = Session::new(backends, read_only, audit);
+    let mut h = Headless::start(sources, session);
+    h.until(20, "every demo endpoint", |a| {
+        a.fleet.len() == fleet.endpoints.len()
+    })
+    .await;
+    (fleet, h)
+}
+
+fn status_of(app: &App, id: &str) -> Status {
+    app.fleet
+        .facts(app.fleet.fleet().index_of(id).expect("row"))
+        .a
+        .status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marked_demo_rows_are_renewed_in_bulk_and_turn_healthy() {
-    let (fleet, prober, records) = demo_scan().await;
-    let mut app = app_with(records);
-    let backends: Vec<Arc<dyn Backend>> = vec![Arc::new(DemoRenewer::new(&fleet))];
-    let d = Dispatcher::new(backends, false);
-    let (tx, mut rx) = mpsc::channel(256);
-
+    let dir = tempfile::tempdir().expect("dir");
+    let audit = AuditLog::new(dir.path().join("audit.jsonl"));
+    let (_fleet, mut h) = demo(false, Some(audit.clone())).await;
     // The two worst rows: expired, then the short-lived intermediate (2 days).
-    let worst: Vec<String> = app
+    let worst: Vec<String> = h
+        .app
+        .fleet
         .rows
         .iter()
         .take(2)
-        .map(|&i| app.fleet.records()[i].id.clone())
+        .map(|&i| h.app.fleet.records()[i].id.clone())
         .collect();
-    let status_of = |app: &App, id: &str| app.facts(app.fleet.index_of(id).expect("row")).a.status;
-    assert_eq!(status_of(&app, &worst[0]), Status::Expired);
-    app.update(key(' '));
-    app.update(key(' '));
-    assert_eq!(app.marked.len(), 2);
-    let eff = app.update(key('n'));
+    assert_eq!(status_of(&h.app, &worst[0]), Status::Expired);
+    h.press(key(' '));
+    h.press(key(' '));
+    assert_eq!(h.app.fleet.marked.len(), 2);
+    let eff = h.press(key('n'));
     match eff.as_slice() {
-        [Effect::Propose {
-            kind: ActKind::Builtin,
+        [Effect::Plan {
+            request: certdeck::actions::Request::Default,
             ids,
             ..
         }] => assert_eq!(ids, &worst),
         other => panic!("{other:?}"),
     }
-    drive(&mut app, eff, &d, &prober, &tx, &mut rx).await;
-    assert_eq!(app.popup, Some(Popup::Confirm), "{:?}", app.message);
-    let c = app.confirm.clone().expect("confirm");
-    assert_eq!(c.proposals.len(), 2);
-    assert!(c
-        .proposals
-        .iter()
-        .all(|p| p.error.is_none() && p.destructive));
+    h.until(10, "the confirm popup", |a| {
+        a.ui.popup == Some(Popup::Confirm)
+    })
+    .await;
+    let c = h.app.tasks.confirm.clone().expect("confirm");
+    assert_eq!(c.plans.len(), 2);
+    assert!(c.plans.iter().all(|p| p
+        .as_ref()
+        .is_ok_and(|p| p.risk == certdeck::actions::Risk::Destructive)));
+    let preview = c.plans[0].as_ref().expect("plan").preview();
     assert!(
-        c.proposals[0].preview.contains("expires:")
-            && c.proposals[0]
-                .preview
-                .contains("certdeck demo intermediate CA")
+        preview.contains("expires:") && preview.contains("certdeck demo intermediate CA"),
+        "{preview}"
     );
 
-    let eff = app.update(key('y'));
+    let eff = h.press(key('y'));
     assert!(matches!(eff.as_slice(), [Effect::Execute { ids, .. }] if ids.len() == 2));
-    assert!(app.tasks.values().all(|t| t.state == TaskState::Running));
-    drive(&mut app, eff, &d, &prober, &tx, &mut rx).await;
+    assert_eq!(h.app.tasks.running(), 2);
+    let w = worst.clone();
+    h.until(20, "both rows renewed and re-read healthy", move |a| {
+        w.iter().all(|id| {
+            a.tasks.state_of(id) == Some(TaskState::Succeeded) && status_of(a, id) == Status::Ok
+        })
+    })
+    .await;
     for id in &worst {
-        let t = &app.tasks[id];
-        assert_eq!(t.state, TaskState::Succeeded, "{:?}", t.log);
+        let t = &h.app.tasks.by_row[id];
         assert!(
             t.log.iter().any(|l| l.starts_with("now serving sha256")),
             "{:?}",
             t.log
         );
-        assert_eq!(
-            status_of(&app, id),
-            Status::Ok,
-            "the re-probe shows the row healthy"
+        assert!(
+            h.app.fleet.changed.contains(id),
+            "the row is flagged as changed"
         );
-        assert!(app.changed.contains(id), "the row is flagged as changed");
     }
-    assert!(app.marked.is_empty());
+    assert!(h.app.fleet.marked.is_empty());
+    let lines = audit.read().expect("audit");
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().all(|l| l.action == "demo re-issue"
+        && l.outcome == "succeeded"
+        && l.after_sha256.is_some()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_changes_nothing_and_read_only_refuses() {
-    let (fleet, prober, records) = demo_scan().await;
-    let before: Vec<(String, String)> = records
+    let (fleet, mut h) = demo(false, None).await;
+    let before: Vec<(String, String)> = h
+        .app
+        .fleet
+        .records()
         .iter()
         .map(|r| {
             (
@@ -171,39 +126,50 @@ async fn cancel_changes_nothing_and_read_only_refuses() {
             )
         })
         .collect();
-    let mut app = app_with(records);
-    let d = Dispatcher::new(vec![Arc::new(DemoRenewer::new(&fleet))], false);
-    let (tx, mut rx) = mpsc::channel(256);
-    let eff = app.update(key('n'));
-    drive(&mut app, eff, &d, &prober, &tx, &mut rx).await;
-    assert_eq!(app.popup, Some(Popup::Confirm));
-    let eff = app.update(key('n'));
+    h.press(key('n'));
+    h.until(10, "the confirm popup", |a| {
+        a.ui.popup == Some(Popup::Confirm)
+    })
+    .await;
+    let eff = h.press(key('n'));
     assert!(matches!(eff.as_slice(), [Effect::Cancel { .. }]));
-    drive(&mut app, eff, &d, &prober, &tx, &mut rx).await;
-    assert!(app.tasks.is_empty());
+    h.settle(500).await;
+    assert!(h.app.tasks.by_row.is_empty());
     // Nothing is served differently.
+    let prober = certdeck::sources::build_prober(&ProbeSettings {
+        extra_roots: vec![fleet.trust_anchor()],
+        ..ProbeSettings::default()
+    })
+    .expect("prober");
     for (id, sha) in &before {
-        let r = app.fleet.get(id).expect("row");
-        let t = sources::Target::parse(&r.location, None).expect("t");
+        let r = h.app.fleet.get(id).expect("row");
+        let t = certdeck::sources::Target::parse(&r.location, None).expect("t");
         let now = prober.probe(&t).await;
         assert_eq!(&now.cert.map(|c| c.sha256.clone()).unwrap_or_default(), sha);
     }
-    // Read-only: the key is refused in the app, and the dispatcher refuses too.
-    app.read_only = true;
-    assert!(app.update(key('n')).is_empty());
-    assert!(app
+    // Read-only: the key is refused in the app, and the session refuses too (audited).
+    h.app.read_only = true;
+    assert!(h.press(key('n')).is_empty());
+    assert!(h
+        .app
+        .ui
         .message
         .as_ref()
         .is_some_and(|(m, _)| m.contains("read-only")));
-    let ro = Dispatcher::new(vec![Arc::new(DemoRenewer::new(&fleet))], true);
-    let rec = app.fleet.records()[0].clone();
-    ro.propose(7, ActKind::Builtin, vec![rec], tx.clone());
-    match rx.recv().await {
-        Some(AppEvent::Proposed { proposals, .. }) => {
-            assert_eq!(proposals[0].error.as_deref(), Some("read-only mode"));
-        }
-        other => panic!("{other:?}"),
-    }
+    let dir = tempfile::tempdir().expect("dir");
+    let audit = AuditLog::new(dir.path().join("audit.jsonl"));
+    let ro = Session::new(
+        vec![Arc::new(DemoRenewer::new(&fleet))],
+        true,
+        Some(audit.clone()),
+    );
+    let rec = h.app.fleet.records()[0].clone();
+    let plans = ro
+        .plan(7, &certdeck::actions::Request::Default, &[rec])
+        .await;
+    let err = &plans[0].as_ref().expect_err("refused").error;
+    assert_eq!(err.kind, certdeck::actions::ErrorKind::ReadOnly);
+    assert_eq!(audit.read().expect("audit")[0].outcome, "refused");
 }
 
 fn user_action(command: &str, confirm: bool) -> UserAction {
@@ -213,13 +179,46 @@ fn user_action(command: &str, confirm: bool) -> UserAction {
     .expect("action")
 }
 
+fn info(actions: &[UserAction]) -> Vec<certdeck::app::UserActionInfo> {
+    actions
+        .iter()
+        .map(|a| certdeck::app::UserActionInfo {
+            name: a.name(),
+            description: a.description.clone(),
+            sources: a.sources.clone(),
+            confirm: a.confirm,
+            dangerous: a.dangerous,
+        })
+        .collect()
+}
+
+/// User actions by distinct names (the test's actions share a description).
+fn named(mut actions: Vec<UserAction>) -> Vec<UserAction> {
+    for (i, a) in actions.iter_mut().enumerate() {
+        a.name = Some(format!("{}-{i}", a.name()));
+    }
+    actions
+}
+
+fn headless_with(actions: Vec<UserAction>, audit: &AuditLog) -> Headless {
+    let session = Session::new(
+        vec![Arc::new(HookBackend {
+            actions: actions.clone(),
+        })],
+        false,
+        Some(audit.clone()),
+    );
+    let mut h = Headless::start_at(certdeck::testing::NOW, Vec::new(), session);
+    h.app.user_actions = info(&actions);
+    h.app.load_records(certdeck::testing::sample_records());
+    h
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_actions_fill_placeholders_show_output_and_keep_failures() {
     let dir = tempfile::tempdir().expect("dir");
     let out = dir.path().join("out.txt");
-    let recs = certdeck::testing::sample_records();
-    let mut app = app_with(recs);
-    let actions = vec![
+    let actions = named(vec![
         user_action(
             &format!(
                 "echo host={{host}} port={{port}} id={{id}} | tee {}",
@@ -229,40 +228,41 @@ async fn user_actions_fill_placeholders_show_output_and_keep_failures() {
         ),
         user_action("echo partial output; echo on stderr >&2; exit 3", false),
         user_action("echo {path}", true),
-    ];
-    app.user_actions = actions.iter().map(Into::into).collect();
-    let audit_path = dir.path().join("audit.jsonl");
-    let d = Dispatcher::new(vec![Arc::new(HookBackend { actions })], false)
-        .with_audit(certdeck::dispatch::AuditLog::new(&audit_path));
-    let prober = sources::build_prober(&ProbeSettings::default()).expect("prober");
-    let (tx, mut rx) = mpsc::channel(256);
+    ]);
+    let audit = AuditLog::new(dir.path().join("audit.jsonl"));
+    let mut h = headless_with(actions, &audit);
     // Select api.example.com:443 (a TLS row).
-    app.run_command("filter api\\.example");
-    let row = app.selected_record().expect("row").clone();
+    h.app.run_command("filter api\\.example");
+    let row = h.app.selected_record().expect("row").clone();
     assert_eq!(row.location, "api.example.com:443");
 
-    // 1: confirmed, placeholders filled and quoted, output in the task.
-    let eff = app.perform(certdeck::config::keymap::Action::UserAct(0));
-    drive(&mut app, eff, &d, &prober, &tx, &mut rx).await;
-    let c = app
-        .confirm
-        .clone()
-        .expect("confirm popup for confirm = true");
+    // 1: confirmed, placeholders passed as variables, output in the task.
+    let eff = h.app.perform(certdeck::config::keymap::Action::UserAct(0));
+    h.runner.run(&h.app, eff);
+    h.until(10, "the confirm popup", |a| a.tasks.confirm.is_some())
+        .await;
+    let preview = h.app.tasks.confirm.as_ref().unwrap().plans[0]
+        .as_ref()
+        .expect("plan")
+        .preview();
     assert!(
-        c.proposals[0].preview.contains("'api.example.com'"),
-        "{}",
-        c.proposals[0].preview
+        preview.contains("\"${CERTDECK_HOST}\"")
+            && preview.contains("CERTDECK_HOST=api.example.com"),
+        "{preview}"
     );
     assert!(!out.exists(), "nothing runs before confirmation");
-    let eff = app.update(key('y'));
-    drive(&mut app, eff, &d, &prober, &tx, &mut rx).await;
+    h.press(key('y'));
+    let id = row.id.clone();
+    h.until(10, "the command done", move |a| {
+        a.tasks.state_of(&id) == Some(TaskState::Succeeded)
+    })
+    .await;
     let written = std::fs::read_to_string(&out).expect("command ran");
     assert_eq!(
         written.trim(),
         format!("host=api.example.com port=443 id={}", row.id)
     );
-    let t = &app.tasks[&row.id];
-    assert_eq!(t.state, TaskState::Succeeded);
+    let t = &h.app.tasks.by_row[&row.id];
     assert!(
         t.log.iter().any(|l| l.contains("host=api.example.com")),
         "{:?}",
@@ -270,11 +270,15 @@ async fn user_actions_fill_placeholders_show_output_and_keep_failures() {
     );
 
     // 2: confirm = false runs at once; a non-zero exit is a failed task with its output kept.
-    let eff = app.perform(certdeck::config::keymap::Action::UserAct(1));
-    drive(&mut app, eff, &d, &prober, &tx, &mut rx).await;
-    assert_ne!(app.popup, Some(Popup::Confirm));
-    let t = &app.tasks[&row.id];
-    assert_eq!(t.state, TaskState::Failed);
+    let eff = h.app.perform(certdeck::config::keymap::Action::UserAct(1));
+    h.runner.run(&h.app, eff);
+    let id = row.id.clone();
+    h.until(10, "the failing command done", move |a| {
+        a.tasks.state_of(&id) == Some(TaskState::Failed)
+    })
+    .await;
+    assert_ne!(h.app.ui.popup, Some(Popup::Confirm));
+    let t = &h.app.tasks.by_row[&row.id];
     assert!(
         t.log.iter().any(|l| l == "partial output") && t.log.iter().any(|l| l == "on stderr"),
         "{:?}",
@@ -283,9 +287,7 @@ async fn user_actions_fill_placeholders_show_output_and_keep_failures() {
     assert!(t.log.last().expect("log").contains("exit status 3"));
 
     // Both runs are in the audit log (0600), with their outcome.
-    let log = certdeck::dispatch::AuditLog::new(&audit_path)
-        .read()
-        .expect("audit");
+    let log = audit.read().expect("audit");
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(
         (log[0].outcome.as_str(), log[1].outcome.as_str()),
@@ -298,73 +300,158 @@ async fn user_actions_fill_placeholders_show_output_and_keep_failures() {
         .error
         .as_deref()
         .is_some_and(|e| e.contains("exit status 3")));
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&audit_path)
-            .expect("meta")
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(mode, 0o600);
-    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&audit.path)
+        .expect("meta")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
 
     // 3: a placeholder the row does not have is refused with a reason, nothing runs.
-    let eff = app.perform(certdeck::config::keymap::Action::UserAct(2));
-    drive(&mut app, eff, &d, &prober, &tx, &mut rx).await;
-    assert!(
-        app.message
+    let eff = h.app.perform(certdeck::config::keymap::Action::UserAct(2));
+    h.runner.run(&h.app, eff);
+    h.until(10, "the refusal", |a| {
+        a.ui.message
             .as_ref()
-            .is_some_and(|(m, _)| m.contains("{path}")),
-        "{:?}",
-        app.message
-    );
+            .is_some_and(|(m, _)| m.contains("{path}"))
+    })
+    .await;
 
     // Sources filter: a file row does not take a tls-only action.
-    app.run_command("filter nginx/certs");
-    assert!(app
+    h.app.run_command("filter nginx/certs");
+    assert!(h
+        .app
         .perform(certdeck::config::keymap::Action::UserAct(0))
         .is_empty());
-    assert!(app
+    assert!(h
+        .app
+        .ui
         .message
         .as_ref()
         .is_some_and(|(m, _)| m.contains("does not apply")));
 }
 
+/// A certificate whose subject and SAN hold shell syntax: whatever quoting the template
+/// uses, the value is data to the command, never code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_subjects_and_sans_never_run_as_shell_code() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pwned = dir.path().join("pwned");
+    let evil = format!(
+        "x$(touch {p})`touch {p}`;touch {p}'\"$(touch {p})\"",
+        p = pwned.display()
+    );
+    let mut r = certdeck::testing::sample_records().remove(0);
+    let mut c = (**r.cert.as_ref().expect("cert")).clone();
+    c.subject = format!("CN={evil}");
+    c.sans = vec![certdeck::model::San::Dns(evil.clone())];
+    c.sha256 = certdeck::model::cert::sha256_hex(evil.as_bytes());
+    r.cert = Some(Arc::new(c));
+    let outs: Vec<std::path::PathBuf> =
+        (0..5).map(|i| dir.path().join(format!("out{i}"))).collect();
+    let templates = [
+        format!("echo {{subject}} > {}", outs[0].display()),
+        format!("echo \"{{subject}}\" > {}", outs[1].display()),
+        format!("echo '{{subject}}' > {}", outs[2].display()),
+        format!("echo \"$(echo {{sans}})\" > {}", outs[3].display()),
+        format!("printf '%s' \"$CERTDECK_SUBJECT\" > {}", outs[4].display()),
+    ];
+    let actions = named(templates.iter().map(|t| user_action(t, false)).collect());
+    let audit = AuditLog::new(dir.path().join("audit.jsonl"));
+    let session = Session::new(
+        vec![Arc::new(HookBackend {
+            actions: actions.clone(),
+        })],
+        false,
+        Some(audit),
+    );
+    let mut h = Headless::start_at(certdeck::testing::NOW, Vec::new(), session);
+    h.app.user_actions = info(&actions);
+    h.app.load_records(vec![r.clone()]);
+    for i in 0..templates.len() {
+        let eff = h.app.perform(certdeck::config::keymap::Action::UserAct(i));
+        h.runner.run(&h.app, eff);
+        let id = r.id.clone();
+        h.until(10, "the command done", move |a| {
+            a.tasks
+                .state_of(&id)
+                .is_some_and(|s| s != TaskState::Running)
+        })
+        .await;
+        assert_eq!(
+            h.app.tasks.state_of(&r.id),
+            Some(TaskState::Succeeded),
+            "{:?}",
+            h.app.tasks.by_row[&r.id].log
+        );
+        h.app.tasks.by_row.clear();
+    }
+    assert!(!pwned.exists(), "a certificate's name ran as shell code");
+    let subject = format!("CN={evil}");
+    for (i, o) in outs.iter().enumerate() {
+        let got = std::fs::read_to_string(o).expect("output");
+        let want = if i == 3 {
+            evil.as_str()
+        } else {
+            subject.as_str()
+        };
+        assert_eq!(
+            got.trim_end_matches('\n'),
+            want,
+            "template {}",
+            templates[i]
+        );
+    }
+}
+
 #[test]
 fn confirm_and_task_popups_render() {
-    let mut app = app_at(certdeck::testing::NOW, certdeck::testing::sample_records());
+    use certdeck::actions::session::Refusal;
+    use certdeck::actions::{ActionError, ActionEvent, Finished, Plan, Progress, Step};
+    let mut app = App::new(
+        certdeck::testing::NOW,
+        Thresholds::default(),
+        certdeck::config::keymap::Keymap::default(),
+    );
     app.update(AppEvent::Resize(80, 24));
+    app.load_records(certdeck::testing::sample_records());
     let first = app.selected_record().expect("row").clone();
     let eff = app.update(key('n'));
     let token = match eff.as_slice() {
-        [Effect::Propose { token, .. }] => *token,
+        [Effect::Plan { token, .. }] => *token,
         other => panic!("{other:?}"),
     };
-    app.update(AppEvent::Proposed {
+    let mut plan = Plan::for_record(
+        "renew",
+        "renew",
+        "Renew (cert-manager re-issue)",
+        &first,
+        "Certificate shop/billing",
+    );
+    plan.context = Some("prod".into());
+    plan.new_expiry_note = Some("as the issuer decides".into());
+    plan.steps_label = "API calls".into();
+    plan.steps = vec![
+        "PUT /apis/cert-manager.io/v1/namespaces/shop/certificates/billing/status (Issuing=True)"
+            .into(),
+    ];
+    app.update(AppEvent::Planned {
         token,
-        proposals: vec![
-            Proposal {
-                record_id: first.id.clone(),
-                location: first.location.clone(),
-                title: "Renew (cert-manager re-issue)".into(),
-                preview: "Renew (cert-manager re-issue): Certificate shop/billing in context prod\n  expires:    2026-11-08T11:06:40Z -> as the issuer decides\n  API calls:\n    PUT /apis/cert-manager.io/v1/namespaces/shop/certificates/billing/status (Issuing=True)\n".into(),
-                destructive: true,
-                error: None,
-            },
-            Proposal {
+        plans: vec![
+            Ok(plan),
+            Err(Refusal {
                 record_id: "file-x".into(),
                 location: "/etc/ssl/private/broken.pem".into(),
-                title: "renew".into(),
-                preview: String::new(),
-                destructive: false,
-                error: Some("no action applies to this row".into()),
-            },
+                error: ActionError::not_applicable(
+                    "/etc/ssl/private/broken.pem: no renew, rotate or other action for this row (nothing certdeck can drive manages it)",
+                ),
+            }),
         ],
     });
     let theme = certdeck::config::theme::Theme::default_dark();
     let render = |app: &App| {
-        let (w, h) = app.size;
+        let (w, h) = app.ui.size;
         let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).expect("t");
         term.draw(|f| certdeck::ui::render(app, &theme, f))
             .expect("draw");
@@ -385,20 +472,22 @@ fn confirm_and_task_popups_render() {
     insta::assert_snapshot!("confirm_popup_120x40", render(&app));
     app.update(AppEvent::Resize(80, 24));
     app.update(key('y'));
-    app.update(AppEvent::TaskProgress {
+    app.update(AppEvent::Action(ActionEvent::Progress(Progress {
         record_id: first.id.clone(),
-        step: "write".into(),
+        step: Step::Write,
         message: "PUT …/status: Issuing=True".into(),
-    });
-    app.update(AppEvent::Resize(80, 24));
+    })));
     app.update(key('T'));
     insta::assert_snapshot!("tasks_popup_running_80x24", render(&app));
-    app.update(AppEvent::TaskFinished {
+    app.update(AppEvent::Action(ActionEvent::Finished(Finished {
         record_id: first.id.clone(),
-        ok: false,
-        message: "step wait: cert-manager reports the issuance failed: Failed: ACME order rejected"
-            .into(),
-    });
+        title: "Renew (cert-manager re-issue)".into(),
+        result: Err(ActionError::at(
+            Step::Wait,
+            "cert-manager reports the issuance failed: Failed: ACME order rejected",
+        )),
+        audit_error: None,
+    })));
     insta::assert_snapshot!("tasks_popup_failed_80x24", render(&app));
     app.update(AppEvent::Resize(120, 40));
     insta::assert_snapshot!("tasks_popup_failed_120x40", render(&app));

@@ -1,6 +1,5 @@
 //! Certificate files: PEM bundles, DER, directories, globs, and every kind of bad file.
 
-
 use std::path::Path;
 
 use certdeck::model::{assess, Status, Thresholds};
@@ -187,26 +186,37 @@ fn bad_files_are_error_rows_naming_the_file() {
     assert_eq!(missing.error.as_deref(), Some("no such file or directory"));
 }
 
-#[cfg(unix)]
+/// As root (CI), the file is read by the binary running as `nobody`; as anyone else, the
+/// file is made unreadable to its owner.
 #[test]
 fn an_unreadable_file_is_a_permission_error_row() {
     use std::os::unix::fs::PermissionsExt;
-    if nix_is_root() {
-        // root reads anything; the check is meaningless there.
-        return;
-    }
     let dir = tempfile::tempdir().expect("dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let p = dir.path().join("locked.pem");
     std::fs::write(&p, cert("x", 10).0).expect("write");
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).expect("chmod");
-    let recs = read(&[s(&p)]);
-    assert_eq!(recs[0].error.as_deref(), Some("permission denied"));
-}
-
-fn nix_is_root() -> bool {
-    std::env::var("USER").map(|u| u == "root").unwrap_or(false)
-        || Path::new("/root").metadata().is_ok_and(|m| {
-            use std::os::unix::fs::MetadataExt;
-            m.uid() == 0 && std::fs::read_dir("/root").is_ok()
-        })
+    if crate::common::is_root() {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let out = std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--"])
+            .arg(env!("CARGO_BIN_EXE_certdeck"))
+            .args(["scan", "-o", "json", "--file"])
+            .arg(&p)
+            .env("HOME", dir.path())
+            .output()
+            .expect("runuser (util-linux)");
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(v[0]["error"], "permission denied", "{v}");
+        assert_eq!(v[0]["location"], s(&p));
+    } else {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+        let recs = read(&[s(&p)]);
+        assert_eq!(recs[0].error.as_deref(), Some("permission denied"));
+    }
 }

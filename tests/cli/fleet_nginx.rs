@@ -71,7 +71,11 @@ async fn nginx_fleet_matches_what_it_serves_and_bad_ports_are_clear_rows() {
         let r = recs
             .get(&loc)
             .unwrap_or_else(|| panic!("no record for {loc}"));
-        assert_eq!(r["not_after"], certdeck::clock::rfc3339(e.not_after), "{loc}");
+        assert_eq!(
+            r["not_after"],
+            certdeck::clock::rfc3339(e.not_after),
+            "{loc}"
+        );
         assert_eq!(r["status"], e.status, "{loc}");
         let subject = r["subject"].as_str().expect("subject");
         let mut parts: Vec<&str> = subject.split(", ").collect();
@@ -122,7 +126,8 @@ async fn nginx_fleet_matches_what_it_serves_and_bad_ports_are_clear_rows() {
         .find(|e| e.status == "ok" && e.signer == Signer::Root)
         .expect("a healthy root-signed endpoint");
     let t = format!("127.0.0.1:{}@{}", good.port, good.cn);
-    let (code, out, _) = crate::common::run_bin(&["scan", &t, "--ca-file", &ca, "-o", "json"]).await;
+    let (code, out, _) =
+        crate::common::run_bin(&["scan", &t, "--ca-file", &ca, "-o", "json"]).await;
     assert_eq!(code, 0, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v[0]["verification"]["reason"], "trusted");

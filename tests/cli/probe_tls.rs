@@ -1,13 +1,12 @@
 //! TLS probing against real servers on loopback: the demo fleet (rustls servers with rcgen
 //! certificates) and misbehaving ports. Every failure mode is a record, never a hang.
 
-
 use std::time::Duration;
 
+use crate::common::scan_targets;
 use certdeck::demo::DemoFleet;
 use certdeck::model::{assess, Record, Status, Thresholds};
 use certdeck::sources::{ProbeSettings, Target};
-use crate::common::scan_targets;
 
 fn find<'a>(fleet: &DemoFleet, records: &'a [Record], story: &str) -> &'a Record {
     let ep = fleet
@@ -47,7 +46,10 @@ async fn demo_fleet_reports_every_case_with_its_verdict() {
     let expired = find(&fleet, &records, "expired 10 days ago");
     assert_eq!(st("expired 10 days ago").status, Status::Expired);
     // Ten days to the second at start-up: a second later it is day -11.
-    assert!(matches!(st("expired 10 days ago").days_left, Some(-10 | -11)));
+    assert!(matches!(
+        st("expired 10 days ago").days_left,
+        Some(-10 | -11)
+    ));
     assert_eq!(verdict(expired), "expired");
     assert!(
         expired.error.is_none(),
@@ -122,9 +124,7 @@ async fn without_the_demo_ca_the_chain_is_unknown_issuer_but_still_read() {
         .iter()
         .find(|e| e.story == "healthy for months")
         .expect("story");
-    let (records, _) = scan_targets(vec![ep.target.clone()], ProbeSettings::default(),
-    )
-    .await;
+    let (records, _) = scan_targets(vec![ep.target.clone()], ProbeSettings::default()).await;
     assert!(records[0].cert.is_some());
     assert!(
         verdict(&records[0]).starts_with("unknown issuer"),
@@ -154,9 +154,7 @@ async fn sni_override_checks_the_certificate_against_that_name() {
         extra_roots: vec![fleet.trust_anchor()],
         ..ProbeSettings::default()
     };
-    let (mut records, _) = scan_targets(targets, settings,
-    )
-    .await;
+    let (mut records, _) = scan_targets(targets, settings).await;
     records.sort_by(|a, b| b.location.cmp(&a.location));
     assert_eq!(
         records[0].location,
@@ -175,7 +173,8 @@ async fn every_failure_mode_is_a_clear_row_within_one_timeout() {
     let (hang, _h1) = crate::common::hanging_server().await;
     let (plain, _h2) = crate::common::plain_http_server().await;
     let (garbage, _h3) =
-        crate::common::reply_server(b"\x00\x01garbage\xff\xfe bytes that are not TLS".to_vec()).await;
+        crate::common::reply_server(b"\x00\x01garbage\xff\xfe bytes that are not TLS".to_vec())
+            .await;
     let (silent_close, _h4) = crate::common::reply_server(Vec::new()).await;
     let backlog = crate::common::full_backlog_port().await;
     let closed = crate::common::closed_port();
@@ -212,9 +211,10 @@ async fn every_failure_mode_is_a_clear_row_within_one_timeout() {
         ..ProbeSettings::default()
     };
     // A hang guard: every failure is bounded by the one time limit (speed: benches/).
-    let (records, _) = tokio::time::timeout(Duration::from_secs(60), scan_targets(targets, settings))
-        .await
-        .expect("a hanging port never stalls the scan");
+    let (records, _) =
+        tokio::time::timeout(Duration::from_secs(60), scan_targets(targets, settings))
+            .await
+            .expect("a hanging port never stalls the scan");
     assert_eq!(records.len(), cases.len());
     let now = certdeck::clock::now_unix();
     for (target, want) in &cases {
@@ -292,9 +292,7 @@ async fn tls12_servers_are_read_including_mtls_ones_that_refuse_us() {
         Target::parse(&format!("127.0.0.1:{plain}@tls12.test"), None).expect("t"),
         Target::parse(&format!("127.0.0.1:{mtls}@tls12.test"), None).expect("t"),
     ];
-    let (records, _) = scan_targets(targets, ProbeSettings::default(),
-    )
-    .await;
+    let (records, _) = scan_targets(targets, ProbeSettings::default()).await;
     let by_port = |p: u16| {
         records
             .iter()

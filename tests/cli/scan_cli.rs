@@ -1,8 +1,7 @@
 //! The real binary: exit codes, the JSON contract, CSV and Prometheus output, config files.
 
-
-use certdeck::demo::DemoFleet;
 use crate::common::{run_bin, run_bin_env};
+use certdeck::demo::DemoFleet;
 
 fn target(fleet: &DemoFleet, story: &str) -> String {
     fleet

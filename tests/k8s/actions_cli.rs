@@ -2,16 +2,15 @@
 //! --read-only, confirmation, --yes, progress, the audit log in the data directory, exit codes.
 #![allow(clippy::unwrap_used)]
 
-
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use crate::k8s_common::{facts, leaf};
+use crate::k8s_fixture::Fixture;
 use certdeck::actions::AuditLog;
 use certdeck::model::record::location_id;
 use certdeck::model::SourceKind;
-use crate::k8s_common::{facts, leaf};
-use crate::k8s_fixture::Fixture;
 
 const STATUS: &str = "/apis/cert-manager.io/v1/namespaces/team-a/certificates/web/status";
 

@@ -6,111 +6,49 @@
 
 use std::time::Duration;
 
-use certdeck::actions::{AuditLog, Session, SessionEvent};
-use certdeck::app::{App, AppEvent, Popup, TaskState};
-use certdeck::config::keymap::Keymap;
-use certdeck::model::Thresholds;
-use certdeck::sources::SourceEvent;
-use certdeck::tui::Runner;
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use tokio::sync::mpsc;
+use certdeck::actions::{AuditLog, Session};
+use certdeck::app::{Popup, TaskState};
+
+use crate::headless::{key, Headless};
 
 use crate::k8s_common::{leaf, settings};
 use crate::k8s_fixture::Fixture;
 
-fn key(c: char) -> AppEvent {
-    AppEvent::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
-}
-
-/// The app and its runner, driven like the terminal loop drives them.
-struct Headless {
-    app: App,
-    runner: Runner,
-    rx: mpsc::Receiver<SourceEvent>,
-    srx: mpsc::Receiver<SessionEvent>,
-    audit: AuditLog,
-}
-
-impl Headless {
-    fn start(fx: &Fixture, ns: &str) -> Headless {
-        certdeck::sources::tls::install_crypto_provider();
-        let mut st = settings(fx);
-        st.namespace = Some(ns.into());
-        let sources = certdeck::sources::k8s::source::sources_for(st);
-        let backends = sources.iter().flat_map(|s| s.actions()).collect();
-        let audit = AuditLog::new(fx.dir().join("data/audit.jsonl"));
-        let mut opts = certdeck::actions::ActionOptions {
-            wait: Duration::from_secs(10),
-            ..Default::default()
-        };
-        opts.backups.dir = fx.dir().join("data/backups");
-        let session = Session::new(backends, false, Some(audit.clone())).with_options(opts);
-        let (runner, rx, srx) = Runner::start(sources, &Default::default(), session);
-        let mut app = App::new(
-            certdeck::clock::now_unix(),
-            Thresholds::default(),
-            Keymap::default(),
-        );
-        app.update(AppEvent::Resize(120, 40));
-        Headless {
-            app,
-            runner,
-            rx,
-            srx,
-            audit,
-        }
-    }
-
-    fn press(&mut self, ev: AppEvent) {
-        let effects = self.app.update(ev);
-        self.runner.run(&self.app, effects);
-    }
-
-    /// Run the loop (source events, action events, the clock) until `done` holds: no key is
-    /// pressed meanwhile. Panics after `secs`.
-    async fn until(&mut self, secs: u64, what: &str, done: impl Fn(&App) -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        while !done(&self.app) {
-            let effects = tokio::select! {
-                Some(ev) = self.rx.recv() => {
-                    let mut batch = vec![ev];
-                    while let Ok(e) = self.rx.try_recv() {
-                        batch.push(e);
-                    }
-                    self.app.apply_batch(batch);
-                    Vec::new()
-                }
-                Some(ev) = self.srx.recv() => match ev {
-                    SessionEvent::Planned { token, plans } => self.app.update(AppEvent::Planned { token, plans }),
-                    SessionEvent::Action(a) => self.app.update(AppEvent::Action(a)),
-                },
-                _ = tokio::time::sleep_until(deadline) => panic!("not within {secs} s: {what}"),
-            };
-            self.runner.run(&self.app, effects);
-        }
-    }
-
-    fn row(&self, location: &str) -> Option<&certdeck::model::Record> {
-        self.app
-            .fleet
-            .records()
-            .iter()
-            .find(|r| r.location == location)
-    }
+/// The headless dashboard over the fixture's namespace `ns`, with the audit log and backups
+/// in the fixture's directory.
+fn start(fx: &Fixture, ns: &str) -> (Headless, AuditLog) {
+    certdeck::sources::tls::install_crypto_provider();
+    let mut st = settings(fx);
+    st.namespace = Some(ns.into());
+    let sources = certdeck::sources::k8s::source::sources_for(st);
+    let backends = sources.iter().flat_map(|s| s.actions()).collect();
+    let audit = AuditLog::new(fx.dir().join("data/audit.jsonl"));
+    let mut opts = certdeck::actions::ActionOptions {
+        wait: Duration::from_secs(10),
+        ..Default::default()
+    };
+    opts.backups.dir = fx.dir().join("data/backups");
+    let session = Session::new(backends, false, Some(audit.clone())).with_options(opts);
+    (Headless::start(sources, session), audit)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_changed_added_and_deleted_show_up_without_a_key_press() {
     let fx = Fixture::start().await;
     crate::shop::seed(&fx);
-    let mut h = Headless::start(&fx, "shop");
+    let (mut h, _audit) = start(&fx, "shop");
     let legacy = "fixture/shop/secret/legacy-tls#tls.crt";
     h.until(10, "the first round", |a| a.fleet.len() >= 3).await;
     let before = h.row(legacy).unwrap().cert.as_ref().unwrap().sha256.clone();
 
     // Changed.
     let p = leaf(&["legacy.shop.example"], 200, None);
-    fx.insert_value(crate::k8s_fixture::tls_secret("shop", "legacy-tls", &p.cert, &p.key));
+    fx.insert_value(crate::k8s_fixture::tls_secret(
+        "shop",
+        "legacy-tls",
+        &p.cert,
+        &p.key,
+    ));
     h.until(10, "the new certificate on the row", |a| {
         a.fleet
             .records()
@@ -119,18 +57,27 @@ async fn secrets_changed_added_and_deleted_show_up_without_a_key_press() {
     })
     .await;
     let id = h.row(legacy).unwrap().id.clone();
-    assert!(h.app.fleet.changed.contains(&id), "the row is marked as changed");
+    assert!(
+        h.app.fleet.changed.contains(&id),
+        "the row is marked as changed"
+    );
 
     // Added.
     let p = leaf(&["new.shop.example"], 50, None);
-    fx.insert_value(crate::k8s_fixture::tls_secret("shop", "new-tls", &p.cert, &p.key));
+    fx.insert_value(crate::k8s_fixture::tls_secret(
+        "shop", "new-tls", &p.cert, &p.key,
+    ));
     let added = "fixture/shop/secret/new-tls#tls.crt";
     h.until(10, "the added Secret's row", |a| {
         a.fleet.records().iter().any(|r| r.location == added)
     })
     .await;
     assert!(
-        h.app.fleet.rows.iter().any(|&i| h.app.fleet.records()[i].location == added),
+        h.app
+            .fleet
+            .rows
+            .iter()
+            .any(|&i| h.app.fleet.records()[i].location == added),
         "and it is on screen"
     );
 
@@ -146,21 +93,26 @@ async fn secrets_changed_added_and_deleted_show_up_without_a_key_press() {
 async fn a_cluster_that_stops_answering_keeps_its_rows_marked_stale() {
     let fx = Fixture::start().await;
     crate::shop::seed(&fx);
-    let mut h = Headless::start(&fx, "shop");
+    let (mut h, _audit) = start(&fx, "shop");
     h.until(10, "the first round", |a| a.fleet.len() >= 3).await;
     let n = h.app.fleet.len();
     // The credentials stop working: the next round fails as a whole (401).
     fx.remove_token(crate::k8s_fixture::ADMIN_TOKEN);
     h.press(key('R'));
     h.until(10, "the source failing", |a| {
-        a.fleet.store().sources().any(|(_, s)| {
-            s.health.state == certdeck::sources::HealthState::Failing
-        })
+        a.fleet
+            .store()
+            .sources()
+            .any(|(_, s)| s.health.state == certdeck::sources::HealthState::Failing)
     })
     .await;
     let (_, st) = h.app.fleet.store().sources().next().unwrap();
     let p = st.health.problem.as_ref().unwrap();
-    assert_eq!(p.kind, certdeck::sources::ProblemKind::Unauthorized, "{p:?}");
+    assert_eq!(
+        p.kind,
+        certdeck::sources::ProblemKind::Unauthorized,
+        "{p:?}"
+    );
     assert!(p.message.contains("unauthorized (401)"), "{p:?}");
     let secrets: Vec<usize> = h
         .app
@@ -175,7 +127,10 @@ async fn a_cluster_that_stops_answering_keeps_its_rows_marked_stale() {
     assert!(h.app.fleet.len() >= n, "nothing was dropped");
     for i in secrets {
         assert!(
-            h.app.fleet.stale_age(i, h.app.now + 90).is_some_and(|age| age >= 90),
+            h.app
+                .fleet
+                .stale_age(i, h.app.now + 90)
+                .is_some_and(|age| age >= 90),
             "row {} is marked stale with its age",
             h.app.fleet.records()[i].location
         );
@@ -188,7 +143,7 @@ async fn a_cluster_that_stops_answering_keeps_its_rows_marked_stale() {
 async fn mark_renew_confirm_and_follow_progress_then_one_reread_per_source() {
     let fx = Fixture::start().await;
     crate::shop::seed(&fx);
-    let mut h = Headless::start(&fx, "shop");
+    let (mut h, audit) = start(&fx, "shop");
     h.until(10, "the first round", |a| a.fleet.len() >= 3).await;
 
     // Mark the two managed rows (their Secrets' tls.crt) and the plain Secret.
@@ -198,12 +153,21 @@ async fn mark_renew_confirm_and_follow_progress_then_one_reread_per_source() {
         h.press(key(' '));
     }
     h.press(key('n'));
-    h.until(10, "the confirm popup", |a| a.ui.popup == Some(Popup::Confirm))
-        .await;
+    h.until(10, "the confirm popup", |a| {
+        a.ui.popup == Some(Popup::Confirm)
+    })
+    .await;
     let c = h.app.tasks.confirm.clone().unwrap();
     assert_eq!(c.plans.len(), 3);
-    let renews: Vec<_> = c.runnable().filter(|p| p.title.starts_with("Renew")).collect();
-    assert_eq!(renews.len(), 2, "the two managed rows renew through cert-manager");
+    let renews: Vec<_> = c
+        .runnable()
+        .filter(|p| p.title.starts_with("Renew"))
+        .collect();
+    assert_eq!(
+        renews.len(),
+        2,
+        "the two managed rows renew through cert-manager"
+    );
     assert!(renews.iter().all(|p| {
         let s = p.preview();
         s.contains("/status") && s.contains("Certificate shop/")
@@ -215,12 +179,15 @@ async fn mark_renew_confirm_and_follow_progress_then_one_reread_per_source() {
     // Only renew the managed ones: cancel, and mark again without the plain Secret.
     h.press(key('n'));
     assert!(h.app.tasks.confirm.is_none());
-    h.app.run_command("filter shop/secret/(web|api)-tls#tls.crt");
+    h.app
+        .run_command("filter shop/secret/(web|api)-tls#tls.crt");
     h.press(key(' '));
     h.press(key(' '));
     h.press(key('n'));
-    h.until(10, "the confirm popup again", |a| a.ui.popup == Some(Popup::Confirm))
-        .await;
+    h.until(10, "the confirm popup again", |a| {
+        a.ui.popup == Some(Popup::Confirm)
+    })
+    .await;
     fx.clear_requests();
     h.press(key('y'));
     assert_eq!(h.app.tasks.running(), 2);
@@ -228,9 +195,9 @@ async fn mark_renew_confirm_and_follow_progress_then_one_reread_per_source() {
         a.tasks.running() == 0
             && a.tasks.by_row.values().all(|t| {
                 a.fleet.get(&t.record_id).is_some_and(|r| {
-                    r.cert.as_ref().is_some_and(|c| {
-                        (c.not_after - certdeck::clock::now_unix()) / 86_400 > 80
-                    })
+                    r.cert
+                        .as_ref()
+                        .is_some_and(|c| (c.not_after - certdeck::clock::now_unix()) / 86_400 > 80)
                 })
             })
     })
@@ -258,7 +225,7 @@ async fn mark_renew_confirm_and_follow_progress_then_one_reread_per_source() {
         })
         .count();
     assert_eq!(lists, 1, "one re-read of the source for both rows");
-    let lines = h.audit.read().unwrap();
+    let lines = audit.read().unwrap();
     assert_eq!(
         lines
             .iter()

@@ -2,13 +2,12 @@
 //! real `kubectl` and the real `kube` client against it.
 #![allow(clippy::unwrap_used)]
 
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::k8s_fixture::{Fault, Fixture, ADMIN_USER};
 use base64::Engine as _;
 use futures::{StreamExt, TryStreamExt};
-use crate::k8s_fixture::{Fault, Fixture, ADMIN_USER};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
@@ -473,7 +472,9 @@ async fn kube_client_paginates_and_sees_conflicts() {
                 Some(expected.len() as i64 - 2)
             );
             // A write between pages is not visible in the paginated (consistent) list.
-            fx.insert_value(crate::k8s_fixture::tls_secret("team-a", "zz-late", "x", "y"));
+            fx.insert_value(crate::k8s_fixture::tls_secret(
+                "team-a", "zz-late", "x", "y",
+            ));
         }
         got.extend(page.items.iter().map(|s| {
             format!(
@@ -885,7 +886,12 @@ async fn watcher_receives_modifications() {
         .await
         .unwrap();
     fx.remove("secrets", "team-c", "db-password");
-    fx.insert_value(crate::k8s_fixture::tls_secret("team-a", "elsewhere", "x", "y"));
+    fx.insert_value(crate::k8s_fixture::tls_secret(
+        "team-a",
+        "elsewhere",
+        "x",
+        "y",
+    ));
     let first = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
         .await
         .unwrap()

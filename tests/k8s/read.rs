@@ -2,12 +2,11 @@
 //! namespaces and unreachable clusters, all through the fixture API server and a real kubeconfig.
 #![allow(clippy::unwrap_used)]
 
-
 use std::time::Duration;
 
-use base64::Engine as _;
 use crate::k8s_common::{at_location, ca, leaf, scan, settings};
 use crate::k8s_fixture::{Fixture, CONTEXT};
+use base64::Engine as _;
 use serde_json::json;
 
 fn b64(s: &str) -> String {
@@ -157,7 +156,9 @@ async fn forbidden_namespace_is_a_row_and_the_other_namespaces_still_load() {
     let fx = Fixture::start().await;
     for ns in ["team-a", "locked", "team-b"] {
         let p = leaf(&[&format!("web.{ns}.example")], 60, None);
-        fx.insert_value(crate::k8s_fixture::tls_secret(ns, "web-tls", &p.cert, &p.key));
+        fx.insert_value(crate::k8s_fixture::tls_secret(
+            ns, "web-tls", &p.cert, &p.key,
+        ));
     }
     fx.forbid("list", "secrets", Some("locked"));
     let mut st = settings(&fx);
@@ -166,7 +167,9 @@ async fn forbidden_namespace_is_a_row_and_the_other_namespaces_still_load() {
     // The source is partial: its health says which namespace could not be read.
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert!(
-        failures[0].contains("forbidden (403): missing permission `list` on `secrets` in namespace \"locked\""),
+        failures[0].contains(
+            "forbidden (403): missing permission `list` on `secrets` in namespace \"locked\""
+        ),
         "{failures:?}"
     );
     for ns in ["team-a", "team-b"] {
@@ -238,8 +241,11 @@ async fn expired_continue_token_relists_without_duplicates() {
     }
     // Compact history after the first page: the second page's token is gone (410).
     fx.add_fault(
-        crate::k8s_fixture::Fault::delay("/api/v1/namespaces/paged/secrets", Duration::from_millis(1))
-            .times(1),
+        crate::k8s_fixture::Fault::delay(
+            "/api/v1/namespaces/paged/secrets",
+            Duration::from_millis(1),
+        )
+        .times(1),
     );
     let mut st = settings(&fx);
     st.namespace = Some("paged".into());
@@ -291,11 +297,15 @@ async fn unreachable_and_hanging_clusters_are_error_rows_not_stalls() {
         .expect("an unreachable or hanging cluster never stalls the scan");
     // Each context that could not be read is a failing source, named with its reason.
     assert!(
-        failures.iter().any(|f| f.starts_with("k8s gone: cluster unreachable")),
+        failures
+            .iter()
+            .any(|f| f.starts_with("k8s gone: cluster unreachable")),
         "{failures:?}"
     );
     assert!(
-        failures.iter().any(|f| f.starts_with("k8s hangs: timed out after 1s")),
+        failures
+            .iter()
+            .any(|f| f.starts_with("k8s hangs: timed out after 1s")),
         "{failures:?}"
     );
     assert!(
@@ -429,7 +439,9 @@ async fn without_a_namespace_the_contexts_own_namespace_is_read() {
     let fx = Fixture::start().await;
     for ns in ["default", "other"] {
         let p = leaf(&[&format!("web.{ns}.example")], 60, None);
-        fx.insert_value(crate::k8s_fixture::tls_secret(ns, "web-tls", &p.cert, &p.key));
+        fx.insert_value(crate::k8s_fixture::tls_secret(
+            ns, "web-tls", &p.cert, &p.key,
+        ));
     }
     let (records, _) = scan(settings(&fx)).await;
     assert!(
@@ -517,7 +529,9 @@ async fn throttled_and_failing_lists_are_retried_or_reported_per_namespace() {
     let fx = Fixture::start().await;
     for ns in ["busy", "broken", "fine"] {
         let p = leaf(&[&format!("web.{ns}.example")], 60, None);
-        fx.insert_value(crate::k8s_fixture::tls_secret(ns, "web-tls", &p.cert, &p.key));
+        fx.insert_value(crate::k8s_fixture::tls_secret(
+            ns, "web-tls", &p.cert, &p.key,
+        ));
     }
     // One 429 (Retry-After 1 s) is retried; a 500 is this namespace's error row.
     fx.add_fault(

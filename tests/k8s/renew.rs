@@ -2,13 +2,12 @@
 //! following the issuance, failures, permissions, time limits, bulk, audit and read-only.
 #![allow(clippy::unwrap_used)]
 
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use certdeck::actions::{ActionEvent, ErrorKind, Step};
 use crate::k8s_common::{acts, facts, leaf, row};
 use crate::k8s_fixture::Fixture;
+use certdeck::actions::{ActionEvent, ErrorKind, Step};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -210,7 +209,10 @@ async fn renew_sets_the_issuing_condition_like_cmctl_and_follows_it_to_ready() {
     );
     assert!(matches!(
         events.last(),
-        Some(ActionEvent::Finished(certdeck::actions::Finished { result: Ok(_), .. }))
+        Some(ActionEvent::Finished(certdeck::actions::Finished {
+            result: Ok(_),
+            ..
+        }))
     ));
 
     let audit = ctx.audit.read().unwrap();
@@ -218,7 +220,11 @@ async fn renew_sets_the_issuing_condition_like_cmctl_and_follows_it_to_ready() {
     let a = &audit[0];
     assert_eq!(
         (a.action.as_str(), a.outcome.as_str(), a.actor.as_str()),
-        ("renew", "succeeded", certdeck::actions::audit::actor().as_str())
+        (
+            "renew",
+            "succeeded",
+            certdeck::actions::audit::actor().as_str()
+        )
     );
     assert_eq!(a.object, "Certificate team-a/web");
     assert_eq!(
@@ -307,7 +313,11 @@ async fn renew_reports_the_failure_reason_cert_manager_gives() {
     let plan = ctx.plan("renew", &rec).await.unwrap();
     let (tx, _rx) = mpsc::channel(64);
     let err = ctx.execute(&plan, &tx).await.unwrap_err();
-    assert!(err.message.contains("cert-manager reports the issuance failed"), "{err:?}");
+    assert!(
+        err.message
+            .contains("cert-manager reports the issuance failed"),
+        "{err:?}"
+    );
     assert!(
         err.to_string()
             .contains("Failed: The certificate request has failed"),
@@ -346,9 +356,7 @@ async fn renew_of_a_deleted_certificate_is_a_not_found_error() {
     let ctx = acts(&fx);
     let rec = row(&fx, "team-a", "fixture/team-a/secret/web-tls#tls.crt").await;
     fx.remove("certificates", "team-a", "web");
-    let err = ctx.plan("renew", &rec)
-        .await
-        .unwrap_err();
+    let err = ctx.plan("renew", &rec).await.unwrap_err();
     assert!(
         err.to_string().starts_with("step read: not found (404)"),
         "{err}"
@@ -445,7 +453,10 @@ async fn bulk_renew_runs_every_marked_row_with_its_own_progress() {
             .any(|e| matches!(e, ActionEvent::Progress(p) if p.step == Step::Write)));
         assert!(matches!(
             mine.last(),
-            Some(ActionEvent::Finished(certdeck::actions::Finished { result: Ok(_), .. }))
+            Some(ActionEvent::Finished(certdeck::actions::Finished {
+                result: Ok(_),
+                ..
+            }))
         ));
     }
     let audit = ctx.audit.read().unwrap();
@@ -480,8 +491,6 @@ async fn renew_of_a_plain_secret_points_to_rotate() {
     let ctx = acts(&fx);
     let rec = row(&fx, "team-a", "fixture/team-a/secret/plain-tls#tls.crt").await;
     assert_eq!(certdeck::actions::k8s::offered(&rec), Some("rotate"));
-    let err = ctx.plan("renew", &rec)
-        .await
-        .unwrap_err();
+    let err = ctx.plan("renew", &rec).await.unwrap_err();
     assert!(err.to_string().contains("use `certdeck rotate"), "{err}");
 }

@@ -3,13 +3,12 @@
 //! always holds a valid pair when a step fails.
 #![allow(clippy::unwrap_used)]
 
-
 use std::time::Duration;
 
-use certdeck::actions::k8s::CaSource;
-use certdeck::actions::{ErrorKind, Step};
 use crate::k8s_common::{acts, ca, facts, leaf, row};
 use crate::k8s_fixture::{Fault, Fixture};
+use certdeck::actions::k8s::CaSource;
+use certdeck::actions::{ErrorKind, Step};
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -149,9 +148,7 @@ async fn rotate_ca_signed_secret_is_signed_by_the_named_ca_secret() {
     ));
     let mut ctx = acts(&fx);
     let rec = row(&fx, "team-a", LOC).await;
-    let err = ctx.plan("rotate", &rec)
-        .await
-        .unwrap_err();
+    let err = ctx.plan("rotate", &rec).await.unwrap_err();
     assert!(
         err.to_string()
             .contains("is signed by CN=Team Root CA: name that CA with --ca-secret"),
@@ -256,7 +253,10 @@ async fn rotation_whose_result_does_not_verify_puts_the_old_pair_back() {
     let (crt, key, _) = stored(&fx);
     assert_eq!(facts(&crt).sha256, facts(&old.cert).sha256);
     assert_eq!(key, old.key);
-    assert!(certdeck::actions::keys::key_matches(&facts(&crt).der, &key), "a valid pair");
+    assert!(
+        certdeck::actions::keys::key_matches(&facts(&crt).der, &key),
+        "a valid pair"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,9 +329,7 @@ async fn rotate_of_a_managed_secret_points_to_renew() {
     ));
     let ctx = acts(&fx);
     let rec = row(&fx, "team-a", LOC).await;
-    let err = ctx.plan("rotate", &rec)
-        .await
-        .unwrap_err();
+    let err = ctx.plan("rotate", &rec).await.unwrap_err();
     assert!(
         err.to_string()
             .contains("managed by cert-manager Certificate web: use `certdeck renew"),

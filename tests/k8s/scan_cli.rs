@@ -1,7 +1,6 @@
 //! `certdeck scan` with Kubernetes, through the real binary, the fixture and its kubeconfig.
 #![allow(clippy::unwrap_used)]
 
-
 use crate::k8s_common::leaf;
 use crate::k8s_fixture::Fixture;
 use serde_json::Value;

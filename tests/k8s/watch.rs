@@ -26,7 +26,10 @@ impl Live {
         Live::start_with(fx, |_| {})
     }
 
-    fn start_with(fx: &Fixture, tune: impl FnOnce(&mut certdeck::sources::k8s::K8sSettings)) -> Live {
+    fn start_with(
+        fx: &Fixture,
+        tune: impl FnOnce(&mut certdeck::sources::k8s::K8sSettings),
+    ) -> Live {
         certdeck::sources::tls::install_crypto_provider();
         let mut st = settings(fx);
         st.namespace = Some("team-a".into());
@@ -118,8 +121,10 @@ async fn secrets_changed_added_and_deleted_show_up_live_without_listing_again() 
         &second.cert,
         &second.key,
     ));
-    live.until("the changed Secret", |s| sha_at(s, LOC) == Some(sha2.clone()))
-        .await;
+    live.until("the changed Secret", |s| {
+        sha_at(s, LOC) == Some(sha2.clone())
+    })
+    .await;
 
     // cert-manager finishing an issuance: the Secret's row follows the Certificate.
     fx.set_certificate_ready(
@@ -135,7 +140,10 @@ async fn secrets_changed_added_and_deleted_show_up_live_without_listing_again() 
             .is_some_and(|m| m.revision == Some(2))
     })
     .await;
-    assert_eq!(at(&live.store, LOC).unwrap().k8s.as_ref().unwrap().drift, None);
+    assert_eq!(
+        at(&live.store, LOC).unwrap().k8s.as_ref().unwrap().drift,
+        None
+    );
 
     // Added: a new Secret.
     let api = leaf(&["api.team-a.example"], 30, None);
@@ -177,14 +185,18 @@ async fn an_expired_watch_version_lists_once_more_and_the_feed_goes_on() {
     ));
     // Watch requests end every second, so the feed asks again from its last version.
     let mut live = Live::start_with(&fx, |st| st.watch_timeout = Duration::from_secs(1));
-    live.until("the first round", |s| at(s, LOC).is_some()).await;
+    live.until("the first round", |s| at(s, LOC).is_some())
+        .await;
     let lists = secret_lists(&fx);
     // The server forgets history: the next watch's version is too old (410 Gone).
     fx.expire_continue_tokens();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let later = leaf(&["late.team-a.example"], 45, None);
     fx.insert_value(crate::k8s_fixture::tls_secret(
-        "team-a", "late-tls", &later.cert, &later.key,
+        "team-a",
+        "late-tls",
+        &later.cert,
+        &later.key,
     ));
     let late = "fixture/team-a/secret/late-tls#tls.crt";
     live.until("the Secret written after the history was lost", |s| {

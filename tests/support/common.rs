@@ -124,3 +124,27 @@ pub async fn scan_targets(
     let problems = r.problems();
     (r.records, problems)
 }
+
+/// True when the tests run as root (CI does): the owner of a file just made is who we are.
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let f = tempfile::NamedTempFile::new().expect("tmp");
+    f.as_file().metadata().expect("meta").uid() == 0
+}
+
+/// As root, give `path` to `nobody:nogroup` (another user); returns the (uid, gid) it has.
+pub fn give_away(path: &std::path::Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    if is_root() {
+        std::os::unix::fs::chown(path, Some(65534), Some(65534)).expect("chown");
+    }
+    let m = std::fs::metadata(path).expect("meta");
+    (m.uid(), m.gid())
+}
+
+/// (uid, gid) of a file.
+pub fn owner(path: &std::path::Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).expect("meta");
+    (m.uid(), m.gid())
+}

@@ -144,19 +144,23 @@ impl Acts {
         plans: Vec<certdeck::actions::k8s::K8sPlan>,
         concurrency: usize,
         tx: tokio::sync::mpsc::Sender<certdeck::actions::ActionEvent>,
-    ) -> Vec<(String, Result<certdeck::actions::Outcome, certdeck::actions::ActionError>)> {
+    ) -> Vec<(
+        String,
+        Result<certdeck::actions::Outcome, certdeck::actions::ActionError>,
+    )> {
         use futures::StreamExt as _;
         let session = self.session();
-        let mut out: Vec<(usize, String, _)> = futures::stream::iter(plans.iter().enumerate().map(|(i, p)| {
-            let (session, tx, prepared) = (session.clone(), tx.clone(), self.prepared(p));
-            async move {
-                let f = session.run_prepared(prepared, tx).await;
-                (i, f.record_id, f.result)
-            }
-        }))
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
+        let mut out: Vec<(usize, String, _)> =
+            futures::stream::iter(plans.iter().enumerate().map(|(i, p)| {
+                let (session, tx, prepared) = (session.clone(), tx.clone(), self.prepared(p));
+                async move {
+                    let f = session.run_prepared(prepared, tx).await;
+                    (i, f.record_id, f.result)
+                }
+            }))
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
         out.sort_by_key(|(i, _, _)| *i);
         out.into_iter().map(|(_, id, r)| (id, r)).collect()
     }

@@ -143,7 +143,8 @@ fn at(days: i64) -> time::OffsetDateTime {
 
 fn ca_params(cn: &str, path_len: Option<u8>) -> CertificateParams {
     let mut p = CertificateParams::default();
-    p.distinguished_name.push(DnType::OrganizationName, "Fleet Test");
+    p.distinguished_name
+        .push(DnType::OrganizationName, "Fleet Test");
     p.distinguished_name.push(DnType::CommonName, cn);
     p.is_ca = IsCa::Ca(match path_len {
         Some(n) => BasicConstraints::Constrained(n),
@@ -192,7 +193,9 @@ impl Fleet {
         let root_issuer = Issuer::new(root_params, root_key);
         let int_key = KeyPair::generate().expect("key");
         let int_params = ca_params("Fleet Test Intermediate CA", Some(0));
-        let int = int_params.signed_by(&int_key, &root_issuer).expect("intermediate");
+        let int = int_params
+            .signed_by(&int_key, &root_issuer)
+            .expect("intermediate");
         let int_issuer = Issuer::new(int_params, int_key);
         let ca_file = dir.join("ca.crt");
         std::fs::write(&ca_file, root.pem()).expect("write");
@@ -217,7 +220,8 @@ impl Fleet {
                 KeyPair::generate().expect("key")
             };
             let mut p = CertificateParams::new(vec![cn.clone()]).expect("params");
-            p.distinguished_name.push(DnType::OrganizationName, "Fleet Test");
+            p.distinguished_name
+                .push(DnType::OrganizationName, "Fleet Test");
             p.distinguished_name.push(DnType::CommonName, &cn);
             p.not_before = at(days.min(0) - 100);
             // Whole seconds: what the certificate says is what the test expects.
@@ -225,10 +229,19 @@ impl Fleet {
             p.not_after = not_after;
             let (pem, chain) = match signer {
                 Signer::SelfSigned => (p.self_signed(&key).expect("cert").pem(), String::new()),
-                Signer::Root => (p.signed_by(&key, &root_issuer).expect("cert").pem(), String::new()),
-                Signer::Intermediate => (p.signed_by(&key, &int_issuer).expect("cert").pem(), int.pem()),
+                Signer::Root => (
+                    p.signed_by(&key, &root_issuer).expect("cert").pem(),
+                    String::new(),
+                ),
+                Signer::Intermediate => (
+                    p.signed_by(&key, &int_issuer).expect("cert").pem(),
+                    int.pem(),
+                ),
             };
-            let (crt, keyf) = (dir.join(format!("{i:04}.pem")), dir.join(format!("{i:04}.key")));
+            let (crt, keyf) = (
+                dir.join(format!("{i:04}.pem")),
+                dir.join(format!("{i:04}.key")),
+            );
             std::fs::write(&crt, format!("{pem}{chain}")).expect("write");
             std::fs::write(&keyf, key.serialize_pem()).expect("write");
             let port = ports[i - 1];

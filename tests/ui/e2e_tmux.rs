@@ -307,7 +307,6 @@ fn renewing_an_expired_demo_row_from_the_keyboard_turns_it_healthy() {
     );
 }
 
-
 #[test]
 fn kubernetes_rows_are_renewed_from_the_dashboard() {
     let fx = crate::k8s_fixture::Fixture::start_blocking();

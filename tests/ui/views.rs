@@ -346,7 +346,10 @@ fn a_failing_source_keeps_its_rows_marked_stale_with_their_age() {
     let a = app_with_failing_tls(120, 40);
     let screen = text(&a);
     insta::assert_snapshot!("table_stale_source_120x40", screen);
-    assert!(screen.contains("tls ✖ unreachable"), "the title names the failing source");
+    assert!(
+        screen.contains("tls ✖ unreachable"),
+        "the title names the failing source"
+    );
     assert!(screen.contains("stale 1h"), "rows show their age: {screen}");
     assert!(
         screen.contains("tls: failing: unreachable: no route to any endpoint"),
@@ -369,7 +372,10 @@ fn the_sources_popup_shows_every_source_with_its_health() {
     let screen = text(&a);
     insta::assert_snapshot!("sources_popup_120x40", screen);
     assert!(screen.contains("file  ok"), "{screen}");
-    assert!(screen.contains("tls  failing since 12:06:40Z: unreachable"), "{screen}");
+    assert!(
+        screen.contains("tls  failing since 12:06:40Z: unreachable"),
+        "{screen}"
+    );
     a.update(key('s'));
     assert!(a.ui.popup.is_none());
 }
@@ -388,17 +394,17 @@ fn hostile_text_never_reaches_the_terminal_raw() {
     a.update(key('/'));
     typed(&mut a, "evil");
     a.update(code(KeyCode::Enter));
-    for screen in [
-        draw(&a, &Theme::default_dark()),
-        {
-            a.update(code(KeyCode::Enter));
-            draw(&a, &Theme::default_dark())
-        },
-    ] {
+    for screen in [draw(&a, &Theme::default_dark()), {
+        a.update(code(KeyCode::Enter));
+        draw(&a, &Theme::default_dark())
+    }] {
         let mut seen_name = false;
         for cell in screen.content() {
             assert!(
-                !cell.symbol().chars().any(|c| c.is_control() || c == '\u{202e}'),
+                !cell
+                    .symbol()
+                    .chars()
+                    .any(|c| c.is_control() || c == '\u{202e}'),
                 "a control character reached the screen: {:?}",
                 cell.symbol()
             );
@@ -420,6 +426,10 @@ fn rows_removed_by_a_source_leave_the_screen_and_the_selection_holds() {
         id: victim.clone(),
     }));
     assert!(a.fleet.get(&victim).is_none());
-    assert_eq!(a.selected_record().unwrap().id, chosen, "the selection follows its row");
+    assert_eq!(
+        a.selected_record().unwrap().id,
+        chosen,
+        "the selection follows its row"
+    );
     assert!(!text(&a).contains(&victim));
 }

@@ -141,7 +141,10 @@ impl K8sPlan {
     pub fn to_plan(&self, identity: Option<String>) -> Plan {
         let mut details = Vec::new();
         if let Some(c) = &self.certificate {
-            details.push(("Certificate".to_owned(), format!("{c} -> Secret {}", self.secret)));
+            details.push((
+                "Certificate".to_owned(),
+                format!("{c} -> Secret {}", self.secret),
+            ));
         }
         if let Some(r) = self.revision {
             details.push(("revision".to_owned(), format!("{r} -> {}", r + 1)));
@@ -175,16 +178,26 @@ impl K8sPlan {
 }
 
 /// Plan a Kubernetes action for a row. Does not write anything.
-pub async fn plan(ctx: &ActionContext, kind: &str, record: &Record) -> Result<K8sPlan, ActionError> {
+pub async fn plan(
+    ctx: &ActionContext,
+    kind: &str,
+    record: &Record,
+) -> Result<K8sPlan, ActionError> {
     match kind {
         "renew" => renew::plan(ctx, record).await,
         "rotate" => rotate::plan(ctx, record).await,
-        other => Err(ActionError::not_applicable(format!("no Kubernetes action '{other}'"))),
+        other => Err(ActionError::not_applicable(format!(
+            "no Kubernetes action '{other}'"
+        ))),
     }
 }
 
 /// Run a confirmed plan, reporting each step.
-pub async fn execute(ctx: &ActionContext, plan: &K8sPlan, rep: &Reporter) -> Result<super::Outcome, ActionError> {
+pub async fn execute(
+    ctx: &ActionContext,
+    plan: &K8sPlan,
+    rep: &Reporter,
+) -> Result<super::Outcome, ActionError> {
     match plan.kind {
         "renew" => renew::execute(ctx, plan, rep).await,
         _ => rotate::execute(ctx, plan, rep).await,
@@ -219,7 +232,10 @@ impl K8sBackend {
 
 impl Backend for K8sBackend {
     fn offers(&self, record: &Record) -> Vec<Offer> {
-        let mine = record.k8s.as_ref().is_some_and(|k| k.context == self.context);
+        let mine = record
+            .k8s
+            .as_ref()
+            .is_some_and(|k| k.context == self.context);
         match offered(record).filter(|_| mine) {
             Some(verb) => vec![Offer {
                 verb: verb.to_owned(),
@@ -244,7 +260,9 @@ impl Backend for K8sBackend {
         Box::pin(async move {
             let ctx = ActionContext {
                 access: self.access.clone(),
-                timeout: opts.request_timeout.unwrap_or(self.timeout.max(Duration::from_secs(10))),
+                timeout: opts
+                    .request_timeout
+                    .unwrap_or(self.timeout.max(Duration::from_secs(10))),
                 wait: opts.wait,
                 poll: Duration::from_millis(500).min(opts.wait),
                 backups: opts.backups.clone(),
@@ -255,7 +273,9 @@ impl Backend for K8sBackend {
             let plan = k8s_plan.to_plan(identity);
             Ok(Prepared {
                 plan,
-                job: Box::new(move |rep| Box::pin(async move { execute(&ctx, &k8s_plan, &rep).await })),
+                job: Box::new(move |rep| {
+                    Box::pin(async move { execute(&ctx, &k8s_plan, &rep).await })
+                }),
             })
         })
     }

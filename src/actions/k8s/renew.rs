@@ -147,9 +147,8 @@ pub(super) async fn execute(
             .map_err(k8s_error(Step::Read))?;
         let revision = obj.data["status"]["revision"].as_i64();
         if is_issuing(&obj) {
-            rep.step(Step::Write, "already issuing: following it without writing",
-            )
-            .await;
+            rep.step(Step::Write, "already issuing: following it without writing")
+                .await;
             break revision;
         }
         set_issuing(&mut obj);
@@ -164,7 +163,9 @@ pub(super) async fn execute(
         .await
         {
             Ok(_) => {
-                rep.step(Step::Write, format!(
+                rep.step(
+                    Step::Write,
+                    format!(
                         "Issuing condition set ({REASON}) with PUT {}",
                         status_path(ns, &name)
                     ),
@@ -173,7 +174,9 @@ pub(super) async fn execute(
                 break revision;
             }
             Err(K8sError::Conflict(m)) if attempt < CONFLICT_RETRIES => {
-                rep.step(Step::Write, format!("409 Conflict (attempt {attempt}): re-reading and retrying: {m}"),
+                rep.step(
+                    Step::Write,
+                    format!("409 Conflict (attempt {attempt}): re-reading and retrying: {m}"),
                 )
                 .await;
             }
@@ -192,7 +195,8 @@ pub(super) async fn execute(
         let obj = match call(api.get(&name), ctx.timeout, cx, "get", "certificates", ns).await {
             Ok(o) => Some(o),
             Err(e) if e.is_cluster_level() => {
-                rep.step(Step::Wait, format!("read failed, retrying: {e}")).await;
+                rep.step(Step::Wait, format!("read failed, retrying: {e}"))
+                    .await;
                 None
             }
             Err(e) => return Err(k8s_error(Step::Wait)(e)),
@@ -224,9 +228,8 @@ pub(super) async fn execute(
             }
             if !seen_request {
                 if let Some(cr) = find_request(ctx, &cr_api, cx, ns, &name, target).await {
-                    rep.step(Step::Wait, format!("CertificateRequest {cr} created"),
-                    )
-                    .await;
+                    rep.step(Step::Wait, format!("CertificateRequest {cr} created"))
+                        .await;
                     seen_request = true;
                 }
             }
@@ -243,7 +246,9 @@ pub(super) async fn execute(
         }
         tokio::time::sleep(ctx.poll).await;
     };
-    rep.step(Step::Wait, format!("Ready with revision {}", done.revision.unwrap_or(target)),
+    rep.step(
+        Step::Wait,
+        format!("Ready with revision {}", done.revision.unwrap_or(target)),
     )
     .await;
 
@@ -268,10 +273,13 @@ pub(super) async fn execute(
     let leaf = match crate::sources::k8s::read::parse_certs(&crt) {
         Some(Ok(c)) if !c.is_empty() => Arc::new(c[0].clone()),
         _ => {
-            return Err(ActionError::at(Step::Verify, format!(
-                "Secret {ns}/{} holds no readable certificate after the renewal",
-                done.secret_name
-            )))
+            return Err(ActionError::at(
+                Step::Verify,
+                format!(
+                    "Secret {ns}/{} holds no readable certificate after the renewal",
+                    done.secret_name
+                ),
+            ))
         }
     };
     if plan.before_sha256.as_deref() == Some(leaf.sha256.as_str()) {

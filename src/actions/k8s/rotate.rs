@@ -54,10 +54,16 @@ async fn load_ca(
     let (crt, key, shown) = match src {
         CaSource::Files { cert, key } => {
             let c = std::fs::read(cert).map_err(|e| {
-                ActionError::at(Step::Issue, format!("cannot read CA file {}: {e}", cert.display()))
+                ActionError::at(
+                    Step::Issue,
+                    format!("cannot read CA file {}: {e}", cert.display()),
+                )
             })?;
             let k = std::fs::read(key).map_err(|e| {
-                ActionError::at(Step::Issue, format!("cannot read CA key file {}: {e}", key.display()))
+                ActionError::at(
+                    Step::Issue,
+                    format!("cannot read CA key file {}: {e}", key.display()),
+                )
             })?;
             (c, k, cert.display().to_string())
         }
@@ -86,16 +92,17 @@ async fn load_ca(
     let facts = match parse_certs(&crt) {
         Some(Ok(mut c)) if !c.is_empty() => c.remove(0),
         _ => {
-            return Err(ActionError::at(Step::Issue, format!(
-                "{shown} holds no CA certificate"
-            )))
+            return Err(ActionError::at(
+                Step::Issue,
+                format!("{shown} holds no CA certificate"),
+            ))
         }
     };
     if !facts.is_ca {
-        return Err(ActionError::at(Step::Issue, format!(
-            "{shown}: {} is not a CA certificate",
-            facts.subject
-        )));
+        return Err(ActionError::at(
+            Step::Issue,
+            format!("{shown}: {} is not a CA certificate", facts.subject),
+        ));
     }
     let key_pem = String::from_utf8(key)
         .map_err(|_| ActionError::at(Step::Issue, format!("{shown}: the CA key is not PEM")))?;
@@ -358,9 +365,14 @@ pub(super) async fn execute(
         ));
     }
     let old = current_leaf(&current).ok_or_else(|| {
-        ActionError::at(Step::Verify, format!("Secret {ns}/{name}: tls.crt holds no certificate"))
+        ActionError::at(
+            Step::Verify,
+            format!("Secret {ns}/{name}: tls.crt holds no certificate"),
+        )
     })?;
-    rep.step(Step::Read, format!(
+    rep.step(
+        Step::Read,
+        format!(
             "Secret at resourceVersion {}",
             plan.resource_version.as_deref().unwrap_or("?")
         ),
@@ -372,10 +384,10 @@ pub(super) async fn execute(
         (true, _) => None,
         (false, Some(src)) => Some(load_ca(ctx, cx, src).await?),
         (false, None) => {
-            return Err(ActionError::at(Step::Issue, format!(
-                "{} is CA-signed and no CA was named",
-                plan.object
-            )))
+            return Err(ActionError::at(
+                Step::Issue,
+                format!("{} is CA-signed and no CA was named", plan.object),
+            ))
         }
     };
     let not_after = plan
@@ -388,7 +400,9 @@ pub(super) async fn execute(
             .await
             .map_err(|e| ActionError::at(Step::Issue, format!("key generation task: {e}")))??
     };
-    rep.step(Step::Issue, format!(
+    rep.step(
+        Step::Issue,
+        format!(
             "new {} certificate {} (expires {})",
             old.key,
             &facts.sha256[..16],
@@ -403,7 +417,9 @@ pub(super) async fn execute(
         .clone()
         .ok_or_else(|| ActionError::at(Step::Backup, "the plan names no backup file"))?;
     write_backup(ctx, &backup, &current)?;
-    rep.step(Step::Backup, format!(
+    rep.step(
+        Step::Backup,
+        format!(
             "saved to {} (restore: {})",
             backup.display(),
             restore_command(cx, &backup)
@@ -440,7 +456,9 @@ pub(super) async fn execute(
             ),
             e => k8s_error(Step::Write)(e),
         })?;
-    rep.step(Step::Write, format!("PUT /api/v1/namespaces/{ns}/secrets/{name}"),
+    rep.step(
+        Step::Write,
+        format!("PUT /api/v1/namespaces/{ns}/secrets/{name}"),
     )
     .await;
 
@@ -455,9 +473,9 @@ pub(super) async fn execute(
         .and_then(|d| d.get("tls.key"))
         .and_then(|b| String::from_utf8(b.0.clone()).ok())
         .unwrap_or_default();
-    let ok = stored_leaf
-        .as_ref()
-        .is_some_and(|l| l.sha256 == facts.sha256 && crate::actions::keys::key_matches(&l.der, &stored_key));
+    let ok = stored_leaf.as_ref().is_some_and(|l| {
+        l.sha256 == facts.sha256 && crate::actions::keys::key_matches(&l.der, &stored_key)
+    });
     if !ok {
         let why = match &stored_leaf {
             None => "tls.crt holds no certificate after the write".to_owned(),
@@ -467,7 +485,9 @@ pub(super) async fn execute(
             ),
             Some(_) => "tls.key does not match tls.crt after the write".to_owned(),
         };
-        rep.step(Step::Rollback, format!("{why}: restoring the previous Secret"),
+        rep.step(
+            Step::Rollback,
+            format!("{why}: restoring the previous Secret"),
         )
         .await;
         let mut back = stored.clone();
@@ -483,13 +503,16 @@ pub(super) async fn execute(
             ns,
         )
         .await;
-        return Err(ActionError::at(Step::Verify, match restored {
-            Ok(_) => format!("{why}; the previous certificate was put back"),
-            Err(e) => format!(
-                "{why}; putting the previous Secret back failed ({e}): restore it with {}",
-                restore_command(cx, &backup)
-            ),
-        }));
+        return Err(ActionError::at(
+            Step::Verify,
+            match restored {
+                Ok(_) => format!("{why}; the previous certificate was put back"),
+                Err(e) => format!(
+                    "{why}; putting the previous Secret back failed ({e}): restore it with {}",
+                    restore_command(cx, &backup)
+                ),
+            },
+        ));
     }
     let msg = format!(
         "rotated: new certificate expires {}; backup {}",

@@ -44,7 +44,11 @@ impl Plugin for FilePlugin {
         let mut specs = ctx.positional_paths();
         specs.extend(args.files);
         if ctx.from_config {
-            specs.extend(ctx.config.section::<Vec<String>>("files")?.unwrap_or_default());
+            specs.extend(
+                ctx.config
+                    .section::<Vec<String>>("files")?
+                    .unwrap_or_default(),
+            );
         }
         if specs.is_empty() {
             return Ok(Vec::new());

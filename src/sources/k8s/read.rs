@@ -316,7 +316,8 @@ impl Reader<'_> {
             names.push(n.metadata.name.unwrap_or_default());
             Vec::new()
         };
-        self.list_paged(&api, "namespaces", "", None, &mut f).await?;
+        self.list_paged(&api, "namespaces", "", None, &mut f)
+            .await?;
         self.namespaces = Some(names.clone());
         Ok(names)
     }
@@ -336,7 +337,10 @@ impl Reader<'_> {
         K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
     {
         match scope {
-            Scope::One(ns) => match self.list_paged(&make(Some(ns)), resource, ns, fields, f).await {
+            Scope::One(ns) => match self
+                .list_paged(&make(Some(ns)), resource, ns, fields, f)
+                .await
+            {
                 Ok(_) => Vec::new(),
                 Err(e) => vec![(ns.clone(), e)],
             },
@@ -551,8 +555,14 @@ pub async fn read_context(
             found.push((ns, certmanager::info(&o)));
             Vec::new()
         };
-        let errs = rd.list_scope(&scope, "certificates", &make, None, &mut f).await;
-        certs_rv = if errs.is_empty() { rd.last_rv.take() } else { None };
+        let errs = rd
+            .list_scope(&scope, "certificates", &make, None, &mut f)
+            .await;
+        certs_rv = if errs.is_empty() {
+            rd.last_rv.take()
+        } else {
+            None
+        };
         for (ns, e) in errs {
             if e.is_cluster_level() {
                 let _ = sink.observed(cluster_error_row(ctx, &e, now)).await;
@@ -606,9 +616,19 @@ pub async fn read_context(
             recs
         };
         let errs = rd
-            .list_scope(&scope, "secrets", &make, Some(SECRET_FIELD_SELECTOR), &mut f)
+            .list_scope(
+                &scope,
+                "secrets",
+                &make,
+                Some(SECRET_FIELD_SELECTOR),
+                &mut f,
+            )
             .await;
-        secrets_rv = if errs.is_empty() { rd.last_rv.take() } else { None };
+        secrets_rv = if errs.is_empty() {
+            rd.last_rv.take()
+        } else {
+            None
+        };
         for (ns, e) in errs {
             if ns.is_empty() && e.is_cluster_level() {
                 let _ = sink.observed(cluster_error_row(ctx, &e, now)).await;
@@ -637,7 +657,10 @@ pub async fn read_context(
             }
         };
         let mut f = |cm: ConfigMap| configmap_records(ctx, &cm, now);
-        for (ns, e) in rd.list_scope(&scope, "configmaps", &make, None, &mut f).await {
+        for (ns, e) in rd
+            .list_scope(&scope, "configmaps", &make, None, &mut f)
+            .await
+        {
             let _ = sink.observed(rd.error_row(&ns, "configmaps", &e)).await;
             partial.get_or_insert(e);
         }
@@ -657,7 +680,10 @@ pub async fn read_context(
             hosts.extend(super::ingress::tls_hosts(&i));
             Vec::new()
         };
-        for (ns, e) in rd.list_scope(&scope, "ingresses", &make, None, &mut f).await {
+        for (ns, e) in rd
+            .list_scope(&scope, "ingresses", &make, None, &mut f)
+            .await
+        {
             let _ = sink.observed(rd.error_row(&ns, "ingresses", &e)).await;
             partial.get_or_insert(e);
         }

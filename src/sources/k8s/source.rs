@@ -34,7 +34,12 @@ pub struct K8sArgs {
     #[arg(long)]
     pub all_contexts: bool,
     /// Namespace to read (default: the context's namespace).
-    #[arg(short = 'n', long, value_name = "NAMESPACE", conflicts_with = "all_namespaces")]
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NAMESPACE",
+        conflicts_with = "all_namespaces"
+    )]
     pub namespace: Option<String>,
     /// Read every namespace, plus webhook and APIService caBundles.
     #[arg(short = 'A', long)]
@@ -87,7 +92,11 @@ impl K8sArgs {
     }
 
     /// Kubernetes settings from these flags over the `[kubernetes]` config section.
-    pub fn resolve(&self, cfg: Option<&KubernetesConfig>, default_timeout: Duration) -> K8sSettings {
+    pub fn resolve(
+        &self,
+        cfg: Option<&KubernetesConfig>,
+        default_timeout: Duration,
+    ) -> K8sSettings {
         let d = KubernetesConfig::default();
         let c = cfg.unwrap_or(&d);
         let flags_scope = self.namespace.is_some() || self.all_namespaces;

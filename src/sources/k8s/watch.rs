@@ -71,7 +71,11 @@ impl Feed<'_> {
                 return false;
             }
         }
-        let old = self.start.rows.insert(key, new_ids.clone()).unwrap_or_default();
+        let old = self
+            .start
+            .rows
+            .insert(key, new_ids.clone())
+            .unwrap_or_default();
         for id in old.into_iter().filter(|id| !new_ids.contains(id)) {
             if !self.sink.removed(id).await {
                 return false;
@@ -88,7 +92,10 @@ impl Feed<'_> {
         }
         if let Some(cm) = self.start.certs.get(&key).cloned() {
             let now = crate::clock::now_unix();
-            return self.sink.observed(certificate_row(self.ctx, &key.0, &cm, now)).await;
+            return self
+                .sink
+                .observed(certificate_row(self.ctx, &key.0, &cm, now))
+                .await;
         }
         true
     }
@@ -173,7 +180,9 @@ impl Feed<'_> {
                 }
                 let ns = o.metadata.namespace.clone().unwrap_or_default();
                 let info = certmanager::info(&o);
-                self.start.certs.remove(&(ns.clone(), info.secret_name.clone()));
+                self.start
+                    .certs
+                    .remove(&(ns.clone(), info.secret_name.clone()));
                 let api: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
                 let key = (ns.clone(), info.secret_name.clone());
                 let now = crate::clock::now_unix();
@@ -223,10 +232,13 @@ impl Feed<'_> {
     /// Watch both kinds from the current versions until a stream ends or fails.
     async fn watch_once(&mut self) -> Next {
         let (secrets, certs) = self.apis();
-        let wp = WatchParams::default().timeout(self.settings.watch_timeout.as_secs().clamp(1, 290) as u32);
+        let wp = WatchParams::default()
+            .timeout(self.settings.watch_timeout.as_secs().clamp(1, 290) as u32);
         let swp = wp.clone().fields(SECRET_FIELD_SELECTOR);
         let s = match secrets.watch(&swp, &self.start.secrets_rv).await {
-            Ok(s) => s.map(Ev::Secret).chain(futures::stream::once(async { Ev::Ended })),
+            Ok(s) => s
+                .map(Ev::Secret)
+                .chain(futures::stream::once(async { Ev::Ended })),
             Err(e) => {
                 tracing::info!("{}: cannot watch Secrets: {e}", self.ctx);
                 return Next::Rewatch;
@@ -317,4 +329,3 @@ pub async fn run<F, Fut>(
         }
     }
 }
-

@@ -12,7 +12,7 @@ use super::TlsProber;
 use crate::model::{Record, SourceKind};
 use crate::sources::registry::{BuildContext, BuildError, Plugin};
 use crate::sources::{
-    build_prober, BoxFut, Problem, ProblemKind, ProbeSettings, RoundEnd, Schedule, Sink, Source,
+    build_prober, BoxFut, ProbeSettings, Problem, ProblemKind, RoundEnd, Schedule, Sink, Source,
     SourceId, Target,
 };
 
@@ -97,7 +97,11 @@ impl Plugin for TlsPlugin {
             read_targets_file(p, &mut raw)?;
         }
         if ctx.from_config {
-            raw.extend(ctx.config.section::<Vec<String>>("targets")?.unwrap_or_default());
+            raw.extend(
+                ctx.config
+                    .section::<Vec<String>>("targets")?
+                    .unwrap_or_default(),
+            );
             for p in ctx
                 .config
                 .section::<Vec<PathBuf>>("targets_files")?
@@ -110,7 +114,11 @@ impl Plugin for TlsPlugin {
             return Ok(Vec::new());
         }
         let (targets, bad) = parse_targets(raw, args.sni.as_deref());
-        Ok(vec![Arc::new(TlsSource::new(targets, bad, ctx.probe.clone()))])
+        Ok(vec![Arc::new(TlsSource::new(
+            targets,
+            bad,
+            ctx.probe.clone(),
+        ))])
     }
 }
 
@@ -126,8 +134,14 @@ pub struct TlsSource {
 }
 
 impl TlsSource {
-    pub fn new(targets: Vec<Target>, bad: Vec<(String, String)>, settings: ProbeSettings) -> TlsSource {
-        let prober = build_prober(&settings).map(Arc::new).map_err(|e| e.to_string());
+    pub fn new(
+        targets: Vec<Target>,
+        bad: Vec<(String, String)>,
+        settings: ProbeSettings,
+    ) -> TlsSource {
+        let prober = build_prober(&settings)
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
         TlsSource {
             id: SourceId::new(SourceKind::TLS, ""),
             targets,
@@ -159,7 +173,12 @@ impl TlsSource {
 }
 
 /// Probe targets, at most `concurrency` at once; false when nobody listens any more.
-pub async fn run_probes(prober: Arc<TlsProber>, targets: Vec<Target>, concurrency: usize, sink: &Sink) -> bool {
+pub async fn run_probes(
+    prober: Arc<TlsProber>,
+    targets: Vec<Target>,
+    concurrency: usize,
+    sink: &Sink,
+) -> bool {
     let sem = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for t in targets {
