@@ -39,7 +39,8 @@ fn has_glob_chars(s: &str) -> bool {
 pub fn expand(specs: &[String], now: i64) -> Expansion {
     let mut out = Expansion::default();
     for spec in specs {
-        if has_glob_chars(spec) {
+        // A path that exists is itself, even when its name has glob characters (`[`).
+        if has_glob_chars(spec) && std::fs::symlink_metadata(spec).is_err() {
             match glob::glob(spec) {
                 Ok(paths) => {
                     let mut any = false;

@@ -372,3 +372,155 @@ async fn demo_command_prints_the_fleet() {
         assert!(out.contains(want), "demo output lacks {want}: {out}");
     }
 }
+
+/// A certificate whose names carry terminal escapes and bidi overrides, as a PEM file.
+fn hostile_cert(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut p = rcgen::CertificateParams::new(vec!["evil.example".to_owned()]).expect("params");
+    p.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "evil\u{1b}]52;c;aGk=\u{7}\u{1b}[2J\u{1b}[31mred\u{202e}txt.exe",
+    );
+    p.distinguished_name
+        .push(rcgen::DnType::OrganizationName, "\u{1b}[H\u{9b}31m org");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = p.self_signed(&key).expect("cert");
+    let path = dir.join("evil\u{1b}[2J.pem");
+    std::fs::write(&path, cert.pem()).expect("write");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_in_names_never_reach_the_terminal_in_the_table() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = hostile_cert(dir.path());
+    let (code, out, err) =
+        run_bin(&["scan", "-o", "table", "-f", &path.display().to_string()]).await;
+    assert_eq!(code, 0, "{out:?} {err}");
+    assert!(out.contains("evil"), "the row is there: {out}");
+    for bad in ['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}'] {
+        assert!(!out.contains(bad), "{bad:?} reached stdout: {out:?}");
+        assert!(!err.contains(bad), "{bad:?} reached stderr: {err:?}");
+    }
+    // JSON keeps the data exactly (escaped by the JSON encoding).
+    let (_, out, _) = run_bin(&["scan", "-o", "json", "-f", &path.display().to_string()]).await;
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert!(v[0]["subject"]
+        .as_str()
+        .expect("subject")
+        .contains("\u{1b}]52"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_positional_path_is_read_as_files_not_as_a_host() {
+    let dir = tempfile::tempdir().expect("dir");
+    let sub = dir.path().join("certs");
+    std::fs::create_dir(&sub).expect("mkdir");
+    let fleet = DemoFleet::start().await.expect("demo");
+    std::fs::write(sub.join("root.pem"), &fleet.root.pem).expect("write");
+    let (code, out, err) = run_bin(&["scan", "-o", "json", &sub.display().to_string()]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v.as_array().expect("array").len(), 1, "{v}");
+    assert_eq!(v[0]["source"], "file");
+    assert!(v[0]["location"]
+        .as_str()
+        .expect("loc")
+        .ends_with("certs/root.pem"));
+    assert!(!err.contains("invalid characters"), "{err}");
+    // A file named directly, and a target beside it.
+    let file = sub.join("root.pem").display().to_string();
+    let www = target(&fleet, "healthy for months");
+    let (_, out, _) = run_bin(&["scan", "-o", "json", &file, &www]).await;
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let sources: Vec<&str> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["source"].as_str().expect("source"))
+        .collect();
+    assert!(
+        sources.contains(&"file") && sources.contains(&"tls"),
+        "{sources:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_or_a_device_named_as_a_file_is_an_error_row_not_a_hang() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fifo = dir.path().join("pipe.pem");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo")
+        .success());
+    let (code, out, err) = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        run_bin(&[
+            "scan",
+            "-o",
+            "json",
+            "-f",
+            &fifo.display().to_string(),
+            "-f",
+            "/dev/zero",
+        ]),
+    )
+    .await
+    .expect("a FIFO never blocks the scan");
+    assert_eq!(code, 3, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let by_loc = |suffix: &str| {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .find(|r| r["location"].as_str().is_some_and(|l| l.ends_with(suffix)))
+            .unwrap_or_else(|| panic!("no row for {suffix}: {v}"))
+            .clone()
+    };
+    assert!(by_loc("pipe.pem")["error"]
+        .as_str()
+        .expect("error")
+        .contains("FIFO"));
+    assert!(by_loc("/dev/zero")["error"]
+        .as_str()
+        .expect("error")
+        .contains("device"));
+    // The same for a targets file that is a FIFO.
+    let (code, _, err) = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        run_bin(&["scan", "--targets-file", &fifo.display().to_string()]),
+    )
+    .await
+    .expect("no hang");
+    assert_eq!(code, 3);
+    assert!(err.contains("FIFO"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_style_backups_and_temporary_files_beside_live_ones_are_not_rows() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fleet = DemoFleet::start().await.expect("demo");
+    std::fs::write(dir.path().join("site.crt"), &fleet.root.pem).expect("write");
+    // What certdeck 0.1 left beside a renewed file, and a temporary file of a write.
+    let expired = rcgen::CertificateParams::new(vec!["old.example".to_owned()])
+        .and_then(|mut p| {
+            p.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(100);
+            p.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(10);
+            let k = rcgen::KeyPair::generate()?;
+            p.self_signed(&k)
+        })
+        .expect("cert");
+    std::fs::write(
+        dir.path().join("site.crt.certdeck-backup-20261101T000000Z"),
+        expired.pem(),
+    )
+    .expect("write");
+    std::fs::write(dir.path().join(".site.crt.certdeck-tmp-1-0"), expired.pem()).expect("write");
+    let (code, out, _) = run_bin(&["scan", "-o", "json", &dir.path().display().to_string()]).await;
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v.as_array().expect("array").len(), 1, "{v}");
+    assert_eq!(
+        code, 0,
+        "the old certificate in the backup does not make the scan critical"
+    );
+}
