@@ -553,39 +553,97 @@ async fn the_starttls_flag_and_config_key_choose_the_protocol_of_plain_targets()
     let (code, _, err) = certdeck(&["scan"], Some("[probe]\nstarttls = \"gopher\"\n")).await;
     assert_eq!(code, 3);
     assert!(err.contains("line 2") && err.contains("gopher"), "{err}");
-    let (code, _, err) = certdeck(&["--starttls", "none", "scan", &plain], None).await;
-    assert_eq!(code, 3);
-    assert!(err.contains("give it after the subcommand"), "{err}");
     let (code, _, err) = certdeck(&["scan", "xmpp://h?domain="], None).await;
     assert_eq!(code, 3, "{err}");
 }
 
-#[test]
-fn the_dashboard_flag_sets_the_protocol_of_the_config_targets() {
-    use certdeck::sources::starttls::{Protocol, StarttlsMode};
-    use clap::Parser;
-    let cli =
-        certdeck::cli::Cli::try_parse_from(["certdeck", "--starttls", "none"]).expect("parse");
-    assert_eq!(cli.starttls, Some(StarttlsMode::Off));
-    let cfg = certdeck::config::parse(
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// The locations the dashboard's TLS source reads for this command line and config.
+async fn dashboard_locations(args: &[&str], config: &str) -> Vec<String> {
+    use certdeck::sources::registry::Purpose;
+    use certdeck::sources::{Sink, SourceEvent};
+    let parsed = certdeck::cli::parse_from(args).expect("command line");
+    let doc = certdeck::config::Document::parse(
         std::path::Path::new("c.toml"),
-        "targets = [\"mail.example:25\", \"db.example:15432\"]\n[probe]\nstarttls = \"auto\"\n",
+        config,
+        &certdeck::settings::known_sections(),
     )
     .expect("config");
-    let mode = certdeck::cli::starttls_mode(cli.starttls, Some(&cfg));
-    let inv = certdeck::cli::config_inventory(Some(&cfg), mode).expect("inventory");
-    assert!(
-        inv.targets.iter().all(|t| t.starttls.is_none()),
-        "{:?}",
-        inv.targets
+    let settings = certdeck::settings::Settings::resolve_with(
+        doc,
+        &parsed.cli,
+        &certdeck::cli::ProbeArgs::default(),
+    )
+    .expect("settings");
+    let sources = settings
+        .sources(Some(parsed.command_matches()), &[], &Purpose::Dashboard)
+        .expect("sources");
+    let mut out = Vec::new();
+    for src in sources {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let sink = Sink::new(std::sync::Arc::new(src.id().clone()), tx);
+        let round = tokio::time::timeout(Duration::from_secs(30), src.round(&sink));
+        round.await.expect("round within 30 s");
+        drop(sink);
+        while let Some(ev) = rx.recv().await {
+            if let SourceEvent::Observed { record, .. } = ev {
+                out.push(record.location);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_flag_and_the_config_key_set_the_protocol_of_the_config_targets() {
+    certdeck::sources::tls::install_crypto_provider();
+    let closed = peers::free_port();
+    let config = format!(
+        "targets = [\"127.0.0.1:25\", \"127.0.0.1:{closed}\"]\n[probe]\ntimeout = \"2s\"\n"
     );
-    let auto = certdeck::cli::starttls_mode(None, Some(&cfg));
-    let inv = certdeck::cli::config_inventory(Some(&cfg), auto).expect("inventory");
-    assert_eq!(inv.targets[0].starttls, Some(Protocol::Smtp));
-    assert_eq!(inv.targets[1].starttls, None);
-    let forced = certdeck::cli::starttls_mode(Some("postgres".parse().expect("mode")), Some(&cfg));
-    let inv = certdeck::cli::config_inventory(Some(&cfg), forced).expect("inventory");
-    assert_eq!(inv.targets[1].starttls, Some(Protocol::Postgres));
+    assert_eq!(
+        dashboard_locations(&["certdeck"], &config).await,
+        sorted(vec![
+            format!("127.0.0.1:{closed}"),
+            "smtp://127.0.0.1:25".to_owned()
+        ]),
+        "well-known ports choose by default"
+    );
+    assert_eq!(
+        dashboard_locations(&["certdeck", "--starttls", "none"], &config).await,
+        sorted(vec![
+            format!("127.0.0.1:{closed}"),
+            "tls://127.0.0.1:25".to_owned()
+        ])
+    );
+    assert_eq!(
+        dashboard_locations(&["certdeck", "--starttls", "imap"], &config).await,
+        sorted(vec![
+            format!("imap://127.0.0.1:{closed}"),
+            "imap://127.0.0.1:25".to_owned()
+        ])
+    );
+    let with_key = format!("{config}starttls = \"postgres\"\n");
+    assert_eq!(
+        dashboard_locations(&["certdeck"], &with_key).await,
+        sorted(vec![
+            format!("postgres://127.0.0.1:{closed}"),
+            "postgres://127.0.0.1:25".to_owned()
+        ])
+    );
+    assert_eq!(
+        dashboard_locations(&["certdeck", "--starttls", "auto"], &with_key).await,
+        sorted(vec![
+            format!("127.0.0.1:{closed}"),
+            "smtp://127.0.0.1:25".to_owned()
+        ]),
+        "the flag wins over the config key"
+    );
 }
 
 #[test]
@@ -606,17 +664,30 @@ fn the_details_view_names_the_starttls_protocol() {
         certdeck::config::keymap::Keymap::default(),
     );
     app.update(AppEvent::Resize(120, 40));
-    app.apply_batch(vec![certdeck::sources::SourceEvent::Observed(rec)]);
-    app.update(AppEvent::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)));
-    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).expect("term");
+    app.apply_batch(vec![certdeck::sources::SourceEvent::Observed {
+        source: std::sync::Arc::new(certdeck::sources::SourceId::new(
+            certdeck::model::SourceKind::TLS,
+            "",
+        )),
+        record: rec,
+    }]);
+    app.update(AppEvent::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    let mut term =
+        ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).expect("term");
     let theme = certdeck::config::theme::Theme::default_dark();
-    term.draw(|f| certdeck::ui::render(&app, &theme, f)).expect("draw");
+    term.draw(|f| certdeck::ui::render(&app, &theme, f))
+        .expect("draw");
     let buf = term.backend().buffer().clone();
     let screen: Vec<String> = (0..buf.area.height)
         .map(|y| (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect())
         .collect();
     assert!(
-        screen.iter().any(|l| l.contains("STARTTLS") && l.contains("smtp")),
+        screen
+            .iter()
+            .any(|l| l.contains("STARTTLS") && l.contains("smtp")),
         "{}",
         screen.join("\n")
     );

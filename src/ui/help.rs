@@ -62,5 +62,5 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     if let Some(p) = &app.log_path {
         lines.push(Line::styled(format!("Log: {p}"), theme.style(Role::Muted)));
     }
-    f.render_widget(Paragraph::new(lines).scroll((app.scroll, 0)), inner);
+    f.render_widget(Paragraph::new(lines).scroll((app.ui.scroll, 0)), inner);
 }
