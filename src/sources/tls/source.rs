@@ -25,7 +25,8 @@ const MAX_TARGETS_FILE: u64 = 16 * 1024 * 1024;
 #[command(next_help_heading = "TLS endpoints")]
 pub struct TlsArgs {
     /// A TLS target (repeatable): host:port, host (443), https://host[:port][/path], [v6]:port,
-    /// addr:port@sni.
+    /// addr:port@sni; STARTTLS first: smtp://, imap://, pop3://, ftp://, postgres://, mysql://,
+    /// ldap://, xmpp://host[:port][?domain=D].
     #[arg(id = "tls_target", short = 't', long = "target", value_name = "TARGET")]
     pub targets: Vec<String>,
     /// File with one target per line (# comments allowed; repeatable).
