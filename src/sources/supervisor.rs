@@ -341,6 +341,104 @@ fn start_live(slot: &Arc<Slot>, sink: &Sink) -> AbortOnDrop<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SourceKind;
+    use crate::sources::BoxFut;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A source whose rounds take `ms` and are counted.
+    struct Slow {
+        id: SourceId,
+        ms: u64,
+        rounds: Arc<AtomicUsize>,
+        reads: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl Source for Slow {
+        fn id(&self) -> &SourceId {
+            &self.id
+        }
+        fn schedule(&self) -> Schedule {
+            Schedule::every(Duration::from_secs(3600), Duration::from_secs(30))
+        }
+        fn round<'a>(&'a self, _sink: &'a Sink) -> BoxFut<'a, RoundEnd> {
+            Box::pin(async move {
+                self.rounds.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(self.ms)).await;
+                RoundEnd::complete()
+            })
+        }
+        fn reobserve<'a>(&'a self, rows: &'a [Record], _sink: &'a Sink) -> BoxFut<'a, RoundEnd> {
+            Box::pin(async move {
+                if let Ok(mut r) = self.reads.lock() {
+                    r.push(rows.len());
+                }
+                RoundEnd::complete()
+            })
+        }
+        fn reobserves_rows(&self) -> bool {
+            true
+        }
+    }
+
+    fn slow(ms: u64) -> (Arc<Slow>, Arc<AtomicUsize>, Arc<Mutex<Vec<usize>>>) {
+        let rounds = Arc::new(AtomicUsize::new(0));
+        let reads = Arc::new(Mutex::new(Vec::new()));
+        let s = Arc::new(Slow {
+            id: SourceId::new(SourceKind::new("slow"), ""),
+            ms,
+            rounds: rounds.clone(),
+            reads: reads.clone(),
+        });
+        (s, rounds, reads)
+    }
+
+    #[tokio::test]
+    async fn a_refresh_while_a_round_runs_starts_no_other() {
+        let (src, rounds, _) = slow(300);
+        let (tx, mut rx) = mpsc::channel(64);
+        let sup = Supervisor::start(
+            vec![src as Arc<dyn Source>],
+            &Overrides::default(),
+            Mode::Live,
+            tx,
+        );
+        // Wait for the first round to start, then ask again and again while it runs.
+        while !matches!(rx.recv().await, Some(SourceEvent::Started { .. })) {}
+        for _ in 0..5 {
+            assert_eq!(
+                sup.refresh_all(),
+                0,
+                "the running round is fresh: nothing is queued"
+            );
+        }
+        while !matches!(rx.recv().await, Some(SourceEvent::Finished { .. })) {}
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(rounds.load(Ordering::SeqCst), 1);
+        // Idle now: a refresh runs one round.
+        assert_eq!(sup.refresh_all(), 1);
+        while !matches!(rx.recv().await, Some(SourceEvent::Finished { .. })) {}
+        assert_eq!(rounds.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn re_reads_asked_for_together_are_one_re_read() {
+        let (src, _, reads) = slow(10);
+        let (tx, mut rx) = mpsc::channel(64);
+        let id = src.id.clone();
+        let sup = Supervisor::start(
+            vec![src as Arc<dyn Source>],
+            &Overrides::default(),
+            Mode::Live,
+            tx,
+        );
+        while !matches!(rx.recv().await, Some(SourceEvent::Finished { .. })) {}
+        for i in 0..50 {
+            let r = Record::new(SourceKind::FILE, format!("/etc/tls/{i}.pem"), 0);
+            sup.reobserve(vec![(id.clone(), r)]);
+        }
+        while !matches!(rx.recv().await, Some(SourceEvent::Finished { .. })) {}
+        assert_eq!(*reads.lock().unwrap(), vec![50], "fifty rows, one re-read");
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_interval() {

@@ -1106,6 +1106,35 @@ async fn certdeck_renew_id_renews_a_configured_certificate_through_the_binary() 
         old_cert
     );
 
+    // `read_only = true` in the config file refuses the renewal (it used to be ignored here).
+    let ro = tmp.path().join("certdeck-ro.toml");
+    std::fs::write(
+        &ro,
+        format!(
+            "read_only = true\n{}",
+            std::fs::read_to_string(&cfg).expect("cfg")
+        ),
+    )
+    .expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certdeck"))
+        .args(["renew", &id, "--yes", "--config"])
+        .arg(&ro)
+        .env("HOME", tmp.path())
+        .env("CERTDECK_DATA_DIR", &data)
+        .output()
+        .expect("run certdeck");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read-only"));
+    assert_eq!(
+        std::fs::read_to_string(&nginx.cert).expect("cert"),
+        old_cert
+    );
+
     // --yes renews: progress on stderr, new files, nginx reloaded and serving the new leaf.
     let (code, out, err) = certdeck(&["renew", &id, "--yes"]);
     assert_eq!(code, 0, "{out}\n{err}\npebble:\n{}", pebble.log());
@@ -1127,4 +1156,21 @@ async fn certdeck_renew_id_renews_a_configured_certificate_through_the_binary() 
         audit.contains(&new.sha256),
         "the audit record carries the new fingerprint: {audit}"
     );
+    // A scan of the directory afterwards sees the new certificate only: the backups are in
+    // the data directory, not beside the live files.
+    let dir = nginx.cert.parent().expect("dir").display().to_string();
+    let (code, out, err) = certdeck(&["scan", &dir, "-o", "json"]);
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let shas: Vec<&str> = rows
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|r| r["sha256"].as_str())
+        .collect();
+    assert!(shas.contains(&new.sha256.as_str()), "{out}");
+    assert!(
+        !shas.contains(&old.sha256.as_str()),
+        "the old certificate is not a row: {out}"
+    );
+    assert_eq!(code, 0, "nothing critical is left: {out}{err}");
 }

@@ -524,3 +524,34 @@ async fn old_style_backups_and_temporary_files_beside_live_ones_are_not_rows() {
         "the old certificate in the backup does not make the scan critical"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_and_the_man_page_come_from_the_command_with_every_source_flag() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, err) = run_bin(&["completions", shell]).await;
+        assert_eq!(code, 0, "{err}");
+        for word in [
+            "certdeck",
+            "scan",
+            "renew",
+            "kubeconfig",
+            "targets-file",
+            "read-only",
+        ] {
+            assert!(out.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let (code, out, err) = run_bin(&["man"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(".ie") || out.contains(".TH certdeck"),
+        "{}",
+        &out[..200.min(out.len())]
+    );
+    assert!(
+        out.contains("scan") && out.contains("read\\-only"),
+        "the man page lists the flags"
+    );
+    let (code, _, err) = run_bin(&["completions", "tcsh"]).await;
+    assert_eq!(code, 3, "an unknown shell is a usage error: {err}");
+}

@@ -237,3 +237,76 @@ fn unknown_id_exits_3_and_says_how_to_find_ids() {
         "{stderr}"
     );
 }
+
+/// An audit log that cannot be written after a rotation that worked: the rotation is reported
+/// done (exit 0) with its restore command, and the audit failure is said separately.
+#[test]
+fn an_audit_failure_after_a_done_rotation_keeps_the_result_and_the_restore_command() {
+    let fx = Fixture::start_blocking();
+    seed(&fx);
+    // The audit log's path is a directory: appending to it fails.
+    std::fs::create_dir_all(fx.dir().join("data/audit.jsonl")).unwrap();
+    let rid = id("fixture/team-a/secret/plain-tls#tls.crt");
+    let out = certdeck(&fx, &["rotate", &rid, "--yes"], "");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout} {stderr}");
+    assert!(stdout.contains(&format!("ok {rid}: rotated")), "{stdout}");
+    assert!(
+        stdout.contains("restore the previous state with: kubectl --context fixture replace -f "),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("certdeck: {rid}: the audit log"))
+            && stderr.contains("could not be written"),
+        "{stderr}"
+    );
+    let s = fx.get("secrets", "team-a", "plain-tls").unwrap();
+    assert!(
+        s["data"]["tls.crt"].is_string(),
+        "the Secret was rotated: {s}"
+    );
+}
+
+/// `read_only = true` in the config file refuses the headless commands too, and
+/// `--read-only` works before the subcommand as after it.
+#[test]
+fn read_only_from_the_config_file_or_either_flag_position_refuses() {
+    let fx = Fixture::start_blocking();
+    seed(&fx);
+    let rid = id("fixture/team-a/secret/plain-tls#tls.crt");
+    let before = fx.get("secrets", "team-a", "plain-tls").unwrap();
+    std::fs::write(fx.dir().join("ro.toml"), "read_only = true\n").unwrap();
+    std::fs::write(fx.dir().join("empty.toml"), "").unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_certdeck"));
+    let out = c
+        .env_remove("KUBECONFIG")
+        .env("HOME", fx.dir())
+        .env("CERTDECK_CONFIG", fx.dir().join("ro.toml"))
+        .env("CERTDECK_DATA_DIR", fx.dir().join("data"))
+        .args(["rotate", &rid, "--yes", "--kubeconfig"])
+        .arg(fx.kubeconfig_path())
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("read-only"), "{stderr}");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_certdeck"));
+    let out = c
+        .env_remove("KUBECONFIG")
+        .env("HOME", fx.dir())
+        .env("CERTDECK_CONFIG", fx.dir().join("empty.toml"))
+        .env("CERTDECK_DATA_DIR", fx.dir().join("data"))
+        .args(["--read-only", "rotate", &rid, "--yes", "--kubeconfig"])
+        .arg(fx.kubeconfig_path())
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("read-only"), "{stderr}");
+    assert_eq!(
+        fx.get("secrets", "team-a", "plain-tls").unwrap()["data"],
+        before["data"],
+        "nothing was written"
+    );
+    assert!(audit(&fx).iter().all(|a| a.outcome == "refused"));
+}

@@ -587,3 +587,54 @@ async fn all_namespaces_without_cluster_list_rights_is_one_forbidden_row() {
         "{err}"
     );
 }
+
+/// Helm release payloads and registry credentials are never fetched: the API server is asked
+/// only for Secret types that can hold certificates (a field selector on `type`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_that_cannot_hold_certificates_are_not_listed() {
+    let fx = Fixture::start().await;
+    let p = leaf(&["web.team-a.example"], 30, None);
+    fx.insert_value(crate::k8s_fixture::tls_secret(
+        "team-a", "web-tls", &p.cert, &p.key,
+    ));
+    // A Helm release Secret, big, that even holds a certificate in its payload.
+    let big = "A".repeat(512 * 1024);
+    fx.insert_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
+        "metadata": {"name": "sh.helm.release.v1.web.v1", "namespace": "team-a"},
+        "data": {"release": b64(&big), "ca.crt": b64(&p.cert)}
+    }));
+    fx.insert_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {"name": "regcred", "namespace": "team-a"},
+        "data": {".dockerconfigjson": b64("{}"), "ca.crt": b64(&p.cert)}
+    }));
+    let mut st = settings(&fx);
+    st.namespace = Some("team-a".into());
+    let (records, _) = scan(st).await;
+    assert!(
+        at_location(&records, "fixture/team-a/secret/web-tls#tls.crt")
+            .cert
+            .is_some()
+    );
+    for r in &records {
+        assert!(
+            !r.location.contains("sh.helm.release") && !r.location.contains("regcred"),
+            "{} was read",
+            r.location
+        );
+    }
+    let lists: Vec<String> = fx
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v1/namespaces/team-a/secrets")
+        .map(|r| r.query.clone())
+        .collect();
+    assert!(!lists.is_empty());
+    for q in &lists {
+        assert!(
+            q.contains("fieldSelector=") && q.contains("helm.sh%2Frelease.v1"),
+            "the list asks the server to leave Helm releases out: {q}"
+        );
+    }
+}

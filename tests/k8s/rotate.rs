@@ -387,3 +387,58 @@ async fn rotate_of_an_rsa_secret_makes_a_new_rsa_key_of_the_same_size() {
     assert!(certdeck::actions::keys::key_matches(&new.der, &key_pem));
     assert!(!crt.contains(&cert.pem()));
 }
+
+/// RSA key generation takes a while: it runs on the blocking pool, so the async threads go on
+/// (on a one-thread runtime, a ticker keeps ticking between the read and the issue steps).
+#[tokio::test(flavor = "current_thread")]
+async fn rsa_key_generation_does_not_block_the_async_thread() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let fx = Fixture::start().await;
+    let key =
+        certdeck::actions::keys::generate(certdeck::actions::keys::KeyType::Rsa(2048)).unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["legacy.team-a.example".to_string()]).unwrap();
+    params.not_after = rcgen::date_time_ymd(2027, 1, 1);
+    let cert = params.self_signed(&key).unwrap();
+    fx.insert_value(crate::k8s_fixture::tls_secret(
+        "team-a",
+        "web-tls",
+        &cert.pem(),
+        &key.serialize_pem(),
+    ));
+    let ctx = acts(&fx);
+    let rec = row(&fx, "team-a", LOC).await;
+    let plan = ctx.plan("rotate", &rec).await.unwrap();
+    let ticks = std::sync::Arc::new(AtomicUsize::new(0));
+    let t2 = ticks.clone();
+    let ticker = tokio::spawn(async move {
+        let mut i = tokio::time::interval(Duration::from_millis(5));
+        loop {
+            i.tick().await;
+            t2.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let (tx, mut rx) = mpsc::channel(64);
+    let watch = tokio::spawn(async move {
+        let (mut at_read, mut at_issue) = (None, None);
+        while let Some(ev) = rx.recv().await {
+            if let certdeck::actions::ActionEvent::Progress(p) = ev {
+                match p.step {
+                    Step::Read => at_read = Some(ticks.load(Ordering::SeqCst)),
+                    Step::Issue => at_issue = Some(ticks.load(Ordering::SeqCst)),
+                    _ => {}
+                }
+            }
+        }
+        (at_read, at_issue)
+    });
+    ctx.execute(&plan, &tx).await.unwrap();
+    drop(tx);
+    let (r, i) = watch.await.unwrap();
+    ticker.abort();
+    let (r, i) = (r.unwrap(), i.unwrap());
+    assert!(
+        i >= r + 3,
+        "the runtime kept running while the key was made ({r} -> {i} ticks)"
+    );
+}

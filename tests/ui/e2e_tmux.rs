@@ -372,3 +372,123 @@ fn kubernetes_rows_are_renewed_from_the_dashboard() {
         "cert-manager re-issued both"
     );
 }
+
+/// An example binary (built by `cargo test --all-targets`; built here if missing).
+fn example(name: &str) -> std::path::PathBuf {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_certdeck"))
+        .with_file_name("examples")
+        .join(name);
+    if !bin.exists() {
+        let ok = Command::new(env!("CARGO"))
+            .args(["build", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo build --example")
+            .success();
+        assert!(ok && bin.exists(), "{} could not be built", bin.display());
+    }
+    bin
+}
+
+#[test]
+fn a_panic_in_a_background_task_is_a_failing_source_and_the_ui_stays_up() {
+    let bin = example("panic_in_task");
+    let t = start("bgpanic", &bin.display().to_string(), "");
+    let s = t.wait_for("the failing source", |s| {
+        s.contains("boom ✖ internal error")
+    });
+    assert!(
+        s.contains("boom: failing: internal error: the source panicked: deliberate panic in a background source"),
+        "the message line says what happened: {s}"
+    );
+    assert!(!s.contains("thread '"), "no panic message over the UI: {s}");
+    assert_eq!(alternate_on(&t), "1", "the UI is still up");
+    t.keys(&["s"]);
+    t.wait_for("the sources popup", |s| s.contains("Sources: 1"));
+    t.keys(&["Escape", "q"]);
+    let s = t.wait_for("exit", |s| s.contains("EXITED:"));
+    assert!(s.contains("EXITED:0"), "{s}");
+    assert_eq!(alternate_on(&t), "0");
+}
+
+/// A kubeconfig whose only context points at a closed port.
+fn unreachable_kubeconfig(dir: &std::path::Path) -> std::path::PathBuf {
+    let port = crate::common::closed_port();
+    let p = dir.join("kubeconfig");
+    std::fs::write(
+        &p,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: gone\nclusters:\n- name: gone\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: gone\n  context:\n    cluster: gone\n    user: u\nusers:\n- name: u\n  user:\n    token: t\n"
+        ),
+    )
+    .expect("kubeconfig");
+    p
+}
+
+/// Logs go to the state directory's file while the UI is up: an unreachable cluster is a
+/// health message on the screen, and no log line is painted over it.
+#[test]
+fn an_unreachable_cluster_is_a_health_message_and_no_log_reaches_the_screen() {
+    let home = tempfile::tempdir().expect("home");
+    let cfg = home.path().join("certdeck.toml");
+    let kc = unreachable_kubeconfig(home.path());
+    std::fs::write(
+        &cfg,
+        format!("[kubernetes]\nkubeconfig = \"{}\"\n", kc.display()),
+    )
+    .expect("config");
+    let t = start(
+        "unreach",
+        env!("CARGO_BIN_EXE_certdeck"),
+        &format!("--config {}", cfg.display()),
+    );
+    let s = t.wait_for("the health message", |s| {
+        s.contains("k8s gone ✖ unreachable") && s.contains("k8s gone: failing: unreachable")
+    });
+    // tracing's lines look like `2026-12-02T05:32:10.123456Z  WARN target: message`.
+    for bad in ["Z  WARN", "Z ERROR", "Z  INFO", "kube_client", "certdeck::"] {
+        assert!(
+            !s.contains(bad),
+            "log text {bad:?} reached the screen:\n{s}"
+        );
+    }
+    // The log file is in the state directory, private, and the help shows where it is.
+    let log = t._home.path().join("state/certdeck/certdeck.log");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&log)
+        .unwrap_or_else(|e| panic!("{}: {e}", log.display()))
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    t.keys(&["?"]);
+    t.wait_for("the log path in the help", |s| s.contains("certdeck.log"));
+    t.keys(&["Escape", "q"]);
+    let s = t.wait_for("exit", |s| s.contains("EXITED:"));
+    assert!(s.contains("EXITED:0"), "{s}");
+}
+
+/// `read_only = true` in the config file disables actions in the dashboard (not only in
+/// the headless commands).
+#[test]
+fn read_only_in_the_config_file_disables_actions_in_the_dashboard() {
+    let home = tempfile::tempdir().expect("home");
+    let cfg = home.path().join("certdeck.toml");
+    std::fs::write(&cfg, "read_only = true\n").expect("config");
+    let t = start(
+        "ro",
+        env!("CARGO_BIN_EXE_certdeck"),
+        &format!("demo --config {}", cfg.display()),
+    );
+    let s = t.wait_for("all demo rows", |s| {
+        s.contains("tls 9/9✓") && s.contains("file 7/7✓")
+    });
+    assert!(s.contains("read-only"), "the title says so: {s}");
+    t.keys(&["n"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let s = t.screen();
+    assert!(!s.contains("Confirm:"), "no action is planned: {s}");
+    t.keys(&["q"]);
+    let s = t.wait_for("exit", |s| s.contains("EXITED:"));
+    assert!(s.contains("EXITED:0"), "{s}");
+}

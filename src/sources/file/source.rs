@@ -82,22 +82,35 @@ impl FileSource {
 }
 
 /// Read files on the blocking pool, sending records as they are read; false when nobody
-/// listens any more.
+/// listens any more. `specs` are expanded (directories walked, globs matched) first; with
+/// `plan`, the number of files is announced.
 pub async fn read_specs(specs: Vec<String>, sink: &Sink, plan: bool) -> bool {
+    read_on_blocking_pool(sink, move |now| {
+        let exp = expand(&specs, now);
+        (exp.files, exp.problems, plan)
+    })
+    .await
+}
+
+/// Read the files `what` gives (entries, problem rows, whether to announce their number).
+async fn read_on_blocking_pool(
+    sink: &Sink,
+    what: impl FnOnce(i64) -> (Vec<FileEntry>, Vec<Record>, bool) + Send + 'static,
+) -> bool {
     let sink2 = sink.clone();
     let handle = tokio::task::spawn_blocking(move || {
         let rt = tokio::runtime::Handle::current();
         let now = crate::clock::now_unix();
-        let exp = expand(&specs, now);
+        let (files, problems, plan) = what(now);
         if plan {
-            rt.block_on(sink2.planned(exp.files.len() + exp.problems.len()));
+            rt.block_on(sink2.planned(files.len() + problems.len()));
         }
-        for r in exp.problems {
+        for r in problems {
             if !rt.block_on(sink2.observed(r)) {
                 return false;
             }
         }
-        for f in &exp.files {
+        for f in &files {
             for r in read_file(f, now) {
                 if !rt.block_on(sink2.observed(r)) {
                     return false;
@@ -112,6 +125,14 @@ pub async fn read_specs(specs: Vec<String>, sink: &Sink, plan: bool) -> bool {
     })
 }
 
+fn end(ok: bool) -> RoundEnd {
+    if ok {
+        RoundEnd::complete()
+    } else {
+        RoundEnd::abandoned()
+    }
+}
+
 impl Source for FileSource {
     fn id(&self) -> &SourceId {
         &self.id
@@ -122,47 +143,25 @@ impl Source for FileSource {
     }
 
     fn round<'a>(&'a self, sink: &'a Sink) -> BoxFut<'a, RoundEnd> {
-        Box::pin(async move {
-            if read_specs(self.specs.clone(), sink, true).await {
-                RoundEnd::complete()
-            } else {
-                RoundEnd::abandoned()
-            }
-        })
+        Box::pin(async move { end(read_specs(self.specs.clone(), sink, true).await) })
     }
 
     fn reobserve<'a>(&'a self, rows: &'a [Record], sink: &'a Sink) -> BoxFut<'a, RoundEnd> {
-        Box::pin(async move {
-            let mut paths: Vec<String> = rows
-                .iter()
-                .filter(|r| r.source == SourceKind::FILE)
-                .map(|r| file_of(&r.location).to_owned())
-                .collect();
-            paths.dedup();
-            let sink2 = sink.clone();
-            let ok = tokio::task::spawn_blocking(move || {
-                let rt = tokio::runtime::Handle::current();
-                let now = crate::clock::now_unix();
-                for p in paths {
-                    let entry = FileEntry {
-                        path: p.into(),
-                        explicit: true,
-                    };
-                    for r in read_file(&entry, now) {
-                        if !rt.block_on(sink2.observed(r)) {
-                            return false;
-                        }
-                    }
-                }
-                true
+        let mut paths: Vec<String> = rows
+            .iter()
+            .filter(|r| r.source == SourceKind::FILE)
+            .map(|r| file_of(&r.location).to_owned())
+            .collect();
+        paths.dedup();
+        let entries: Vec<FileEntry> = paths
+            .into_iter()
+            .map(|p| FileEntry {
+                path: p.into(),
+                explicit: true,
             })
-            .await
-            .unwrap_or(false);
-            if ok {
-                RoundEnd::complete()
-            } else {
-                RoundEnd::abandoned()
-            }
+            .collect();
+        Box::pin(async move {
+            end(read_on_blocking_pool(sink, move |_| (entries, Vec::new(), false)).await)
         })
     }
 
