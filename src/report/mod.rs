@@ -255,6 +255,7 @@ const CSV_HEADER: &[&str] = &[
     "verification",
     "tls_version",
     "client_auth_requested",
+    "starttls",
     "error",
 ];
 
@@ -295,6 +296,7 @@ pub fn write_csv(out: &mut dyn Write, rows: &[Row<'_>]) -> std::io::Result<()> {
             tls.and_then(|t| t.tls_version.clone()).unwrap_or_default(),
             tls.map(|t| t.client_auth_requested.to_string())
                 .unwrap_or_default(),
+            tls.and_then(|t| t.starttls).unwrap_or_default().to_owned(),
             r.error.clone().unwrap_or_default(),
         ])?;
     }

@@ -133,7 +133,9 @@ async fn json_records_carry_the_documented_fields_sorted_by_expiry() {
     args.extend(fleet.endpoints.iter().map(|e| e.target.to_string()));
     args.extend(["--file".into(), fleet.files_dir.display().to_string()]);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let started = time::OffsetDateTime::now_utc();
     let (code, out, err) = run_bin(&argv).await;
+    let ended = time::OffsetDateTime::now_utc();
     assert_eq!(code, 2, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON array");
     let recs = v.as_array().expect("array");
@@ -180,7 +182,20 @@ async fn json_records_carry_the_documented_fields_sorted_by_expiry() {
     };
     let expired = by_loc(&target(&fleet, "expired 10 days ago"));
     assert_eq!(expired["status"], "expired");
-    assert_eq!(expired["days_left"], -10);
+    // Whole days left, rounded down, at the moment of the scan: the demo made it expire ten
+    // days before it started, so a scan a few seconds later reads -11 (and -10 in the same
+    // second).
+    let na = time::OffsetDateTime::parse(
+        expired["not_after"].as_str().expect("not_after"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("RFC 3339");
+    let floor_days = |at: time::OffsetDateTime| (na - at).whole_seconds().div_euclid(86_400);
+    let days = expired["days_left"].as_i64().expect("days_left");
+    assert!(
+        (floor_days(ended)..=floor_days(started)).contains(&days) && (-11..=-10).contains(&days),
+        "days_left {days} for a certificate that expired at {na}"
+    );
     assert_eq!(expired["verification"]["trusted"], false);
     assert_eq!(expired["verification"]["reason"], "expired");
     let healthy = by_loc(&target(&fleet, "healthy for months"));
@@ -255,7 +270,7 @@ async fn csv_and_prometheus_outputs_and_no_private_key_anywhere() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("id,source,location,status,days_left,not_before,not_after,subject,issuer,serial,sha256,sans,key,signature_algorithm,is_ca,verification,tls_version,client_auth_requested,error")
+        Some("id,source,location,status,days_left,not_before,not_after,subject,issuer,serial,sha256,sans,key,signature_algorithm,is_ca,verification,tls_version,client_auth_requested,starttls,error")
     );
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("csv row")).collect();

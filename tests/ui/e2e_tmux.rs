@@ -373,6 +373,83 @@ fn kubernetes_rows_are_renewed_from_the_dashboard() {
     );
 }
 
+/// The dashboard is live: a Secret added, changed or deleted in the cluster shows up on the
+/// screen without a key press (the watch, no re-list), and when the cluster stops answering
+/// its rows stay on screen marked stale with their age.
+#[test]
+fn kubernetes_changes_show_up_live_and_a_failing_cluster_leaves_stale_rows() {
+    let fx = crate::k8s_fixture::Fixture::start_blocking();
+    crate::shop::seed(&fx);
+    let home = tempfile::tempdir().expect("home");
+    let cfg = home.path().join("certdeck.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[kubernetes]\nkubeconfig = \"{}\"\nnamespace = \"shop\"\n",
+            fx.kubeconfig_path().display()
+        ),
+    )
+    .expect("config");
+    let t = start(
+        "k8slive",
+        env!("CARGO_BIN_EXE_certdeck"),
+        &format!("--config {}", cfg.display()),
+    );
+    t.wait_for("the Kubernetes rows", |s| {
+        s.contains("legacy.shop.example") && s.contains("web.shop.example")
+    });
+
+    // Added: no key is pressed from here on until the failure below.
+    let p = crate::k8s_common::leaf(&["added.shop.example"], 50, None);
+    fx.insert_value(crate::k8s_fixture::tls_secret(
+        "shop",
+        "added-tls",
+        &p.cert,
+        &p.key,
+    ));
+    t.wait_for("the added Secret's row", |s| {
+        s.contains("added.shop.example")
+    });
+
+    // Changed: the row's days left follow the new certificate.
+    let p = crate::k8s_common::leaf(&["added.shop.example"], 300, None);
+    fx.insert_value(crate::k8s_fixture::tls_secret(
+        "shop",
+        "added-tls",
+        &p.cert,
+        &p.key,
+    ));
+    t.wait_for("the changed certificate's days left", |s| {
+        s.lines().any(|l| {
+            l.contains("added.shop.example") && (l.contains(" 299 ") || l.contains(" 300 "))
+        })
+    });
+
+    // Deleted.
+    fx.remove("secrets", "shop", "legacy-tls");
+    t.wait_for("the deleted Secret's row gone", |s| {
+        !s.contains("legacy.shop.example")
+    });
+
+    // The credentials stop working: a refresh fails, and the rows stay, marked stale.
+    fx.remove_token(crate::k8s_fixture::ADMIN_TOKEN);
+    t.keys(&["R"]);
+    let s = t.wait_for("stale rows and the failing source", |s| {
+        s.contains("stale ") && s.contains("unauthorized")
+    });
+    let stale: Vec<&str> = s
+        .lines()
+        .filter(|l| l.contains("stale ") && l.contains("shop.example"))
+        .collect();
+    assert!(
+        stale.len() >= 2 && stale.iter().all(|l| l.contains('~')),
+        "the Secret rows are kept, marked stale with their age:\n{s}"
+    );
+    t.keys(&["q"]);
+    let s = t.wait_for("exit", |s| s.contains("EXITED:"));
+    assert!(s.contains("EXITED:0"), "{s}");
+}
+
 /// An example binary (built by `cargo test --all-targets`; built here if missing).
 fn example(name: &str) -> std::path::PathBuf {
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_certdeck"))
