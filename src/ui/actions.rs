@@ -2,7 +2,6 @@
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 use crate::app::{App, TaskState};
@@ -54,12 +53,7 @@ pub fn confirm(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         "nothing can run · n / esc: close".to_owned()
     };
     lines.push(Line::styled(footer, theme.style(Role::Guidance)));
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .scroll((app.ui.scroll, 0)),
-        inner,
-    );
+    super::scrolled(f, app, lines, inner);
 }
 
 fn app_location(app: &App, loc: &str) -> String {
@@ -116,10 +110,5 @@ pub fn tasks(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         }
         lines.push(Line::raw(""));
     }
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .scroll((app.ui.scroll, 0)),
-        inner,
-    );
+    super::scrolled(f, app, lines, inner);
 }

@@ -3,7 +3,6 @@
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::{glyph, status_role, word};
@@ -249,10 +248,5 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             lines.push(Line::styled(l.to_owned(), theme.style(Role::Muted)));
         }
     }
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .scroll((app.ui.scroll, 0)),
-        inner,
-    );
+    super::scrolled(f, app, lines, inner);
 }

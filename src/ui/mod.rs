@@ -354,6 +354,16 @@ pub fn block<'a>(title: &'a str, theme: &Theme) -> ratatui::widgets::Block<'a> {
         .title(Span::styled(format!(" {title} "), theme.style(Role::Title)))
 }
 
+/// Wrapped text lines in a popup, scrolled by the popup's scroll offset.
+pub fn scrolled(f: &mut Frame<'_>, app: &App, lines: Vec<ratatui::text::Line<'_>>, inner: Rect) {
+    f.render_widget(
+        ratatui::widgets::Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .scroll((app.ui.scroll, 0)),
+        inner,
+    );
+}
+
 /// Clear an area and draw a bordered block into it; returns the inner area.
 pub fn popup_frame(f: &mut Frame<'_>, area: Rect, title: &str, theme: &Theme) -> Rect {
     f.render_widget(Clear, area);
