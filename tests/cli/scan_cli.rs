@@ -570,3 +570,21 @@ async fn completions_and_the_man_page_come_from_the_command_with_every_source_fl
     let (code, _, err) = run_bin(&["completions", "tcsh"]).await;
     assert_eq!(code, 3, "an unknown shell is a usage error: {err}");
 }
+
+/// `renew ID` on a machine without a cluster (no `KUBECONFIG`, no `~/.kube/config`, no
+/// Kubernetes flag or section) says the id is unknown, without a Kubernetes error; with a
+/// `KUBECONFIG` that names nothing, the Kubernetes error is shown, as kubectl would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renew_without_a_cluster_has_no_kubernetes_error() {
+    let (code, _, err) = run_bin_env(&["renew", "file:/nowhere.pem"], &[("KUBECONFIG", "")]).await;
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("no row with id or location"), "{err}");
+    assert!(!err.contains("kubeconfig"), "{err}");
+    let (code, _, err) = run_bin_env(
+        &["renew", "file:/nowhere.pem"],
+        &[("KUBECONFIG", "/nonexistent/kubeconfig")],
+    )
+    .await;
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("KUBECONFIG exists"), "{err}");
+}

@@ -31,6 +31,13 @@ pub fn kubeconfig_source(explicit: Option<&Path>) -> String {
         .unwrap_or_else(|| "~/.kube/config".to_owned())
 }
 
+/// Whether kubectl would find a kubeconfig without being told where: `KUBECONFIG` is set, or
+/// `~/.kube/config` exists.
+pub fn default_kubeconfig_exists() -> bool {
+    std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty())
+        || std::env::var_os("HOME").is_some_and(|h| PathBuf::from(h).join(".kube/config").exists())
+}
+
 impl std::fmt::Debug for KubeAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KubeAccess")

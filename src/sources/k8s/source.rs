@@ -159,8 +159,9 @@ impl Plugin for K8sPlugin {
             args.resolve(section.as_ref(), ctx.probe.timeout)
         } else if (ctx.from_config || finding) && section.is_some() {
             K8sArgs::default().resolve(section.as_ref(), ctx.probe.timeout)
-        } else if finding {
-            // `renew ID` with no Kubernetes flag and no section: the current context.
+        } else if finding && super::kubeconfig::default_kubeconfig_exists() {
+            // `renew ID` with no Kubernetes flag and no section: the current context, when
+            // kubectl would find one (a machine without a cluster gets no Kubernetes error).
             K8sArgs::default().resolve(None, ctx.probe.timeout)
         } else {
             return Ok(Vec::new());
