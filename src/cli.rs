@@ -160,6 +160,8 @@ pub struct ScanArgs {
     pub probe: ProbeArgs,
     #[command(flatten)]
     pub k8s: K8sArgs,
+    #[command(flatten)]
+    pub aws: crate::sources::aws::AwsArgs,
 }
 
 /// Kubernetes flags, as kubectl spells them.
@@ -283,7 +285,7 @@ pub enum SettingsError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("nothing to scan: give targets, --file or --k8s/--kubeconfig/-A, or list them in {0}")]
+    #[error("nothing to scan: give targets, --file, --k8s/--kubeconfig/-A or --aws, or list them in {0}")]
     Nothing(String),
     #[error("--crit ({crit}) must not be longer than --warn ({warn})")]
     Thresholds { warn: String, crit: String },
@@ -421,6 +423,14 @@ pub fn config_inventory(cfg: Option<&ConfigFile>) -> Result<Inventory, SettingsE
     inv.k8s = cfg
         .and_then(|c| c.kubernetes.as_ref())
         .map(|kc| K8sArgs::default().resolve(Some(kc), Duration::from_secs(10)));
+    inv.aws = cfg
+        .map(|c| {
+            c.aws
+                .iter()
+                .map(|a| a.resolve(Duration::from_secs(10)))
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(inv)
 }
 
@@ -443,18 +453,26 @@ impl ScanSettings {
             .k8s
             .given()
             .then(|| args.k8s.resolve(k8s_cfg, probe.timeout));
-        if raw_targets.is_empty() && files.is_empty() && k8s.is_none() {
+        let aws_cfg = cfg.as_ref().map(|c| c.aws.as_slice()).unwrap_or_default();
+        let mut aws = if args.aws.given() {
+            args.aws.resolve(aws_cfg, probe.timeout)
+        } else {
+            Vec::new()
+        };
+        if raw_targets.is_empty() && files.is_empty() && k8s.is_none() && aws.is_empty() {
             if let Some(c) = &cfg {
                 config_lists(c, &mut raw_targets, &mut files)?;
                 k8s = k8s_cfg.map(|kc| K8sArgs::default().resolve(Some(kc), probe.timeout));
+                aws = aws_cfg.iter().map(|a| a.resolve(probe.timeout)).collect();
             }
         }
-        if raw_targets.is_empty() && files.is_empty() && k8s.is_none() {
+        if raw_targets.is_empty() && files.is_empty() && k8s.is_none() && aws.is_empty() {
             return Err(SettingsError::Nothing(cfg_name));
         }
         let mut inventory = Inventory {
             files,
             k8s,
+            aws,
             ..Inventory::default()
         };
         let mut seen = std::collections::HashSet::new();

@@ -123,8 +123,9 @@ fn reprobe(
                         let _ = tx.send(SourceEvent::Observed(r)).await;
                     }
                 }
-                // Kubernetes rows were re-read above.
-                SourceKind::K8s => {}
+                // Kubernetes rows were re-read above; AWS rows are re-read by the next round
+                // (reobserve comes with the Source trait).
+                SourceKind::K8s | SourceKind::Aws => {}
             }
         }
     });

@@ -41,6 +41,9 @@ pub struct ConfigFile {
     /// Kubernetes contexts and namespaces to read (`[kubernetes]`).
     #[serde(default)]
     pub kubernetes: Option<KubernetesConfig>,
+    /// AWS accounts and regions to read (`[[aws]]`).
+    #[serde(default)]
+    pub aws: Vec<crate::sources::aws::AwsConfig>,
 }
 
 /// The `[kubernetes]` section: the same settings as the scan flags.

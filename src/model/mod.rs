@@ -9,6 +9,6 @@ pub mod view;
 pub use cert::{CertError, CertFacts, San};
 pub use fleet::Fleet;
 pub use record::{
-    CertManagerInfo, K8sCondition, K8sInfo, Record, SourceKind, TlsInfo, Verification,
+    CertManagerInfo, Extra, K8sCondition, K8sInfo, Record, SourceKind, TlsInfo, Verification,
 };
 pub use status::{assess, Assessment, Status, Thresholds};

@@ -16,6 +16,8 @@ pub enum SourceKind {
     Tls,
     File,
     K8s,
+    /// AWS Certificate Manager certificates and ACM PCA private CAs.
+    Aws,
 }
 
 impl SourceKind {
@@ -24,6 +26,7 @@ impl SourceKind {
             SourceKind::Tls => "tls",
             SourceKind::File => "file",
             SourceKind::K8s => "k8s",
+            SourceKind::Aws => "aws",
         }
     }
 }
@@ -102,6 +105,19 @@ pub struct K8sInfo {
     pub forbidden: bool,
 }
 
+/// Source-specific facts of a row that the typed fields do not cover (a cloud store's type,
+/// status, consumers and renewal state). Shown in the details pane and, in JSON, under `key`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extra {
+    /// The JSON key the facts appear under (`"aws"`).
+    pub key: &'static str,
+    pub json: serde_json::Value,
+    /// (label, value) lines for the details pane, in order.
+    pub details: Vec<(String, String)>,
+    /// A one-line note for the table (shown when the row has no error).
+    pub note: Option<String>,
+}
+
 /// One location's latest result: a certificate (with the rest of its chain), or an error.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -117,6 +133,8 @@ pub struct Record {
     pub tls: Option<TlsInfo>,
     /// Kubernetes facts (context, object, managing cert-manager Certificate), for `k8s` rows.
     pub k8s: Option<K8sInfo>,
+    /// Facts of sources without a typed field here (AWS), serialised under `extra.key`.
+    pub extra: Option<Arc<Extra>>,
     /// Why the location could not be read (or a problem found while reading it).
     pub error: Option<String>,
     /// Unix seconds when observed.
@@ -139,6 +157,7 @@ impl Record {
             chain: Vec::new(),
             tls: None,
             k8s: None,
+            extra: None,
             error: None,
             observed_at,
         }

@@ -124,6 +124,9 @@ struct JsonRecord<'a> {
     /// Kubernetes rows: context, namespace, kind, name, key, managing Certificate, drift.
     #[serde(skip_serializing_if = "Option::is_none")]
     k8s: Option<&'a crate::model::K8sInfo>,
+    /// Facts of sources without a typed field (`"aws": {...}`), under the source's key.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    extra: Option<std::collections::BTreeMap<&'static str, &'a serde_json::Value>>,
 }
 
 fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
@@ -172,6 +175,10 @@ fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
         client_auth_requested: tls.map(|t| t.client_auth_requested),
         peer_address: tls.map(|t| t.peer_addr.as_deref()),
         k8s: r.k8s.as_ref(),
+        extra: r
+            .extra
+            .as_ref()
+            .map(|x| std::collections::BTreeMap::from([(x.key, &x.json)])),
     }
 }
 
@@ -187,6 +194,9 @@ pub fn note(row: &Row<'_>) -> String {
     let r = row.record;
     if let Some(e) = &r.error {
         return e.clone();
+    }
+    if let Some(n) = r.extra.as_ref().and_then(|x| x.note.as_ref()) {
+        return n.clone();
     }
     if let Some(k) = &r.k8s {
         if let Some(d) = &k.drift {

@@ -4,6 +4,7 @@
 //! slow consumer slows the probes, it does not grow a queue. The headless `scan` and the
 //! dashboard consume the very same events.
 
+pub mod aws;
 pub mod file;
 pub mod k8s;
 pub mod pem;
@@ -44,6 +45,8 @@ pub struct Inventory {
     pub files: Vec<String>,
     /// Kubernetes contexts and namespaces to read, when asked for.
     pub k8s: Option<k8s::K8sSettings>,
+    /// AWS accounts (profiles) and regions to read, when asked for.
+    pub aws: Vec<aws::AwsSettings>,
 }
 
 /// How to probe.
@@ -205,6 +208,18 @@ pub async fn run_inventory(inv: Inventory, settings: ProbeSettings, tx: mpsc::Se
             let _ = tx
                 .send(SourceEvent::Finished {
                     source: SourceKind::K8s,
+                })
+                .await;
+        });
+    }
+    if !inv.aws.is_empty() {
+        let tx = tx.clone();
+        let blocks = inv.aws;
+        jobs.spawn(async move {
+            aws::run(blocks, tx.clone()).await;
+            let _ = tx
+                .send(SourceEvent::Finished {
+                    source: SourceKind::Aws,
                 })
                 .await;
         });

@@ -158,6 +158,16 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             ]));
         }
     }
+    if let Some(x) = &r.extra {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            x.key.to_uppercase(),
+            theme.style(Role::Header),
+        ));
+        for (k, v) in &x.details {
+            lines.push(field(theme, k, v.clone()));
+        }
+    }
     if let Some(c) = r.cert.as_deref() {
         let others: Vec<String> = app
             .fleet
