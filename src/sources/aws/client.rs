@@ -59,6 +59,19 @@ pub async fn load(s: &AwsSettings, region: Option<&str>) -> SdkConfig {
     if let Some(r) = region {
         loader = loader.region(Region::new(r.to_owned()));
     }
+    if s.config_file.is_some() || s.credentials_file.is_some() {
+        use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+        let mut files = EnvConfigFiles::builder();
+        files = match &s.config_file {
+            Some(p) => files.with_file(EnvConfigFileKind::Config, p),
+            None => files.include_default_config_file(true),
+        };
+        files = match &s.credentials_file {
+            Some(p) => files.with_file(EnvConfigFileKind::Credentials, p),
+            None => files.include_default_credentials_file(true),
+        };
+        loader = loader.profile_files(files.build());
+    }
     loader.load().await
 }
 

@@ -1,6 +1,7 @@
 //! AWS settings: the `--aws*` scan flags, the `[[aws]]` config blocks, and the resolved
 //! `AwsSettings` (one per account/profile) the reader takes.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -149,6 +150,10 @@ pub struct AwsConfig {
     pub max_attempts: Option<u32>,
     /// Also list ACM PCA private CAs (default true).
     pub private_cas: Option<bool>,
+    /// Shared config file (default: AWS_CONFIG_FILE, else ~/.aws/config).
+    pub config_file: Option<PathBuf>,
+    /// Shared credentials file (default: AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials).
+    pub credentials_file: Option<PathBuf>,
 }
 
 impl AwsConfig {
@@ -171,6 +176,8 @@ impl AwsConfig {
                 .clamp(1, DEFAULT_PAGE_SIZE),
             max_attempts: self.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS).max(1),
             private_cas: self.private_cas.unwrap_or(true),
+            config_file: self.config_file.clone(),
+            credentials_file: self.credentials_file.clone(),
         }
     }
 }
@@ -199,6 +206,9 @@ pub struct AwsSettings {
     pub page_size: i32,
     pub max_attempts: u32,
     pub private_cas: bool,
+    /// The shared config and credentials files, when not the AWS CLI's defaults.
+    pub config_file: Option<PathBuf>,
+    pub credentials_file: Option<PathBuf>,
 }
 
 impl Default for AwsSettings {
