@@ -724,3 +724,285 @@ fn all_regions_reads_each_region_as_its_own_instance() {
     regions.sort();
     assert_eq!(regions, ["ap-northeast-1", "us-east-2"]);
 }
+
+fn lib_settings(home: &AwsHome, profile: &str) -> certdeck::sources::aws::AwsSettings {
+    certdeck::sources::aws::AwsSettings {
+        profile: Some(profile.to_owned()),
+        config_file: Some(home.path("config")),
+        credentials_file: Some(home.path("credentials")),
+        ..certdeck::sources::aws::AwsSettings::default()
+    }
+}
+
+/// RenewCertificate through the library engine: eligibility checked first (an imported
+/// certificate is refused with the reason), the consumers in the plan, the renewal verified by
+/// re-reading. The fixture's RenewCertificate shape is driven by the AWS CLI too.
+#[tokio::test(flavor = "multi_thread")]
+async fn renew_private_certificate_plans_with_consumers_and_verifies_the_new_certificate() {
+    use certdeck::sources::aws::actions;
+    let moto = Moto::start(&[]);
+    let proxy = Proxy::start(&moto);
+    let (a, ak, _) = cert(
+        "private.example.internal",
+        20,
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+    );
+    let (b, bk, _) = cert("other.example.internal", 20, &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (c, ck, _) = cert("imported.example.com", 20, &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (na, nak, na_der) = cert(
+        "private.example.internal",
+        395,
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+    );
+    let (nb, nbk, _) = cert(
+        "other.example.internal",
+        395,
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+    );
+    let res = seed(
+        &moto.url(),
+        KEY,
+        SECRET,
+        json!([
+            {"op": "import", "region": "us-east-1", "cert": a, "key": ak},
+            {"op": "import", "region": "us-east-1", "cert": b, "key": bk},
+            {"op": "import", "region": "us-east-1", "cert": c, "key": ck},
+        ]),
+    );
+    let arn = |i: usize| res[i]["arn"].as_str().unwrap().to_owned();
+    let (pa, pb, imported) = (arn(0), arn(1), arn(2));
+    let lb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/internal/1";
+    let ca = "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/11111111-2222-3333-4444-555555555555";
+    let private =
+        json!({"Type": "PRIVATE", "RenewalEligibility": "ELIGIBLE", "CertificateAuthorityArn": ca});
+    let mut pa_overlay = private.clone();
+    pa_overlay["InUseBy"] = json!([lb]);
+    proxy.set(json!({
+        "overlay": {pa.clone(): pa_overlay, pb.clone(): private},
+        "renewable": {pa.clone(): {"cert": na, "key": nak}, pb.clone(): {"cert": nb, "key": nbk}}
+    }));
+    let home = AwsHome::new();
+    home.static_profile("test", &proxy.url(), KEY, SECRET);
+
+    // The fixture's RenewCertificate, as the AWS CLI sees it.
+    let refused = home.aws(&[
+        "--profile",
+        "test",
+        "acm",
+        "renew-certificate",
+        "--certificate-arn",
+        &imported,
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("ValidationException"));
+    let ok = home.aws(&[
+        "--profile",
+        "test",
+        "acm",
+        "renew-certificate",
+        "--certificate-arn",
+        &pb,
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let d = home.aws_json(&[
+        "--profile",
+        "test",
+        "acm",
+        "describe-certificate",
+        "--certificate-arn",
+        &pb,
+    ]);
+    assert_eq!(
+        d["Certificate"]["RenewalSummary"]["RenewalStatus"],
+        "SUCCESS"
+    );
+
+    let account = actions::account_for(&lib_settings(&home, "test"), &pa)
+        .await
+        .unwrap();
+    // Refused with the reason for an imported certificate, before any change.
+    let e = actions::plan_renew(&account, &imported).await.unwrap_err();
+    assert_eq!(e.step, None);
+    assert!(e.message.contains("re-import"), "{e}");
+
+    let plan = actions::plan_renew(&account, &pa).await.unwrap();
+    assert_eq!(plan.consumers, [lb]);
+    assert_eq!(plan.issuer.as_deref(), Some(ca));
+    assert!(plan.calls[0].starts_with("acm:RenewCertificate CertificateArn=arn:aws:acm:us-east-1:"));
+    let before = proxy.stats()["ops"]["RenewCertificate"]
+        .as_u64()
+        .unwrap_or(0);
+    let mut steps = Vec::new();
+    let out = actions::execute_renew(
+        &account,
+        &plan,
+        std::time::Duration::from_secs(30),
+        &mut |p| steps.push(p.step),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        proxy.stats()["ops"]["RenewCertificate"].as_u64().unwrap(),
+        before + 1
+    );
+    assert!(steps.contains(&actions::Step::Renew) && steps.contains(&actions::Step::Verify));
+    let new = certdeck::model::CertFacts::from_der(&na_der).unwrap();
+    assert_eq!(out.not_after, Some(new.not_after));
+    assert_ne!(out.serial, plan.old_serial);
+    // Re-read through the binary: the row shows the renewed certificate.
+    let (rows, _, _) = scan_json(
+        &home,
+        &["--aws-profile", "test", "--aws-region", "us-east-1"],
+    );
+    let r = row(&rows, &pa);
+    assert_eq!(r["sha256"], new.sha256);
+    assert_eq!(r["aws"]["renewal_summary"]["status"], "SUCCESS");
+    assert_eq!(r["aws"]["type"], "PRIVATE");
+}
+
+/// Re-import into an imported ARN from files: the plan keeps the tags and lists the
+/// consumers; a key that does not match is refused at plan; a failed import leaves the old
+/// certificate; a good one is verified by re-reading, tags kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn reimport_replaces_the_certificate_under_the_same_arn_and_keeps_its_tags() {
+    use certdeck::sources::aws::actions;
+    let moto = Moto::start(&[]);
+    let proxy = Proxy::start(&moto);
+    let old = issued("shop.example.com", 5);
+    let res = seed(
+        &moto.url(),
+        KEY,
+        SECRET,
+        json!([{"op": "import", "region": "us-east-1", "cert": old.pem, "key": old.key, "chain": old.ca_pem, "tags": {"team": "shop", "env": "prod"}}]),
+    );
+    let arn = res[0]["arn"].as_str().unwrap().to_owned();
+    let home = AwsHome::new();
+    home.static_profile("direct", &moto.url(), KEY, SECRET);
+    home.static_profile("proxied", &proxy.url(), KEY, SECRET);
+    let new = issued("shop.example.com", 90);
+    write_file(&home.path("new.pem"), &new.pem);
+    write_file(&home.path("new.key"), &new.key);
+    write_file(&home.path("chain.pem"), &new.ca_pem);
+    write_file(&home.path("other.key"), &issued("x.example.com", 5).key);
+    let files = actions::ReimportFiles {
+        certificate: home.path("new.pem"),
+        private_key: home.path("new.key"),
+        chain: Some(home.path("chain.pem")),
+    };
+    let account = actions::account_for(&lib_settings(&home, "direct"), &arn)
+        .await
+        .unwrap();
+
+    // A key that is not the certificate's: refused before anything is sent.
+    let bad = actions::ReimportFiles {
+        private_key: home.path("other.key"),
+        ..files.clone()
+    };
+    let e = actions::plan_reimport(&account, &arn, &bad)
+        .await
+        .unwrap_err();
+    assert!(
+        e.message.contains("does not belong to the certificate"),
+        "{e}"
+    );
+
+    let (plan, material) = actions::plan_reimport(&account, &arn, &files)
+        .await
+        .unwrap();
+    assert!(!format!("{material:?}").contains("PRIVATE KEY"));
+    let mut tags = plan.tags.clone();
+    tags.sort();
+    assert_eq!(
+        tags,
+        [
+            ("env".to_owned(), "prod".to_owned()),
+            ("team".to_owned(), "shop".to_owned())
+        ]
+    );
+    assert_eq!(
+        plan.new_sha256.as_deref(),
+        Some(sha256_hex(&new.der).as_str())
+    );
+    assert!(plan.calls[0].starts_with(&format!("acm:ImportCertificate CertificateArn={arn}")));
+
+    // The import fails (500 from the proxy): the old certificate stays, the step is named.
+    proxy.set(json!({"faults": [{"op": "ImportCertificate", "status": 500, "code": "InternalFailure", "message": "injected"}]}));
+    let paccount = actions::account_for(
+        &certdeck::sources::aws::AwsSettings {
+            max_attempts: 1,
+            ..lib_settings(&home, "proxied")
+        },
+        &arn,
+    )
+    .await
+    .unwrap();
+    let e = actions::execute_reimport(&paccount, &plan, &material, &mut |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(e.step, Some(actions::Step::Import));
+    assert!(
+        e.message
+            .contains("the previous certificate stays in service"),
+        "{e}"
+    );
+    let got = home.aws_json(&[
+        "--profile",
+        "direct",
+        "acm",
+        "get-certificate",
+        "--certificate-arn",
+        &arn,
+    ]);
+    assert_eq!(got["Certificate"].as_str().unwrap().trim(), old.pem.trim());
+
+    // The real import: verified, tags kept (moto drops them on re-import; the engine puts
+    // them back, as the plan says).
+    let mut steps = Vec::new();
+    let out = actions::execute_reimport(&account, &plan, &material, &mut |p| steps.push(p.step))
+        .await
+        .unwrap();
+    assert_eq!(out.sha256.as_deref(), Some(sha256_hex(&new.der).as_str()));
+    assert!(steps.contains(&actions::Step::Verify));
+    assert!(
+        steps.contains(&actions::Step::RestoreTags),
+        "moto drops tags on re-import; the engine restored them"
+    );
+    let got = home.aws_json(&[
+        "--profile",
+        "direct",
+        "acm",
+        "get-certificate",
+        "--certificate-arn",
+        &arn,
+    ]);
+    assert_eq!(got["Certificate"].as_str().unwrap().trim(), new.pem.trim());
+    let t = home.aws_json(&[
+        "--profile",
+        "direct",
+        "acm",
+        "list-tags-for-certificate",
+        "--certificate-arn",
+        &arn,
+    ]);
+    let mut kv: Vec<String> = t["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            format!(
+                "{}={}",
+                x["Key"].as_str().unwrap(),
+                x["Value"].as_str().unwrap()
+            )
+        })
+        .collect();
+    kv.sort();
+    assert_eq!(kv, ["env=prod", "team=shop"]);
+    // Renew is refused for it, pointing at re-import.
+    let e = actions::plan_renew(&account, &arn).await.unwrap_err();
+    assert!(e.message.contains("re-import"));
+}
