@@ -1,5 +1,6 @@
 //! Benchmark helper: read every ACM certificate of one profile in the given regions through
-//! the library reader (`certdeck::sources::aws::run`), dropping each record as it arrives, and
+//! the AWS sources' rounds (one per region, as the supervisor runs them), dropping each record
+//! as it arrives, and
 //! print the count, the wall time and the process's peak RSS. Memory here is the reader's
 //! own: it must stay flat as the certificate count grows.
 //!
@@ -9,8 +10,10 @@
 
 use std::time::Instant;
 
-use certdeck::sources::aws::{AwsSettings, RegionChoice};
-use certdeck::sources::SourceEvent;
+use std::sync::Arc;
+
+use certdeck::sources::aws::{source::sources_for, AwsSettings, RegionChoice};
+use certdeck::sources::{Sink, SourceEvent};
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -34,22 +37,26 @@ async fn main() {
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(256);
     let t = Instant::now();
-    let run = tokio::spawn(certdeck::sources::aws::run(vec![settings], tx));
+    let mut rounds = tokio::task::JoinSet::new();
+    for src in sources_for(settings, Vec::new()) {
+        let sink = Sink::new(Arc::new(src.id().clone()), tx.clone());
+        rounds.spawn(async move { (src.id().to_string(), src.round(&sink).await) });
+    }
+    drop(tx);
     let (mut n, mut with_cert, mut problems) = (0usize, 0usize, 0usize);
     while let Some(ev) = rx.recv().await {
-        match ev {
-            SourceEvent::Observed(r) => {
-                n += 1;
-                with_cert += usize::from(r.cert.is_some());
-            }
-            SourceEvent::Failed { error, .. } => {
-                problems += 1;
-                eprintln!("problem: {error}");
-            }
-            _ => {}
+        if let SourceEvent::Observed { record, .. } = ev {
+            n += 1;
+            with_cert += usize::from(record.cert.is_some());
         }
     }
-    run.await.unwrap();
+    while let Some(r) = rounds.join_next().await {
+        let (id, end) = r.unwrap();
+        if let Some(p) = end.problem {
+            problems += 1;
+            eprintln!("{id}: {p}");
+        }
+    }
     println!(
         "records {n} with_certificate {with_cert} problems {problems} seconds {:.3} peak_rss_kib {}",
         t.elapsed().as_secs_f64(),

@@ -96,22 +96,22 @@ fn main() {
             .expect("draw");
         frame.push(t.elapsed().as_secs_f64() * 1e3);
 
-        app.spec.sort = sorts[i % sorts.len()];
+        app.fleet.spec.sort = sorts[i % sorts.len()];
         let t = Instant::now();
         app.rebuild();
         resort.push(t.elapsed().as_secs_f64() * 1e3);
 
-        app.spec.text = TextFilter::new(filters[i % filters.len()]);
+        app.fleet.spec.text = TextFilter::new(filters[i % filters.len()]);
         let t = Instant::now();
         app.rebuild();
         filter.push(t.elapsed().as_secs_f64() * 1e3);
-        app.spec.text = TextFilter::new("");
+        app.fleet.spec.text = TextFilter::new("");
         app.rebuild();
     }
     // Each column on its own (the full fleet, no filter).
     let mut per_column = Vec::new();
     for col in SortColumn::ALL {
-        app.spec.sort = col;
+        app.fleet.spec.sort = col;
         let mut v = Vec::new();
         for _ in 0..5 {
             let t = Instant::now();

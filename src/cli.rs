@@ -1,24 +1,36 @@
-//! Command line: clap arguments, resolved once with the config file into `ScanSettings`.
+//! The command line: clap arguments for the core and the subcommands. Every source plugin adds
+//! its own flags to the dashboard, `scan` and the action commands ([`command`]); everything is
+//! resolved once with the config file by [`crate::settings`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 
-use crate::config::{self, ConfigFile};
-use crate::model::Thresholds;
 use crate::report::Format;
-use crate::sources::{Inventory, ProbeSettings, Target, DEFAULT_CONCURRENCY};
 
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes (scan):
   0  OK        every certificate is fine
   1  WARNING   something expires within --warn (default 30d)
   2  CRITICAL  something expires within --crit (default 7d), has expired, or is not yet valid
-  3  UNKNOWN   a location could not be read and nothing is worse; also usage and config errors";
+  3  UNKNOWN   a location or a source could not be read and nothing is worse; also usage and
+               config errors";
+
+pub const ACTION_EXIT_CODES_HELP: &str = "\
+Exit codes (renew, rotate, action):
+  0  done, or the dry run was shown
+  1  an action failed (API error, timeout, issuance failure, verification); see the audit log
+  3  nothing was done: refused (--read-only), declined, unknown id, or a usage error";
 
 #[derive(Debug, Parser)]
-#[command(name = "certdeck", version, about = "A terminal dashboard for certificate fleets", after_help = EXIT_CODES_HELP)]
+#[command(
+    name = "certdeck",
+    version,
+    about = "A terminal dashboard for certificate fleets",
+    long_about = "A terminal dashboard for certificate fleets: every certificate on TLS endpoints, in files and in Kubernetes, in one expiry timeline. Without a subcommand, opens the dashboard over the sources named by the flags below, or by the config file.",
+    after_help = EXIT_CODES_HELP
+)]
 pub struct Cli {
     /// Config file (default: the platform config directory, e.g. ~/.config/certdeck/config.toml).
     #[arg(long, global = true, env = "CERTDECK_CONFIG", value_name = "PATH")]
@@ -27,7 +39,8 @@ pub struct Cli {
     /// <config dir>/themes/NAME.toml. NO_COLOR forces monochrome.
     #[arg(long, global = true, value_name = "NAME")]
     pub theme: Option<String>,
-    /// Hide and refuse every action that changes anything.
+    /// Hide and refuse every action that changes anything (also `read_only = true` in the
+    /// config file).
     #[arg(long, global = true)]
     pub read_only: bool,
     /// Do not capture the mouse (keeps the terminal's own selection).
@@ -36,6 +49,8 @@ pub struct Cli {
     /// Hide host names and paths in the dashboard (for demos and screenshots).
     #[arg(long, global = true)]
     pub redact: bool,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -47,24 +62,26 @@ pub enum Command {
     Scan(ScanArgs),
     /// Start a built-in demo fleet on loopback and show it (no configuration needed).
     Demo(DemoArgs),
-    /// Renew cert-manager Certificates as `cmctl renew` does, and follow them until Ready.
+    /// Renew rows: cert-manager Certificates (as `cmctl renew` does), ACME-managed files, the
+    /// demo fleet.
     #[command(after_help = ACTION_EXIT_CODES_HELP)]
     Renew(RenewArgs),
     /// Rotate plain TLS Secrets: new key and certificate, old Secret saved first, verified.
     #[command(after_help = ACTION_EXIT_CODES_HELP)]
     Rotate(RotateArgs),
+    /// Run a user-defined action (`[[action]]` in the config file) on rows, by its name.
+    #[command(after_help = ACTION_EXIT_CODES_HELP)]
+    Action(UserActionArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff).
+    Man,
 }
 
-pub const ACTION_EXIT_CODES_HELP: &str = "\
-Exit codes (renew, rotate):
-  0  done, or the dry run was shown
-  1  an action failed (API error, timeout, issuance failure, verification); see the audit log
-  3  nothing was done: refused (--read-only), declined, unknown id, or a usage error";
-
-/// Options shared by `renew` and `rotate`.
+/// Options of the action commands.
 #[derive(Debug, Args, Clone)]
 pub struct ActionArgs {
-    /// Row ids from `certdeck scan -o json`, or locations (ctx/ns/secret/name#tls.crt).
+    /// Row ids from `certdeck scan -o json`, or locations (ctx/ns/secret/name#tls.crt, a file).
     #[arg(value_name = "ID", required = true)]
     pub ids: Vec<String>,
     /// Do it without asking for confirmation.
@@ -73,20 +90,15 @@ pub struct ActionArgs {
     /// Show the exact change and write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Refuse every action (also `read_only = true` in [kubernetes]).
-    #[arg(long)]
-    pub read_only: bool,
-    /// How long `renew` waits for cert-manager to finish.
+    /// How long an action waits for someone else (cert-manager) to finish.
     #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
     pub wait: Duration,
     /// Time limit of each API request (default 10s).
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
-    pub timeout: Option<Duration>,
+    #[arg(long = "request-timeout", visible_alias = "timeout", value_parser = parse_duration, value_name = "DURATION")]
+    pub request_timeout: Option<Duration>,
     /// Rows acted on at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub concurrency: usize,
-    #[command(flatten)]
-    pub k8s: K8sArgs,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -110,6 +122,21 @@ pub struct RotateArgs {
     pub ca_key: Option<PathBuf>,
 }
 
+#[derive(Debug, Args, Clone)]
+pub struct UserActionArgs {
+    /// The action's `name` (default: its description, lower-case, words joined by `-`).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[command(flatten)]
+    pub action: ActionArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
     Auto,
@@ -117,7 +144,8 @@ pub enum ColorChoice {
     Never,
 }
 
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Thresholds and probes")]
 pub struct ProbeArgs {
     /// Warning threshold before expiry (e.g. 30d, 2w, 36h).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
@@ -125,10 +153,10 @@ pub struct ProbeArgs {
     /// Critical threshold before expiry (e.g. 7d).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub crit: Option<Duration>,
-    /// Per-target time limit for DNS, connect and handshake together.
+    /// Per-location time limit (TLS: DNS, connect and handshake together).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Option<Duration>,
-    /// Probes in flight at once.
+    /// Locations probed at once.
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
     /// Extra trust anchors (PEM file; repeatable).
@@ -138,18 +166,10 @@ pub struct ProbeArgs {
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
-    /// TLS targets: host:port, host (443), https://host[:port][/path], [v6]:port, addr:port@sni.
-    #[arg(value_name = "TARGET")]
+    /// What to read: TLS targets (host:port, host (443), https://host[:port][/path], [v6]:port,
+    /// addr:port@sni), and existing files or directories (read as certificate files).
+    #[arg(value_name = "TARGET|PATH")]
     pub targets: Vec<String>,
-    /// Certificate files, directories (walked recursively) or globs (repeatable).
-    #[arg(short = 'f', long = "file", value_name = "PATH")]
-    pub files: Vec<String>,
-    /// File with one target per line (# comments allowed; repeatable).
-    #[arg(long = "targets-file", value_name = "PATH")]
-    pub targets_files: Vec<PathBuf>,
-    /// Name to send as SNI and verify against, for targets that do not give one with @name.
-    #[arg(long, value_name = "NAME")]
-    pub sni: Option<String>,
     /// Report format.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     pub output: Format,
@@ -158,96 +178,6 @@ pub struct ScanArgs {
     pub color: ColorChoice,
     #[command(flatten)]
     pub probe: ProbeArgs,
-    #[command(flatten)]
-    pub k8s: K8sArgs,
-    #[command(flatten)]
-    pub aws: crate::sources::aws::AwsArgs,
-}
-
-/// Kubernetes flags, as kubectl spells them.
-#[derive(Debug, Args, Default, Clone)]
-#[command(next_help_heading = "Kubernetes")]
-pub struct K8sArgs {
-    /// Read Kubernetes with the kubeconfig's current context (implied by any flag below).
-    #[arg(long)]
-    pub k8s: bool,
-    /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config).
-    #[arg(long, value_name = "PATH")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context to read (repeatable; default: the current context).
-    #[arg(long = "context", value_name = "NAME")]
-    pub contexts: Vec<String>,
-    /// Read every context of the kubeconfig.
-    #[arg(long)]
-    pub all_contexts: bool,
-    /// Namespace to read (default: the context's namespace).
-    #[arg(
-        short = 'n',
-        long,
-        value_name = "NAMESPACE",
-        conflicts_with = "all_namespaces"
-    )]
-    pub namespace: Option<String>,
-    /// Read every namespace, plus webhook and APIService caBundles.
-    #[arg(short = 'A', long)]
-    pub all_namespaces: bool,
-    /// Probe each Ingress TLS host and flag one that serves another certificate than its Secret.
-    #[arg(long)]
-    pub check_ingress: bool,
-}
-
-impl K8sArgs {
-    /// True when any Kubernetes flag was given.
-    pub fn given(&self) -> bool {
-        self.k8s
-            || self.kubeconfig.is_some()
-            || !self.contexts.is_empty()
-            || self.all_contexts
-            || self.namespace.is_some()
-            || self.all_namespaces
-            || self.check_ingress
-    }
-
-    /// Kubernetes settings from these flags over the `[kubernetes]` config section.
-    pub fn resolve(
-        &self,
-        cfg: Option<&config::KubernetesConfig>,
-        default_timeout: Duration,
-    ) -> crate::sources::k8s::K8sSettings {
-        let d = config::KubernetesConfig::default();
-        let c = cfg.unwrap_or(&d);
-        let flags_scope = self.namespace.is_some() || self.all_namespaces;
-        let flags_contexts = !self.contexts.is_empty() || self.all_contexts;
-        crate::sources::k8s::K8sSettings {
-            kubeconfig: self.kubeconfig.clone().or_else(|| c.kubeconfig.clone()),
-            contexts: if flags_contexts {
-                self.contexts.clone()
-            } else {
-                c.contexts.clone()
-            },
-            all_contexts: if flags_contexts {
-                self.all_contexts
-            } else {
-                c.all_contexts
-            },
-            namespace: if flags_scope {
-                self.namespace.clone()
-            } else {
-                c.namespace.clone()
-            },
-            all_namespaces: if flags_scope {
-                self.all_namespaces
-            } else {
-                c.all_namespaces
-            },
-            timeout: c.timeout.unwrap_or(default_timeout),
-            page_size: c
-                .page_size
-                .unwrap_or(crate::sources::k8s::DEFAULT_PAGE_SIZE),
-            check_ingresses: self.check_ingress || c.check_ingresses,
-            ingress_port: 443,
-        }
-    }
 }
 
 #[derive(Debug, Args)]
@@ -263,243 +193,74 @@ pub struct DemoArgs {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30d, 12h, 5s)"))
+    crate::config::parse_duration(s)
 }
 
-/// Everything a scan needs, resolved once from flags and the config file.
-#[derive(Debug, Clone)]
-pub struct ScanSettings {
-    pub inventory: Inventory,
-    pub probe: ProbeSettings,
-    pub thresholds: Thresholds,
-    pub format: Format,
-    pub color: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
-    #[error(transparent)]
-    Config(#[from] config::ConfigError),
-    #[error("cannot read targets file {path}: {source}")]
-    TargetsFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("nothing to scan: give targets, --file, --k8s/--kubeconfig/-A or --aws, or list them in {0}")]
-    Nothing(String),
-    #[error("--crit ({crit}) must not be longer than --warn ({warn})")]
-    Thresholds { warn: String, crit: String },
-    #[error("--concurrency must be at least 1")]
-    Concurrency,
-    #[error("--timeout must be longer than zero")]
-    Timeout,
-}
-
-/// Load the config file: the named one (must exist) or the default one (may be absent).
-pub fn load_config(named: Option<&PathBuf>) -> Result<(Option<ConfigFile>, String), SettingsError> {
-    match named {
-        Some(p) => Ok((config::load(p, true)?, p.display().to_string())),
-        None => match config::default_path() {
-            Some(p) => Ok((config::load(&p, false)?, p.display().to_string())),
-            None => Ok((None, "the config file".to_owned())),
-        },
+/// The whole command: the derived arguments, plus every source plugin's flags on the dashboard
+/// (the bare command), `scan` and the action commands.
+pub fn command() -> clap::Command {
+    let mut cmd = crate::sources::registry::add_flags(Cli::command());
+    for sub in ["scan", "renew", "rotate", "action"] {
+        cmd = cmd.mut_subcommand(sub, crate::sources::registry::add_flags);
     }
+    cmd
 }
 
-fn read_targets_file(path: &PathBuf, out: &mut Vec<String>) -> Result<(), SettingsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::TargetsFile {
-        path: path.clone(),
-        source,
-    })?;
-    out.extend(
-        text.lines()
-            .map(|l| l.split('#').next().unwrap_or_default().trim())
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned),
-    );
-    Ok(())
+/// A parsed command line, with the raw matches the plugins read their flags from.
+pub struct Parsed {
+    pub cli: Cli,
+    pub matches: clap::ArgMatches,
 }
 
-/// Thresholds and probe settings from flags over the config file over defaults.
-pub fn resolve_probe(
-    args: &ProbeArgs,
-    cfg: Option<&ConfigFile>,
-) -> Result<(ProbeSettings, Thresholds), SettingsError> {
-    let def = Thresholds::default();
-    let warn = args.warn.or(cfg.and_then(|c| c.thresholds.warn));
-    let crit = args.crit.or(cfg.and_then(|c| c.thresholds.crit));
-    let t = Thresholds {
-        warn_secs: warn.map(|d| d.as_secs() as i64).unwrap_or(def.warn_secs),
-        crit_secs: crit.map(|d| d.as_secs() as i64).unwrap_or(def.crit_secs),
-    };
-    if t.crit_secs > t.warn_secs {
-        let f = |s: i64| humantime::format_duration(Duration::from_secs(s as u64)).to_string();
-        return Err(SettingsError::Thresholds {
-            warn: f(t.warn_secs),
-            crit: f(t.crit_secs),
-        });
-    }
-    let timeout = args
-        .timeout
-        .or(cfg.and_then(|c| c.probe.timeout))
-        .unwrap_or(Duration::from_secs(5));
-    if timeout.is_zero() {
-        return Err(SettingsError::Timeout);
-    }
-    let concurrency = args
-        .concurrency
-        .or(cfg.and_then(|c| c.probe.concurrency))
-        .unwrap_or(DEFAULT_CONCURRENCY);
-    if concurrency == 0 {
-        return Err(SettingsError::Concurrency);
-    }
-    let mut ca_files = args.ca_files.clone();
-    if let Some(c) = cfg {
-        ca_files.extend(c.ca_files.iter().cloned());
-    }
-    Ok((
-        ProbeSettings {
-            timeout,
-            concurrency,
-            ca_files,
-            extra_roots: Vec::new(),
-        },
-        t,
-    ))
-}
-
-/// Parse raw targets (de-duplicated; unparsable ones kept as error rows) into an inventory.
-pub fn build_inventory(
-    raw_targets: Vec<String>,
-    files: Vec<String>,
-    sni: Option<&str>,
-) -> Inventory {
-    let mut inventory = Inventory {
-        files,
-        ..Inventory::default()
-    };
-    let mut seen = std::collections::HashSet::new();
-    for raw in raw_targets {
-        match Target::parse(&raw, sni) {
-            Ok(t) => {
-                if seen.insert(t.clone()) {
-                    inventory.targets.push(t);
-                }
-            }
-            Err(e) => inventory.bad_targets.push((raw, e.why)),
+impl Parsed {
+    /// The matches of the subcommand being run (the root ones for the dashboard).
+    pub fn command_matches(&self) -> &clap::ArgMatches {
+        match self.matches.subcommand() {
+            Some((_, m)) => m,
+            None => &self.matches,
         }
     }
-    inventory
 }
 
-/// Targets and files the config file names: `targets`, `targets_files`, `files`, and each
-/// `[[certificate]]`'s file and the endpoint that serves it.
-fn config_lists(
-    c: &ConfigFile,
-    raw: &mut Vec<String>,
-    files: &mut Vec<String>,
-) -> Result<(), SettingsError> {
-    raw.extend(c.targets.iter().cloned());
-    for p in &c.targets_files {
-        read_targets_file(p, raw)?;
-    }
-    files.extend(c.files.iter().cloned());
-    for m in &c.certificates {
-        files.push(m.cert.display().to_string());
-        raw.extend(m.endpoint.iter().cloned());
-    }
-    Ok(())
+/// Parse the process's arguments (or `args`).
+pub fn parse_from<I, T>(args: I) -> Result<Parsed, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = command().try_get_matches_from(args)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    Ok(Parsed { cli, matches })
 }
 
-/// The inventory the config file names (targets, target files, files); may be empty.
-pub fn config_inventory(cfg: Option<&ConfigFile>) -> Result<Inventory, SettingsError> {
-    let mut raw = Vec::new();
-    let mut files = Vec::new();
-    if let Some(c) = cfg {
-        config_lists(c, &mut raw, &mut files)?;
-    }
-    let mut inv = build_inventory(raw, files, None);
-    // The dashboard reads Kubernetes when the config file has a [kubernetes] section.
-    inv.k8s = cfg
-        .and_then(|c| c.kubernetes.as_ref())
-        .map(|kc| K8sArgs::default().resolve(Some(kc), Duration::from_secs(10)));
-    inv.aws = cfg
-        .map(|c| {
-            c.aws
-                .iter()
-                .map(|a| a.resolve(Duration::from_secs(10)))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(inv)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl ScanSettings {
-    /// Resolve scan flags with the config file. The inventory comes from the command line, or
-    /// from the config file when the command line names nothing.
-    pub fn resolve(
-        args: &ScanArgs,
-        config_path: Option<&PathBuf>,
-    ) -> Result<ScanSettings, SettingsError> {
-        let (cfg, cfg_name) = load_config(config_path)?;
-        let (probe, thresholds) = resolve_probe(&args.probe, cfg.as_ref())?;
-        let mut raw_targets = args.targets.clone();
-        for p in &args.targets_files {
-            read_targets_file(p, &mut raw_targets)?;
-        }
-        let mut files = args.files.clone();
-        let k8s_cfg = cfg.as_ref().and_then(|c| c.kubernetes.as_ref());
-        let mut k8s = args
-            .k8s
-            .given()
-            .then(|| args.k8s.resolve(k8s_cfg, probe.timeout));
-        let aws_cfg = cfg.as_ref().map(|c| c.aws.as_slice()).unwrap_or_default();
-        let mut aws = if args.aws.given() {
-            args.aws.resolve(aws_cfg, probe.timeout)
-        } else {
-            Vec::new()
-        };
-        if raw_targets.is_empty() && files.is_empty() && k8s.is_none() && aws.is_empty() {
-            if let Some(c) = &cfg {
-                config_lists(c, &mut raw_targets, &mut files)?;
-                k8s = k8s_cfg.map(|kc| K8sArgs::default().resolve(Some(kc), probe.timeout));
-                aws = aws_cfg.iter().map(|a| a.resolve(probe.timeout)).collect();
-            }
-        }
-        if raw_targets.is_empty() && files.is_empty() && k8s.is_none() && aws.is_empty() {
-            return Err(SettingsError::Nothing(cfg_name));
-        }
-        let mut inventory = Inventory {
-            files,
-            k8s,
-            aws,
-            ..Inventory::default()
-        };
-        let mut seen = std::collections::HashSet::new();
-        for raw in raw_targets {
-            match Target::parse(&raw, args.sni.as_deref()) {
-                Ok(t) => {
-                    if seen.insert(t.clone()) {
-                        inventory.targets.push(t);
-                    }
-                }
-                Err(e) => inventory.bad_targets.push((raw, e.why)),
-            }
-        }
-        let color = match args.color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                    && std::io::IsTerminal::is_terminal(&std::io::stdout())
-            }
-        };
-        Ok(ScanSettings {
-            inventory,
-            probe,
-            thresholds,
-            format: args.output,
-            color,
-        })
+    #[test]
+    fn the_whole_command_with_every_plugin_is_consistent() {
+        command().debug_assert();
+        let p = parse_from([
+            "certdeck",
+            "scan",
+            "a.example:443",
+            "-t",
+            "b.example",
+            "--k8s",
+            "--read-only",
+        ])
+        .unwrap();
+        assert!(p.cli.read_only);
+        let p = parse_from(["certdeck", "--read-only", "renew", "k8s-0123456789"]).unwrap();
+        assert!(p.cli.read_only, "--read-only before the subcommand too");
+        let p = parse_from([
+            "certdeck",
+            "renew",
+            "k8s-0123456789",
+            "--read-only",
+            "--yes",
+        ])
+        .unwrap();
+        assert!(p.cli.read_only, "and after it");
     }
 }

@@ -19,7 +19,7 @@ use time::{Duration, OffsetDateTime};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
-use crate::sources::{Inventory, Target};
+use crate::sources::{ProbeSettings, Source, Target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -230,12 +230,7 @@ fn spec(cn: &str, now: OffsetDateTime, from_days: i64, until_days: i64) -> LeafS
 }
 
 fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    opts.open(path)?.write_all(data)
+    crate::fsx::write_private(path, data)
 }
 
 impl DemoFleet {
@@ -428,14 +423,26 @@ impl DemoFleet {
         Ok(())
     }
 
-    /// The inventory that scans this fleet.
-    pub fn inventory(&self) -> Inventory {
-        Inventory {
-            targets: self.endpoints.iter().map(|e| e.target.clone()).collect(),
-            bad_targets: Vec::new(),
-            files: vec![self.files_dir.display().to_string()],
-            ..Inventory::default()
-        }
+    /// The endpoints of the fleet.
+    pub fn targets(&self) -> Vec<Target> {
+        self.endpoints.iter().map(|e| e.target.clone()).collect()
+    }
+
+    /// The sources that read this fleet: its endpoints and its folder of files. The demo
+    /// refreshes every 30 s, so a change shows up on stage.
+    pub fn sources(&self, mut probe: ProbeSettings) -> Vec<Arc<dyn Source>> {
+        use crate::sources::file::source::FileSource;
+        use crate::sources::tls::source::TlsSource;
+        use crate::sources::Schedule;
+        probe.extra_roots.push(self.trust_anchor());
+        let every = Schedule::every(
+            std::time::Duration::from_secs(30),
+            std::time::Duration::from_secs(60),
+        );
+        vec![
+            Arc::new(TlsSource::new(self.targets(), Vec::new(), probe).named("", every)),
+            Arc::new(FileSource::new(vec![self.files_dir.display().to_string()]).named("", every)),
+        ]
     }
 
     /// The demo root as an extra trust anchor (DER).
@@ -469,33 +476,44 @@ impl DemoRenewer {
     }
 }
 
-impl crate::dispatch::Backend for DemoRenewer {
-    fn plan(
-        &self,
-        kind: crate::app::ActKind,
-        record: &crate::model::Record,
-    ) -> Option<crate::dispatch::BoxFut<crate::dispatch::Prepared>> {
-        use crate::dispatch::{Prepared, Reporter};
-        if kind != crate::app::ActKind::Builtin {
-            return None;
-        }
-        let (_, resolver) = self
+impl crate::actions::Backend for DemoRenewer {
+    fn offers(&self, record: &crate::model::Record) -> Vec<crate::actions::Offer> {
+        if self
             .endpoints
             .iter()
-            .find(|(loc, _)| *loc == record.location)?;
-        let resolver = resolver.clone();
-        let issuer = self.issuer.clone();
-        let root = self.root_der.clone();
-        let lifetime = self.lifetime;
-        let record = record.clone();
-        Some(Box::pin(async move {
+            .any(|(loc, _)| *loc == record.location)
+        {
+            vec![crate::actions::Offer {
+                verb: "renew".to_owned(),
+                title: "Re-issue (demo CA)".to_owned(),
+                builtin: true,
+            }]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn plan<'a>(
+        &'a self,
+        _verb: &'a str,
+        record: &'a crate::model::Record,
+        _opts: &'a crate::actions::ActionOptions,
+    ) -> crate::sources::BoxFut<'a, Result<crate::actions::Prepared, crate::actions::ActionError>>
+    {
+        use crate::actions::{ActionError, Outcome, Plan, Prepared, Step};
+        Box::pin(async move {
             let title = "Re-issue (demo CA)";
+            let Some((_, resolver)) = self
+                .endpoints
+                .iter()
+                .find(|(loc, _)| *loc == record.location)
+            else {
+                return Err(ActionError::not_applicable("not a demo endpoint"));
+            };
             let Some(cert) = record.cert.clone() else {
-                return Prepared::refused(
-                    &record,
-                    title,
+                return Err(ActionError::not_applicable(
                     "the endpoint could not be read; nothing to re-issue",
-                );
+                ));
             };
             let mut names: Vec<String> = cert
                 .sans
@@ -512,78 +530,77 @@ impl crate::dispatch::Backend for DemoRenewer {
                 dns: names.clone(),
                 uris: Vec::new(),
                 not_before: now - Duration::minutes(5),
-                not_after: now + lifetime,
+                not_after: now + self.lifetime,
                 client_auth: false,
             };
-            let preview = format!(
-                "{title}: {}\n  row:      {} ({})\n  names:    {}\n  key:      ECDSA P-256 (new key)\n  expires:  {} -> {}\n  issuer:   {}\n  steps:    issue with the demo CA; install in the running server (no restart); re-probe and compare SHA-256\n",
-                spec.common_name,
-                record.id,
-                record.location,
-                names.join(", "),
-                crate::clock::rfc3339(cert.not_after),
-                crate::clock::rfc3339(spec.not_after.unix_timestamp()),
-                issuer.name,
-            );
+            let mut plan =
+                Plan::for_record("demo re-issue", "renew", title, record, &spec.common_name);
+            plan.new_not_after = Some(spec.not_after.unix_timestamp());
+            plan.issuer = Some(self.issuer.name.clone());
+            plan.names = names.clone();
+            plan.key_type = Some("ECDSA P-256".to_owned());
+            plan.steps = vec![
+                "issue with the demo CA".to_owned(),
+                "install in the running server (no restart)".to_owned(),
+                "re-probe and compare SHA-256".to_owned(),
+            ];
+            let (resolver, issuer, root) =
+                (resolver.clone(), self.issuer.clone(), self.root_der.clone());
             let target = record.location.clone();
-            let run = move |rep: Reporter| -> crate::dispatch::BoxFut<Result<String, String>> {
-                Box::pin(async move {
-                    rep.step(
-                        "issue",
-                        format!("issuing a new certificate for {}", names.join(", ")),
-                    )
-                    .await;
-                    let leaf = issuer.leaf(&spec).map_err(|e| format!("step issue: {e}"))?;
-                    let ck = leaf
-                        .certified_key(std::slice::from_ref(&issuer.der))
-                        .map_err(|e| format!("step issue: {e}"))?;
-                    let new_sha = crate::model::cert::sha256_hex(leaf.der.as_ref());
-                    rep.step(
-                        "install",
-                        "the demo server serves the new certificate from the next handshake",
-                    )
-                    .await;
-                    resolver.swap(ck);
-                    rep.step("verify", format!("re-probing {target}")).await;
-                    let t = crate::sources::Target::parse(&target, None)
-                        .map_err(|e| format!("step verify: {e}"))?;
-                    let prober = crate::sources::tls::TlsProber::new(
-                        &[root.into()],
-                        std::time::Duration::from_secs(5),
-                    )
-                    .map_err(|e| format!("step verify: {e}"))?;
-                    let seen = prober.probe(&t).await;
-                    let served = seen.cert.as_ref().map(|c| c.sha256.clone());
-                    if served.as_deref() != Some(new_sha.as_str()) {
-                        return Err(format!(
-                            "step verify: the endpoint serves {} instead of the new certificate {new_sha}",
-                            served.unwrap_or_else(|| seen.error.unwrap_or_else(|| "nothing".into()))
-                        ));
-                    }
-                    Ok(format!(
-                        "now serving sha256 {}…, expires {}",
-                        &new_sha[..16],
-                        crate::clock::rfc3339(spec.not_after.unix_timestamp())
-                    ))
-                })
-            };
-            Prepared {
-                proposal: crate::app::Proposal {
-                    record_id: record.id.clone(),
-                    location: record.location.clone(),
-                    title: title.into(),
-                    preview,
-                    destructive: true,
-                    error: None,
-                },
-                skip_confirm: false,
-                run: Some(Box::new(run)),
-                audit: Some(crate::dispatch::audit_base(
-                    "demo re-issue",
-                    &record,
-                    &record.location,
-                )),
-            }
-        }))
+            Ok(Prepared {
+                plan,
+                job: Box::new(move |rep| {
+                    Box::pin(async move {
+                        rep.step(
+                            Step::Issue,
+                            format!("issuing a new certificate for {}", names.join(", ")),
+                        )
+                        .await;
+                        let leaf = issuer
+                            .leaf(&spec)
+                            .map_err(|e| ActionError::at(Step::Issue, e.to_string()))?;
+                        let ck = leaf
+                            .certified_key(std::slice::from_ref(&issuer.der))
+                            .map_err(|e| ActionError::at(Step::Issue, e.to_string()))?;
+                        let new_sha = crate::model::cert::sha256_hex(leaf.der.as_ref());
+                        rep.step(
+                            Step::Install,
+                            "the demo server serves the new certificate from the next handshake",
+                        )
+                        .await;
+                        resolver.swap(ck);
+                        rep.step(Step::Verify, format!("re-probing {target}")).await;
+                        let t = Target::parse(&target, None)
+                            .map_err(|e| ActionError::at(Step::Verify, e.to_string()))?;
+                        let prober = crate::sources::tls::TlsProber::new(
+                            &[root.into()],
+                            std::time::Duration::from_secs(5),
+                        )
+                        .map_err(|e| ActionError::at(Step::Verify, e.to_string()))?;
+                        let seen = prober.probe(&t).await;
+                        let served = seen.cert.as_ref().map(|c| c.sha256.clone());
+                        if served.as_deref() != Some(new_sha.as_str()) {
+                            return Err(ActionError::at(
+                                Step::Verify,
+                                format!(
+                                    "the endpoint serves {} instead of the new certificate {new_sha}",
+                                    served.unwrap_or_else(|| seen.error.unwrap_or_else(|| "nothing".into()))
+                                ),
+                            ));
+                        }
+                        Ok(Outcome {
+                            after_sha256: Some(new_sha.clone()),
+                            new_not_after: Some(spec.not_after.unix_timestamp()),
+                            message: format!(
+                                "now serving sha256 {}…, expires {}",
+                                &new_sha[..16],
+                                crate::clock::rfc3339(spec.not_after.unix_timestamp())
+                            ),
+                            ..Outcome::default()
+                        })
+                    })
+                }),
+            })
+        })
     }
 }

@@ -1,6 +1,6 @@
 //! certdeck: one expiry timeline for certificate fleets.
 //!
-//! The library holds everything; `main.rs` only wires logging, the CLI and the runtime.
+//! The library holds everything; `main.rs` only wires the CLI, logging and the runtime.
 
 pub mod acme;
 pub mod actions;
@@ -9,11 +9,11 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
-pub mod dispatch;
-pub mod hooks;
+pub mod fsx;
 pub mod model;
 pub mod report;
 pub mod run;
+pub mod settings;
 pub mod sources;
 pub mod testing;
 pub mod tui;

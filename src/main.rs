@@ -1,12 +1,10 @@
-//! certdeck binary: logging, CLI parse, runtime, run. Everything else is in the library.
+//! certdeck binary: CLI parse, logging, runtime, run. Everything else is in the library.
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = match certdeck::cli::Cli::try_parse() {
-        Ok(c) => c,
+    let parsed = match certdeck::cli::parse_from(std::env::args_os()) {
+        Ok(p) => p,
         Err(e) => {
             use clap::error::ErrorKind;
             let _ = e.print();
@@ -17,13 +15,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CERTDECK_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    certdeck::run::init_logging(&parsed.cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -34,10 +26,13 @@ fn main() -> ExitCode {
             return ExitCode::from(certdeck::report::exit::UNKNOWN as u8);
         }
     };
-    match runtime.block_on(certdeck::run::run(cli)) {
+    match runtime.block_on(certdeck::run::run(parsed)) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("certdeck: {e:#}");
+            eprintln!(
+                "certdeck: {}",
+                certdeck::model::text::clean(&format!("{e:#}"))
+            );
             ExitCode::from(certdeck::report::exit::UNKNOWN as u8)
         }
     }

@@ -1,60 +1,88 @@
-//! Running the subcommands: the glue between settings, the engine and the reports.
+//! Running the subcommands: the glue between settings, sources, actions and reports.
 
 use std::io::Write;
+use std::sync::Arc;
 
-use crate::cli::{Cli, Command, DemoArgs, ScanSettings};
+use crate::actions::{ActionError, ActionOptions, Request};
+use crate::cli::{Cli, ColorChoice, Command, DemoArgs, Parsed, ScanArgs};
 use crate::report::{self, exit, Format};
-use crate::sources;
+use crate::settings::{Settings, SettingsError};
+use crate::sources::{self, Purpose, ScanResult};
 
-/// Print a report of `records` and return the exit code.
+/// Print a report of a scan and return the exit code: the worst status, and UNKNOWN when a
+/// source had a problem and nothing is worse.
 pub fn print_report(
-    records: &[crate::model::Record],
-    failures: &[String],
+    result: &ScanResult,
     format: Format,
     thresholds: crate::model::Thresholds,
     color: bool,
 ) -> std::io::Result<i32> {
     let now = crate::clock::now_unix();
-    let rows = report::rows(records, now, thresholds);
+    let rows = report::rows(&result.records, now, thresholds);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match format {
-        Format::Table => report::write_table(&mut out, &rows, color)?,
+        Format::Table => {
+            report::write_table(&mut out, &rows, color)?;
+            report::write_health(&mut out, &result.health)?;
+        }
         Format::Json => report::write_json(&mut out, &rows)?,
         Format::Csv => report::write_csv(&mut out, &rows)?,
-        Format::Prometheus => report::write_prometheus(&mut out, &rows)?,
+        Format::Prometheus => {
+            report::write_prometheus(&mut out, &rows)?;
+            report::write_prometheus_health(&mut out, &result.health)?;
+        }
     }
     out.flush()?;
-    for f in failures {
-        eprintln!("certdeck: {f}");
+    drop(out);
+    let problems = result.problems();
+    for p in &problems {
+        eprintln!("certdeck: {}", crate::model::text::clean(p));
     }
     let mut code = report::exit_code(rows.iter().map(|r| r.a.status));
-    if !failures.is_empty() && code == exit::OK {
+    if !problems.is_empty() && code == exit::OK {
         code = exit::UNKNOWN;
     }
     Ok(code)
 }
 
-/// `certdeck scan`.
-pub async fn scan(settings: ScanSettings) -> anyhow::Result<i32> {
-    let (records, failures) = sources::scan(settings.inventory, settings.probe).await;
-    Ok(print_report(
-        &records,
-        &failures,
-        settings.format,
-        settings.thresholds,
-        settings.color,
-    )?)
+fn color_of(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::IsTerminal::is_terminal(&std::io::stdout())
+        }
+    }
 }
 
-/// Open the dashboard over an inventory.
-pub async fn dashboard(
+/// `certdeck scan`.
+pub async fn scan(
     cli: &Cli,
-    cfg: Option<&crate::config::ConfigFile>,
-    inventory: sources::Inventory,
-    probe: sources::ProbeSettings,
-    thresholds: crate::model::Thresholds,
-    mut backends: Vec<std::sync::Arc<dyn crate::dispatch::Backend>>,
+    args: &ScanArgs,
+    matches: &clap::ArgMatches,
+) -> Result<i32, SettingsError> {
+    let settings = Settings::resolve(cli, &args.probe)?;
+    let sources = settings.sources(Some(matches), &args.targets, &Purpose::Scan)?;
+    if sources.is_empty() {
+        return Err(SettingsError::Nothing(settings.config.name()));
+    }
+    let result = sources::scan(sources).await;
+    print_report(
+        &result,
+        args.output,
+        settings.thresholds,
+        color_of(args.color),
+    )
+    .map_err(|e| SettingsError::Build(format!("cannot write the report: {e}")))
+}
+
+/// Open the dashboard over `sources`, with the actions of `session`.
+pub async fn dashboard(
+    settings: &Settings,
+    sources: Vec<Arc<dyn sources::Source>>,
+    session: crate::actions::Session,
 ) -> anyhow::Result<i32> {
     let config_dir = crate::config::config_dir();
     let mut keymap = crate::config::keymap::Keymap::load(
@@ -63,132 +91,133 @@ pub async fn dashboard(
             .map(|d| d.join("keymap.toml"))
             .as_deref(),
     )?;
-    let user_actions: Vec<crate::hooks::UserAction> =
-        cfg.map(|c| c.actions.clone()).unwrap_or_default();
-    for (i, a) in user_actions.iter().enumerate() {
+    for (i, a) in settings.user_actions.iter().enumerate() {
         keymap
             .bind_user_action(&a.key, i, &a.description)
             .map_err(|e| anyhow::anyhow!("config [[action]] '{}': {e}", a.description))?;
     }
-    if cli.read_only {
+    if settings.read_only {
         keymap.remove_actions();
     }
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let theme_name = cli
-        .theme
-        .clone()
-        .or_else(|| cfg.and_then(|c| c.ui.theme.clone()))
-        .unwrap_or_else(|| "dark".into());
     let theme = crate::config::theme::Theme::load(
-        &theme_name,
+        &settings.ui.theme,
         config_dir.as_ref().map(|d| d.join("themes")).as_deref(),
         no_color,
     )?;
-    let mouse = !cli.no_mouse && cfg.and_then(|c| c.ui.mouse).unwrap_or(true);
-    let mut app = crate::app::App::new(crate::clock::now_unix(), thresholds, keymap);
-    app.read_only = cli.read_only;
-    app.redact = cli.redact;
+    let mut app = crate::app::App::new(crate::clock::now_unix(), settings.thresholds, keymap);
+    app.read_only = settings.read_only;
+    app.ui.redact = settings.ui.redact;
     app.log_path = LOG_PATH.get().map(|p| p.display().to_string());
-    app.user_actions = user_actions.iter().map(Into::into).collect();
-    backends.push(std::sync::Arc::new(crate::hooks::HookBackend {
-        actions: user_actions,
-    }));
-    if let Some(k) = &inventory.k8s {
-        match crate::sources::k8s::KubeAccess::load(k.kubeconfig.as_deref()) {
-            Ok(access) => {
-                let mut ctx = crate::actions::ActionContext::new(access);
-                ctx.read_only = cli.read_only;
-                backends.push(std::sync::Arc::new(crate::dispatch::K8sBackend {
-                    ctx: std::sync::Arc::new(ctx),
-                }));
-            }
-            Err(e) => tracing::warn!("Kubernetes actions are unavailable: {e}"),
-        }
-    }
-    if let Some(acme) = acme_backend(cfg)? {
-        backends.push(std::sync::Arc::new(acme));
-    }
-    let mut dispatcher = crate::dispatch::Dispatcher::new(backends, cli.read_only);
-    if let Some(path) = crate::actions::audit::AuditLog::default_path() {
-        dispatcher = dispatcher.with_audit(crate::actions::audit::AuditLog::new(path));
-    }
-    crate::tui::run_dashboard(app, theme, inventory, probe, mouse, dispatcher).await?;
+    app.user_actions = settings
+        .user_actions
+        .iter()
+        .map(|a| crate::app::UserActionInfo {
+            name: a.name(),
+            description: a.description.clone(),
+            sources: a.sources.clone(),
+            confirm: a.confirm,
+            dangerous: a.dangerous,
+        })
+        .collect();
+    crate::tui::run_dashboard(
+        app,
+        theme,
+        sources,
+        &settings.refresh,
+        session,
+        settings.ui.mouse,
+    )
+    .await?;
     Ok(exit::OK)
 }
 
-/// The ACME backend for the config's `[[certificate]]` files, if it has any.
-fn acme_backend(
-    cfg: Option<&crate::config::ConfigFile>,
-) -> anyhow::Result<Option<crate::dispatch::AcmeBackend>> {
-    let Some(c) = cfg.filter(|c| !c.certificates.is_empty() || !c.acme.is_empty()) else {
-        return Ok(None);
-    };
-    crate::acme::config::validate(&c.acme, &c.certificates)
-        .map_err(|e| anyhow::anyhow!("config: {e}"))?;
-    Ok(Some(crate::dispatch::AcmeBackend {
-        issuers: c.acme.clone(),
-        files: c.certificates.clone(),
-        account_dir: crate::acme::default_account_dir(),
-        audit: crate::actions::audit::AuditLog::default_path()
-            .map(crate::actions::audit::AuditLog::new),
-    }))
-}
-
-/// `certdeck renew ID...` for `[[certificate]]` rows (the certificate file's id, or its
-/// endpoint's). `None` when the ids are not such rows (they are Kubernetes ids, then).
-async fn renew_managed_files(
-    args: &crate::cli::ActionArgs,
-    config: Option<&std::path::PathBuf>,
-) -> Option<i32> {
-    let (cfg, _) = crate::cli::load_config(config).ok()?;
-    let acme = match acme_backend(cfg.as_ref()) {
-        Ok(a) => a?,
-        Err(e) => {
-            eprintln!("certdeck: {e}");
-            return Some(exit::UNKNOWN);
-        }
-    };
-    // The rows of the managed files and their endpoints, observed now.
-    let mut inv = sources::Inventory::default();
-    for f in &acme.files {
-        inv.files.push(f.cert.display().to_string());
-        if let Some(t) = f
-            .endpoint
-            .as_deref()
-            .and_then(|e| sources::Target::parse(e, None).ok())
-        {
-            inv.targets.push(t);
-        }
-    }
-    let probe = crate::cli::resolve_probe(&crate::cli::ProbeArgs::default(), cfg.as_ref())
-        .ok()?
-        .0;
-    let (records, _) = sources::scan(inv, probe).await;
-    let matched: Vec<crate::model::Record> = args
-        .ids
+/// Find the rows an action command names, by reading the sources that may hold them once.
+async fn find_rows(
+    settings: &Settings,
+    matches: &clap::ArgMatches,
+    ids: &[String],
+) -> Result<
+    (
+        Vec<Arc<dyn sources::Source>>,
+        Vec<Result<crate::model::Record, ActionError>>,
+    ),
+    SettingsError,
+> {
+    let sources = settings.sources(Some(matches), &[], &Purpose::FindRows(ids.to_vec()))?;
+    let result = sources::scan(sources.clone()).await;
+    let rows: Vec<Result<crate::model::Record, ActionError>> = ids
         .iter()
-        .filter_map(|id| {
-            records
+        .map(|id| {
+            result
+                .records
                 .iter()
-                .find(|r| (&r.id == id || &r.location == id) && acme.file_for(r).is_some())
+                .find(|r| r.id == *id || r.location == *id)
+                .cloned()
+                .ok_or_else(|| ActionError::unknown_row(id))
         })
-        .cloned()
         .collect();
-    if matched.is_empty() {
-        return None;
+    if rows.iter().any(|r| r.is_err()) {
+        for p in result.problems() {
+            eprintln!("certdeck: {}", crate::model::text::clean(&p));
+        }
     }
-    if matched.len() != args.ids.len() {
-        eprintln!("certdeck: give either [[certificate]] rows or Kubernetes rows to one `renew`, not both");
-        return Some(exit::UNKNOWN);
-    }
-    let d = crate::dispatch::Dispatcher::new(vec![std::sync::Arc::new(acme)], args.read_only);
-    Some(crate::dispatch::run_headless(&d, matched, args.yes, args.dry_run).await)
+    Ok((sources, rows))
 }
 
-/// True when the config file has `[[certificate]]` entries a `renew` may be for.
-fn renew_is_for_files(cli: &Cli) -> bool {
-    crate::cli::load_config(cli.config.as_ref())
-        .is_ok_and(|(c, _)| c.is_some_and(|c| !c.certificates.is_empty()))
+/// `certdeck renew`, `rotate` and `action`.
+async fn act(
+    cli: &Cli,
+    matches: &clap::ArgMatches,
+    request: Request,
+    args: &crate::cli::ActionArgs,
+    ca: Option<crate::actions::k8s::CaSource>,
+) -> Result<i32, SettingsError> {
+    let mut settings = Settings::resolve(cli, &crate::cli::ProbeArgs::default())?;
+    if let Some(t) = args.request_timeout {
+        settings.probe.timeout = t;
+    }
+    let (sources, rows) = find_rows(&settings, matches, &args.ids).await?;
+    let mut session = settings.session(
+        &sources,
+        Vec::new(),
+        ActionOptions {
+            wait: args.wait,
+            request_timeout: args.request_timeout,
+            ca,
+            ..ActionOptions::default()
+        },
+    );
+    session.concurrency = args.concurrency.max(1);
+    let opts = crate::actions::headless::Options {
+        yes: args.yes,
+        dry_run: args.dry_run,
+    };
+    Ok(crate::actions::headless::run(&session, &request, rows, opts).await)
+}
+
+fn ca_source(
+    args: &crate::cli::RotateArgs,
+) -> Result<Option<crate::actions::k8s::CaSource>, SettingsError> {
+    use crate::actions::k8s::CaSource;
+    Ok(match (&args.ca_secret, &args.ca_cert, &args.ca_key) {
+        (Some(s), _, _) => match s.split_once('/') {
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() => Some(CaSource::Secret {
+                namespace: ns.to_owned(),
+                name: name.to_owned(),
+            }),
+            _ => {
+                return Err(SettingsError::Build(format!(
+                    "--ca-secret takes NAMESPACE/NAME, not '{s}'"
+                )))
+            }
+        },
+        (None, Some(c), Some(k)) => Some(CaSource::Files {
+            cert: c.clone(),
+            key: k.clone(),
+        }),
+        _ => None,
+    })
 }
 
 /// Where the dashboard's log file is (set by `init_logging`).
@@ -205,29 +234,51 @@ pub fn opens_dashboard(cli: &Cli) -> bool {
     }
 }
 
+/// The dashboard's log file: `STATE_DIR/certdeck.log`, opened 0600 without following a symlink.
+/// Without a state directory, a fresh private temporary directory (never a predictable name in
+/// a shared one).
+fn open_log_file() -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    let dir = match crate::config::state_dir() {
+        Some(d) => {
+            std::fs::create_dir_all(&d)?;
+            d
+        }
+        None => tempfile::Builder::new()
+            .prefix("certdeck-log-")
+            .tempdir()?
+            .keep(),
+    };
+    let path = dir.join("certdeck.log");
+    let file = crate::fsx::open_private(&path, true)?;
+    Ok((path, file))
+}
+
 /// Logging: to a file in the state directory for the dashboard (its path printed first), to
 /// stderr for headless commands. `CERTDECK_LOG` sets the filter (default `warn`, file `info`).
+/// While the dashboard is up, nothing but the dashboard reaches the terminal.
 pub fn init_logging(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
     if opens_dashboard(cli) {
-        let dir = crate::config::state_dir().unwrap_or_else(std::env::temp_dir);
-        let path = dir.join("certdeck.log");
-        let file = std::fs::create_dir_all(&dir).and_then(|_| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-        });
-        if let Ok(file) = file {
-            eprintln!("certdeck: logging to {}", path.display());
-            let _ = LOG_PATH.set(path);
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(
-                    EnvFilter::try_from_env("CERTDECK_LOG").unwrap_or_else(|_| "info".into()),
-                )
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(file))
-                .try_init();
+        match open_log_file() {
+            Ok((path, file)) => {
+                eprintln!("certdeck: logging to {}", path.display());
+                let _ = LOG_PATH.set(path);
+                let _ = tracing_subscriber::fmt()
+                    .with_env_filter(
+                        EnvFilter::try_from_env("CERTDECK_LOG")
+                            .unwrap_or_else(|_| "info,kube_client::client::builder=warn".into()),
+                    )
+                    .with_ansi(false)
+                    .with_writer(std::sync::Mutex::new(file))
+                    .try_init();
+            }
+            Err(e) => {
+                // No log file: log nothing rather than paint over the dashboard.
+                eprintln!("certdeck: no log file ({e}); logging is off");
+                let _ = tracing_subscriber::fmt()
+                    .with_writer(std::io::sink)
+                    .try_init();
+            }
         }
         return;
     }
@@ -243,16 +294,15 @@ pub fn init_logging(cli: &Cli) {
 
 /// `certdeck demo`.
 pub async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<i32> {
-    let (cfg, _) = crate::cli::load_config(cli.config.as_ref())?;
-    let (mut probe, thresholds) = crate::cli::resolve_probe(&args.probe, cfg.as_ref())?;
+    let settings = Settings::resolve(cli, &args.probe)?;
     let fleet = crate::demo::DemoFleet::start().await?;
-    probe.extra_roots.push(fleet.trust_anchor());
     let print = args.output.is_some() || !std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let sources = fleet.sources(settings.probe.clone());
     if !args.serve && !print {
-        let inv = fleet.inventory();
-        let renewer: std::sync::Arc<dyn crate::dispatch::Backend> =
-            std::sync::Arc::new(crate::demo::DemoRenewer::new(&fleet));
-        let result = dashboard(cli, cfg.as_ref(), inv, probe, thresholds, vec![renewer]).await;
+        let renewer: Arc<dyn crate::actions::Backend> =
+            Arc::new(crate::demo::DemoRenewer::new(&fleet));
+        let session = settings.session(&sources, vec![renewer], ActionOptions::default());
+        let result = dashboard(&settings, sources, session).await;
         drop(fleet);
         return result;
     }
@@ -272,12 +322,11 @@ pub async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<i32> {
         shutdown_signal().await;
         return Ok(exit::OK);
     }
-    let (records, failures) = sources::scan(fleet.inventory(), probe).await;
+    let result = sources::scan(sources).await;
     print_report(
-        &records,
-        &failures,
+        &result,
         args.output.unwrap_or(Format::Table),
-        thresholds,
+        settings.thresholds,
         false,
     )?;
     Ok(exit::OK)
@@ -285,92 +334,65 @@ pub async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<i32> {
 
 /// Wait for Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
 }
 
 /// Run a parsed command line; returns the process exit code.
-pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+pub async fn run(parsed: Parsed) -> anyhow::Result<i32> {
     crate::sources::tls::install_crypto_provider();
-    match &cli.command {
-        Some(Command::Scan(args)) => match ScanSettings::resolve(args, cli.config.as_ref()) {
-            Ok(settings) => scan(settings).await,
-            Err(e) => {
-                eprintln!("certdeck: {e}");
-                Ok(exit::UNKNOWN)
-            }
-        },
-        Some(Command::Demo(args)) => demo(&cli, args).await,
-        Some(Command::Renew(args)) if renew_is_for_files(&cli) => {
-            match renew_managed_files(&args.action, cli.config.as_ref()).await {
-                Some(code) => Ok(code),
-                None => Ok(crate::actions::headless::run(
-                    crate::actions::ActionKind::Renew,
-                    &args.action,
-                    None,
-                    cli.config.as_ref(),
-                )
-                .await),
-            }
+    let cli = &parsed.cli;
+    let m = parsed.command_matches();
+    let settled = |r: Result<i32, SettingsError>| match r {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            eprintln!("certdeck: {}", crate::model::text::clean(&e.to_string()));
+            Ok(exit::UNKNOWN)
         }
-        Some(Command::Renew(args)) => Ok(crate::actions::headless::run(
-            crate::actions::ActionKind::Renew,
-            &args.action,
-            None,
-            cli.config.as_ref(),
-        )
-        .await),
-        Some(Command::Rotate(args)) => {
-            let ca = match (&args.ca_secret, &args.ca_cert, &args.ca_key) {
-                (Some(s), _, _) => match s.split_once('/') {
-                    Some((ns, name)) if !ns.is_empty() && !name.is_empty() => {
-                        Some(crate::actions::CaSource::Secret {
-                            namespace: ns.to_owned(),
-                            name: name.to_owned(),
-                        })
-                    }
-                    _ => {
-                        eprintln!("certdeck: --ca-secret takes NAMESPACE/NAME, not '{s}'");
-                        return Ok(exit::UNKNOWN);
-                    }
-                },
-                (None, Some(c), Some(k)) => Some(crate::actions::CaSource::Files {
-                    cert: c.clone(),
-                    key: k.clone(),
-                }),
-                _ => None,
-            };
-            Ok(crate::actions::headless::run(
-                crate::actions::ActionKind::Rotate,
-                &args.action,
-                ca,
-                cli.config.as_ref(),
-            )
-            .await)
+    };
+    match &cli.command {
+        Some(Command::Scan(args)) => settled(scan(cli, args, m).await),
+        Some(Command::Demo(args)) => demo(cli, args).await,
+        Some(Command::Renew(args)) => {
+            settled(act(cli, m, Request::Verb("renew".into()), &args.action, None).await)
+        }
+        Some(Command::Rotate(args)) => match ca_source(args) {
+            Ok(ca) => settled(act(cli, m, Request::Verb("rotate".into()), &args.action, ca).await),
+            Err(e) => settled(Err(e)),
+        },
+        Some(Command::Action(args)) => {
+            settled(act(cli, m, Request::Verb(args.name.clone()), &args.action, None).await)
+        }
+        Some(Command::Completions(args)) => {
+            let mut cmd = crate::cli::command();
+            clap_complete::generate(args.shell, &mut cmd, "certdeck", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Some(Command::Man) => {
+            let man = clap_mangen::Man::new(crate::cli::command());
+            man.render(&mut std::io::stdout())?;
+            Ok(exit::OK)
         }
         None => {
-            let (cfg, _) = crate::cli::load_config(cli.config.as_ref())?;
-            let (probe, thresholds) =
-                crate::cli::resolve_probe(&crate::cli::ProbeArgs::default(), cfg.as_ref())?;
-            let inventory = crate::cli::config_inventory(cfg.as_ref())?;
-            dashboard(&cli, cfg.as_ref(), inventory, probe, thresholds, Vec::new()).await
+            let settings = match Settings::resolve(cli, &cli.probe) {
+                Ok(s) => s,
+                Err(e) => return settled(Err(e)),
+            };
+            let sources = match settings.sources(Some(m), &[], &Purpose::Dashboard) {
+                Ok(s) => s,
+                Err(e) => return settled(Err(e)),
+            };
+            let session = settings.session(&sources, Vec::new(), ActionOptions::default());
+            dashboard(&settings, sources, session).await
         }
     }
 }

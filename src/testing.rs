@@ -59,7 +59,7 @@ fn tls(
     reason: &str,
     mtls: bool,
 ) -> Record {
-    let mut r = Record::new(SourceKind::Tls, format!("{host}:{port}"), NOW);
+    let mut r = Record::new(SourceKind::TLS, format!("{host}:{port}"), NOW);
     r.cert = Some(Arc::new(cert));
     r.chain = chain.into_iter().map(Arc::new).collect();
     r.tls = Some(TlsInfo {
@@ -76,7 +76,7 @@ fn tls(
 }
 
 fn file(path: &str, cert: CertFacts) -> Record {
-    Record::new(SourceKind::File, path.to_owned(), NOW).with_cert(Arc::new(cert))
+    Record::new(SourceKind::FILE, path.to_owned(), NOW).with_cert(Arc::new(cert))
 }
 
 /// A small fleet with every status, a chain, an error and a duplicate certificate.
@@ -236,9 +236,9 @@ pub fn sample_records() -> Vec<Record> {
             false,
         ),
         file("/etc/nginx/certs/shared.pem", shared),
-        Record::new(SourceKind::Tls, "down.example.com:443".into(), NOW)
+        Record::new(SourceKind::TLS, "down.example.com:443".into(), NOW)
             .with_error("connection refused (10.0.0.9:443)"),
-        Record::new(SourceKind::File, "/etc/ssl/private/broken.pem".into(), NOW)
+        Record::new(SourceKind::FILE, "/etc/ssl/private/broken.pem".into(), NOW)
             .with_error("line 1: truncated PEM block (BEGIN CERTIFICATE has no matching END)"),
     ]
 }
@@ -282,4 +282,44 @@ pub fn synthetic_records(n: usize) -> Vec<Record> {
             }
         })
         .collect()
+}
+
+/// The events of one complete round of a source (kind + instance) that observed `records`.
+pub fn round(
+    kind: crate::model::SourceKind,
+    instance: &str,
+    records: Vec<Record>,
+) -> Vec<crate::sources::SourceEvent> {
+    use crate::sources::{RoundEnd, SourceEvent, SourceId};
+    let source = std::sync::Arc::new(SourceId::new(kind, instance));
+    let mut evs = vec![
+        SourceEvent::Started {
+            source: source.clone(),
+            full: true,
+        },
+        SourceEvent::Planned {
+            source: source.clone(),
+            total: records.len(),
+        },
+    ];
+    evs.extend(records.into_iter().map(|record| SourceEvent::Observed {
+        source: source.clone(),
+        record,
+    }));
+    evs.push(SourceEvent::Finished {
+        source,
+        full: true,
+        end: RoundEnd::complete(),
+    });
+    evs
+}
+
+/// The sample fleet as the rounds of its sources (`tls` and `file`).
+pub fn sample_events() -> Vec<crate::sources::SourceEvent> {
+    let (tls, files): (Vec<Record>, Vec<Record>) = sample_records()
+        .into_iter()
+        .partition(|r| r.source == SourceKind::TLS);
+    let mut evs = round(SourceKind::TLS, "", tls);
+    evs.extend(round(SourceKind::FILE, "", files));
+    evs
 }

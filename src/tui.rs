@@ -1,5 +1,6 @@
-//! The terminal: a guard that restores it on Drop, a chained panic hook, and the dashboard's
-//! event loop (one place that catches terminal events, source batches, ticks and signals).
+//! The terminal: a guard that restores it on Drop, a panic hook that restores it only for a
+//! panic of the UI thread, and the dashboard's event loop (one place that catches terminal
+//! events, source batches, action events, ticks and signals, and runs the app's effects).
 
 use std::io::{self, Stdout, Write};
 use std::sync::Arc;
@@ -10,15 +11,16 @@ use crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
 };
 use crossterm::{cursor, execute};
-use futures::StreamExt;
-use ratatui::backend::CrosstermBackend;
+use futures::{Stream, StreamExt};
+use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::Terminal;
 use tokio::sync::mpsc;
 
+use crate::actions::{Session, SessionEvent};
 use crate::app::{App, AppEvent, Effect};
 use crate::config::theme::Theme;
-use crate::model::SourceKind;
-use crate::sources::{self, file, Inventory, ProbeSettings, SourceEvent, Target};
+use crate::sources::supervisor::Overrides;
+use crate::sources::{Mode, Source, SourceEvent, Supervisor};
 
 /// Restore the terminal: leave raw mode and the alternate screen, show the cursor.
 pub fn restore() -> io::Result<()> {
@@ -32,12 +34,25 @@ pub fn restore() -> io::Result<()> {
     r1.and(r2)
 }
 
-/// Restore the terminal before the default panic message is printed.
+/// The thread the UI runs on (set by [`install_panic_hook`]).
+static UI_THREAD: std::sync::OnceLock<std::thread::ThreadId> = std::sync::OnceLock::new();
+
+/// A panic on the UI thread restores the terminal before the panic message is printed. A
+/// panic on any other thread (a background task) is logged to the log file and nothing else:
+/// the UI stays up, and the task's failure shows as an error row or a failed action.
 pub fn install_panic_hook() {
+    let _ = UI_THREAD.set(std::thread::current().id());
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let _ = restore();
-        previous(info);
+        let on_ui = UI_THREAD
+            .get()
+            .is_none_or(|id| *id == std::thread::current().id());
+        if on_ui {
+            let _ = restore();
+            previous(info);
+        } else {
+            tracing::error!("a background task panicked (the dashboard goes on): {info}");
+        }
     }));
 }
 
@@ -82,92 +97,132 @@ fn osc52(text: &str) {
     let _ = out.flush();
 }
 
-/// Observe some locations again, sending the results on `tx`.
-fn reprobe(
-    what: Vec<(SourceKind, String)>,
-    prober: Option<Arc<sources::tls::TlsProber>>,
-    k8s: Option<sources::k8s::K8sSettings>,
-    tx: mpsc::Sender<SourceEvent>,
-) {
-    tokio::spawn(async move {
-        // Kubernetes rows are re-read with one pass of the Kubernetes source (paginated lists
-        // are cheaper than an object-by-object walk, and pick up linked objects too).
-        if what.iter().any(|(s, _)| *s == SourceKind::K8s) {
-            if let Some(settings) = k8s.clone() {
-                sources::k8s::run(settings, tx.clone()).await;
-            }
-        }
-        for (source, location) in what {
-            match source {
-                SourceKind::Tls => {
-                    let (Some(p), Ok(t)) = (prober.as_ref(), Target::parse(&location, None)) else {
-                        continue;
-                    };
-                    let rec = p.probe(&t).await;
-                    let _ = tx.send(SourceEvent::Observed(rec)).await;
-                }
-                SourceKind::File => {
-                    let path = match location.rsplit_once('#') {
-                        Some((p, n)) if n.chars().all(|c| c.is_ascii_digit()) => p.to_owned(),
-                        _ => location.clone(),
-                    };
-                    let entry = file::FileEntry {
-                        path: path.into(),
-                        explicit: true,
-                    };
-                    let now = crate::clock::now_unix();
-                    let recs = tokio::task::spawn_blocking(move || file::read_file(&entry, now))
-                        .await
-                        .unwrap_or_default();
-                    for r in recs {
-                        let _ = tx.send(SourceEvent::Observed(r)).await;
-                    }
-                }
-                // Kubernetes rows were re-read above; AWS rows are re-read by the next round
-                // (reobserve comes with the Source trait).
-                SourceKind::K8s | SourceKind::Aws => {}
-            }
-        }
-    });
+/// What the loop runs effects against: the supervisor and the action session.
+pub struct Runner {
+    pub supervisor: Supervisor,
+    pub session: Session,
+    session_tx: mpsc::Sender<SessionEvent>,
 }
 
-/// Run the dashboard until the user quits, Ctrl-C, or SIGTERM. The terminal is restored on
-/// every path (guard Drop; the panic hook covers panics).
-pub async fn run_dashboard(
-    mut app: App,
-    theme: Theme,
-    inventory: Inventory,
-    probe: ProbeSettings,
-    mouse: bool,
-    dispatcher: crate::dispatch::Dispatcher,
-) -> anyhow::Result<()> {
-    let (tx, mut rx) = mpsc::channel::<SourceEvent>(1024);
-    // Planning answers and task progress from the dispatcher.
-    let (act_tx, mut act_rx) = mpsc::channel::<AppEvent>(1024);
-    let prober = sources::build_prober(&probe).ok().map(Arc::new);
-    let mut scans = tokio::task::JoinSet::new();
-    scans.spawn(sources::run_inventory(
-        inventory.clone(),
-        probe.clone(),
-        tx.clone(),
-    ));
+/// What reaches the loop from the background: source events and action events.
+pub struct Inbox {
+    pub sources: mpsc::Receiver<SourceEvent>,
+    pub session: mpsc::Receiver<SessionEvent>,
+}
 
-    install_panic_hook();
-    let mut guard = TerminalGuard::enter(mouse)?;
-    let size = guard.terminal.size()?;
-    app.size = (size.width, size.height);
-    let mut events = EventStream::new();
+impl Runner {
+    /// Start every source under a live supervisor.
+    pub fn start(
+        sources: Vec<Arc<dyn Source>>,
+        overrides: &Overrides,
+        session: Session,
+    ) -> (Runner, Inbox) {
+        let (tx, rx) = mpsc::channel::<SourceEvent>(1024);
+        let (stx, srx) = mpsc::channel::<SessionEvent>(1024);
+        let supervisor = Supervisor::start(sources, overrides, Mode::Live, tx);
+        (
+            Runner {
+                supervisor,
+                session,
+                session_tx: stx,
+            },
+            Inbox {
+                sources: rx,
+                session: srx,
+            },
+        )
+    }
+
+    /// Run the app's effects. Returns true to quit.
+    pub fn run(&self, app: &App, effects: Vec<Effect>) -> bool {
+        let mut quit = false;
+        for e in effects {
+            match e {
+                Effect::Quit => quit = true,
+                Effect::Reobserve(ids) => {
+                    let rows = ids
+                        .iter()
+                        .filter_map(|id| {
+                            let r = app.fleet.get(id)?;
+                            let src = app.fleet.origin_of(id)?;
+                            Some((src.clone(), r.clone()))
+                        })
+                        .collect();
+                    self.supervisor.reobserve(rows);
+                }
+                Effect::RefreshAll => {
+                    self.supervisor.refresh_all();
+                }
+                Effect::Copy(text) => osc52(&text),
+                Effect::Plan {
+                    token,
+                    request,
+                    ids,
+                } => {
+                    let records: Vec<_> = ids
+                        .iter()
+                        .filter_map(|id| app.fleet.get(id).cloned())
+                        .collect();
+                    let session = self.session.clone();
+                    let tx = self.session_tx.clone();
+                    tokio::spawn(async move {
+                        let plans = session.plan(token, &request, &records).await;
+                        let _ = tx.send(SessionEvent::Planned { token, plans }).await;
+                    });
+                }
+                Effect::Execute { token, ids } => {
+                    let session = self.session.clone();
+                    let tx = self.session_tx.clone();
+                    tokio::spawn(async move {
+                        let (atx, mut arx) = mpsc::channel(256);
+                        let forward = tokio::spawn(async move {
+                            while let Some(ev) = arx.recv().await {
+                                if tx.send(SessionEvent::Action(ev)).await.is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                        session.execute(token, &ids, atx).await;
+                        let _ = forward.await;
+                    });
+                }
+                Effect::Cancel { token } => self.session.cancel(token),
+            }
+        }
+        quit
+    }
+}
+
+/// The event loop over any backend and any stream of terminal events: the real dashboard
+/// uses crossterm's, tests a `TestBackend` and a channel. Returns when the app quits, the
+/// events end, or `stop` resolves.
+pub async fn event_loop<B, E>(
+    app: &mut App,
+    theme: &Theme,
+    terminal: &mut Terminal<B>,
+    mut events: E,
+    runner: &Runner,
+    inbox: Inbox,
+    stop: impl std::future::Future<Output = ()>,
+) -> io::Result<()>
+where
+    B: Backend,
+    E: Stream<Item = io::Result<Event>> + Unpin,
+{
+    let Inbox {
+        sources: mut rx,
+        session: mut srx,
+    } = inbox;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut dirty = true;
     let mut last_draw = std::time::Instant::now() - Duration::from_secs(1);
+    let mut stop = std::pin::pin!(stop);
     loop {
         // Redraw only when something changed, and at most every ~10 ms.
         if dirty && last_draw.elapsed() >= Duration::from_millis(10) {
-            guard
-                .terminal
-                .draw(|f| crate::ui::render(&app, &theme, f))?;
+            terminal
+                .draw(|f| crate::ui::render(app, theme, f))
+                .map_err(|e| io::Error::other(e.to_string()))?;
             dirty = false;
             last_draw = std::time::Instant::now();
         }
@@ -176,10 +231,6 @@ pub async fn run_dashboard(
         } else {
             Duration::from_secs(3600)
         };
-        #[cfg(unix)]
-        let sigterm = term.recv();
-        #[cfg(not(unix))]
-        let sigterm = std::future::pending::<Option<()>>();
         let effects = tokio::select! {
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(k))) => app.update(AppEvent::Key(k)),
@@ -203,43 +254,54 @@ pub async fn run_dashboard(
                 app.apply_batch(batch);
                 Vec::new()
             }
-            Some(ev) = act_rx.recv() => app.update(ev),
+            Some(ev) = srx.recv() => match ev {
+                SessionEvent::Planned { token, plans } => app.update(AppEvent::Planned { token, plans }),
+                SessionEvent::Action(a) => app.update(AppEvent::Action(a)),
+            },
             _ = tick.tick() => app.update(AppEvent::Tick(crate::clock::now_unix())),
-            _ = sigterm => vec![Effect::Quit],
+            _ = &mut stop => vec![Effect::Quit],
             _ = tokio::time::sleep(redraw_in) => Vec::new(),
         };
         dirty = true;
-        let mut quit = app.should_quit;
-        for e in effects {
-            match e {
-                Effect::Quit => quit = true,
-                Effect::Reprobe(what) => {
-                    reprobe(what, prober.clone(), inventory.k8s.clone(), tx.clone())
-                }
-                Effect::ReprobeAll => {
-                    scans.spawn(sources::run_inventory(
-                        inventory.clone(),
-                        probe.clone(),
-                        tx.clone(),
-                    ));
-                }
-                Effect::Copy(text) => osc52(&text),
-                Effect::Propose { token, kind, ids } => {
-                    let records = ids
-                        .iter()
-                        .filter_map(|id| app.fleet.get(id).cloned())
-                        .collect();
-                    dispatcher.propose(token, kind, records, act_tx.clone());
-                }
-                Effect::Execute { token, ids } => dispatcher.execute(token, &ids, act_tx.clone()),
-                Effect::Cancel { token } => dispatcher.cancel(token),
-            }
-        }
+        let quit = runner.run(app, effects) || app.should_quit;
         if quit {
-            break;
+            return Ok(());
         }
     }
-    scans.abort_all();
+}
+
+/// Run the dashboard until the user quits, Ctrl-C, or SIGTERM. The terminal is restored on
+/// every path (guard Drop; the panic hook covers a panic of this thread).
+pub async fn run_dashboard(
+    mut app: App,
+    theme: Theme,
+    sources: Vec<Arc<dyn Source>>,
+    overrides: &Overrides,
+    session: Session,
+    mouse: bool,
+) -> anyhow::Result<()> {
+    let (runner, inbox) = Runner::start(sources, overrides, session);
+    install_panic_hook();
+    let mut guard = TerminalGuard::enter(mouse)?;
+    let size = guard.terminal.size()?;
+    app.ui.size = (size.width, size.height);
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let stop = async move {
+        let mut term = term;
+        term.recv().await;
+    };
+    let res = event_loop(
+        &mut app,
+        &theme,
+        &mut guard.terminal,
+        EventStream::new(),
+        &runner,
+        inbox,
+        stop,
+    )
+    .await;
+    runner.supervisor.stop();
     drop(guard);
+    res?;
     Ok(())
 }

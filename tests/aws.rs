@@ -416,7 +416,7 @@ fn credentials_come_from_the_sdk_chain_and_missing_ones_are_a_problem_not_a_hang
     assert!(rows.is_empty(), "{rows:?}");
     assert_eq!(code, 3);
     assert!(
-        err.contains("certdeck: aws: profile empty: no AWS credentials for profile empty"),
+        err.contains("certdeck: aws empty: no AWS credentials for profile empty"),
         "{err}"
     );
     // An unknown profile says so.
@@ -547,6 +547,20 @@ fn faults_end_as_problems_or_error_rows_and_the_rest_of_the_fleet_loads() {
         arns.push(r[0]["arn"].as_str().unwrap().to_owned());
     }
     arns.sort();
+    // The other account's certificates, in another region (other ARNs, other rows).
+    for i in 0..4 {
+        let (c, k, _) = cert(
+            &format!("g{i}.example.com"),
+            90,
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+        );
+        seed(
+            &moto.url(),
+            KEY,
+            SECRET,
+            json!([{"op": "import", "region": "us-west-2", "cert": c, "key": k}]),
+        );
+    }
     let home = AwsHome::new();
     home.static_profile("bad", &bad.url(), KEY, SECRET);
     home.static_profile("good", &good.url(), KEY, SECRET);
@@ -556,7 +570,7 @@ fn faults_end_as_problems_or_error_rows_and_the_rest_of_the_fleet_loads() {
     write_file(
         &cfg,
         &format!(
-            "files = [\"{}\"]\n[[aws]]\nprofile = \"bad\"\nregions = [\"us-east-1\"]\ntimeout = \"1s\"\nmax_attempts = 2\nprivate_cas = false\n[[aws]]\nprofile = \"good\"\nregions = [\"us-east-1\"]\nprivate_cas = false\n",
+            "files = [\"{}\"]\n[[aws]]\nprofile = \"bad\"\nregions = [\"us-east-1\"]\ntimeout = \"1s\"\nmax_attempts = 2\nprivate_cas = false\n[[aws]]\nprofile = \"good\"\nregions = [\"us-west-2\"]\nprivate_cas = false\n",
             home.path("file.pem").display()
         ),
     );
@@ -590,7 +604,7 @@ fn faults_end_as_problems_or_error_rows_and_the_rest_of_the_fleet_loads() {
         rows.iter()
             .any(|r| r["source"] == "file" && r["sha256"].is_string())
     };
-    let prefix = format!("certdeck: aws: {ACCOUNT}/us-east-1: ");
+    let prefix = "certdeck: aws bad/us-east-1: ".to_owned();
 
     // Throttled twice, then answered: the SDK's backoff gets every certificate.
     bad.set(json!({"faults": [{"op": "DescribeCertificate", "status": 400, "code": "ThrottlingException", "message": "Rate exceeded", "times": 2}]}));
@@ -725,6 +739,24 @@ fn all_regions_reads_each_region_as_its_own_instance() {
     assert_eq!(regions, ["ap-northeast-1", "us-east-2"]);
 }
 
+use certdeck::actions::{ActionEvent, Reporter, Step};
+
+fn reporter() -> (Reporter, tokio::sync::mpsc::Receiver<ActionEvent>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    (Reporter::new("test-row", tx), rx)
+}
+
+/// The steps and messages reported so far.
+fn steps_of(rx: &mut tokio::sync::mpsc::Receiver<ActionEvent>) -> Vec<(Step, String)> {
+    let mut out = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        if let ActionEvent::Progress(p) = ev {
+            out.push((p.step, p.message));
+        }
+    }
+    out
+}
+
 fn lib_settings(home: &AwsHome, profile: &str) -> certdeck::sources::aws::AwsSettings {
     certdeck::sources::aws::AwsSettings {
         profile: Some(profile.to_owned()),
@@ -836,20 +868,16 @@ async fn renew_private_certificate_plans_with_consumers_and_verifies_the_new_cer
     let before = proxy.stats()["ops"]["RenewCertificate"]
         .as_u64()
         .unwrap_or(0);
-    let mut steps = Vec::new();
-    let out = actions::execute_renew(
-        &account,
-        &plan,
-        std::time::Duration::from_secs(30),
-        &mut |p| steps.push(p.step),
-    )
-    .await
-    .unwrap();
+    let (rep, mut events) = reporter();
+    let out = actions::execute_renew(&account, &plan, std::time::Duration::from_secs(30), &rep)
+        .await
+        .unwrap();
+    let steps: Vec<Step> = steps_of(&mut events).iter().map(|e| e.0).collect();
     assert_eq!(
         proxy.stats()["ops"]["RenewCertificate"].as_u64().unwrap(),
         before + 1
     );
-    assert!(steps.contains(&actions::Step::Renew) && steps.contains(&actions::Step::Verify));
+    assert!(steps.contains(&Step::Write) && steps.contains(&Step::Verify));
     let new = certdeck::model::CertFacts::from_der(&na_der).unwrap();
     assert_eq!(out.not_after, Some(new.not_after));
     assert_ne!(out.serial, plan.old_serial);
@@ -940,10 +968,10 @@ async fn reimport_replaces_the_certificate_under_the_same_arn_and_keeps_its_tags
     )
     .await
     .unwrap();
-    let e = actions::execute_reimport(&paccount, &plan, &material, &mut |_| {})
+    let e = actions::execute_reimport(&paccount, &plan, &material, &reporter().0)
         .await
         .unwrap_err();
-    assert_eq!(e.step, Some(actions::Step::Import));
+    assert_eq!(e.step, Some(Step::Write));
     assert!(
         e.message
             .contains("the previous certificate stays in service"),
@@ -961,15 +989,20 @@ async fn reimport_replaces_the_certificate_under_the_same_arn_and_keeps_its_tags
 
     // The real import: verified, tags kept (moto drops them on re-import; the engine puts
     // them back, as the plan says).
-    let mut steps = Vec::new();
-    let out = actions::execute_reimport(&account, &plan, &material, &mut |p| steps.push(p.step))
+    let (rep, mut events) = reporter();
+    let out = actions::execute_reimport(&account, &plan, &material, &rep)
         .await
         .unwrap();
+    let ev = steps_of(&mut events);
+    let steps: Vec<Step> = ev.iter().map(|e| e.0).collect();
+    let events_text: Vec<String> = ev.iter().map(|e| e.1.clone()).collect();
     assert_eq!(out.sha256.as_deref(), Some(sha256_hex(&new.der).as_str()));
-    assert!(steps.contains(&actions::Step::Verify));
+    assert!(steps.contains(&Step::Verify));
     assert!(
-        steps.contains(&actions::Step::RestoreTags),
-        "moto drops tags on re-import; the engine restored them"
+        events_text
+            .iter()
+            .any(|m| m.contains("AddTagsToCertificate")),
+        "moto drops tags on re-import; the engine restored them: {events_text:?}"
     );
     let got = home.aws_json(&[
         "--profile",
@@ -1005,4 +1038,118 @@ async fn reimport_replaces_the_certificate_under_the_same_arn_and_keeps_its_tags
     // Renew is refused for it, pointing at re-import.
     let e = actions::plan_renew(&account, &arn).await.unwrap_err();
     assert!(e.message.contains("re-import"));
+}
+
+/// Through the binary and the action framework: `renew ID --dry-run` previews the
+/// RenewCertificate with the consumers and changes nothing; `renew ID --yes` renews a private
+/// certificate, and re-imports an imported one that has a `[[aws.reimport]]` entry; an
+/// imported certificate without one is refused with the reason; both are audited.
+#[test]
+fn renew_through_the_binary_renews_private_and_reimports_imported_certificates() {
+    let moto = Moto::start(&[]);
+    let proxy = Proxy::start(&moto);
+    let (a, ak, _) = cert("pca.example.internal", 20, &rcgen::PKCS_ECDSA_P256_SHA256);
+    let (na, nak, na_der) = cert("pca.example.internal", 395, &rcgen::PKCS_ECDSA_P256_SHA256);
+    let old = issued("shop.example.com", 5);
+    let new = issued("shop.example.com", 90);
+    let (d, dk, _) = cert("legacy.example.com", 5, &rcgen::PKCS_ECDSA_P256_SHA256);
+    let res = seed(
+        &moto.url(),
+        KEY,
+        SECRET,
+        json!([
+            {"op": "import", "region": "us-east-1", "cert": a, "key": ak},
+            {"op": "import", "region": "us-east-1", "cert": old.pem, "key": old.key, "tags": {"team": "shop"}},
+            {"op": "import", "region": "us-east-1", "cert": d, "key": dk},
+        ]),
+    );
+    let arn = |i: usize| res[i]["arn"].as_str().unwrap().to_owned();
+    let (private, imported, unmapped) = (arn(0), arn(1), arn(2));
+    let lb = "arn:aws:cloudfront::123456789012:distribution/E2QWRUHEXAMPLE";
+    proxy.set(json!({
+        "overlay": {private.clone(): {"Type": "PRIVATE", "RenewalEligibility": "ELIGIBLE", "InUseBy": [lb]}},
+        "renewable": {private.clone(): {"cert": na, "key": nak}}
+    }));
+    let mut home = AwsHome::new();
+    home.static_profile("test", &proxy.url(), KEY, SECRET);
+    home.set_env("CERTDECK_DATA_DIR", home.path("data").to_str().unwrap());
+    write_file(&home.path("new.pem"), &new.pem);
+    write_file(&home.path("new.key"), &new.key);
+    write_file(&home.path("chain.pem"), &new.ca_pem);
+    let cfg = home.path("certdeck.toml");
+    write_file(
+        &cfg,
+        &format!(
+            "[[aws]]\nprofile = \"test\"\nregions = [\"us-east-1\"]\nprivate_cas = false\n[[aws.reimport]]\narn = \"{imported}\"\ncertificate = \"{}\"\nprivate_key = \"{}\"\nchain = \"{}\"\n",
+            home.path("new.pem").display(),
+            home.path("new.key").display(),
+            home.path("chain.pem").display()
+        ),
+    );
+    let certdeck = |args: &[&str]| run(home.certdeck().arg("--config").arg(&cfg).args(args));
+    let (out, err, _) = certdeck(&["scan", "-o", "json"]);
+    let rows: Vec<Value> = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out}{err}"));
+    let id = |arn: &str| row(&rows, arn)["id"].as_str().unwrap().to_owned();
+
+    let (out, err, code) = certdeck(&["renew", &id(&private), "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("acm:RenewCertificate CertificateArn="),
+        "{out}"
+    );
+    assert!(out.contains(lb), "the consumers are in the preview: {out}");
+    assert!(out.contains("dry run: nothing was written"), "{out}");
+    assert_eq!(proxy.stats()["ops"]["RenewCertificate"], Value::Null);
+
+    let (out, err, code) = certdeck(&["renew", &id(&private), "--yes", "--wait", "30s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(proxy.stats()["ops"]["RenewCertificate"], 1);
+
+    let (out, err, code) = certdeck(&["renew", &id(&imported), "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let got = home.aws_json(&[
+        "--profile",
+        "test",
+        "acm",
+        "get-certificate",
+        "--certificate-arn",
+        &imported,
+    ]);
+    assert_eq!(got["Certificate"].as_str().unwrap().trim(), new.pem.trim());
+
+    let (out, err, code) = certdeck(&["renew", &id(&unmapped), "--yes"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("re-import"), "{err}");
+
+    // Re-read: the rows show the new certificates.
+    let (out, _, _) = certdeck(&["scan", "-o", "json"]);
+    let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        row(&rows, &private)["sha256"],
+        certdeck::model::CertFacts::from_der(&na_der)
+            .unwrap()
+            .sha256
+    );
+    assert_eq!(row(&rows, &imported)["sha256"], sha256_hex(&new.der));
+    // The audit log has both, with the certificates before and after.
+    let audit = std::fs::read_to_string(home.path("data/audit.jsonl")).unwrap();
+    let recs: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ok: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["outcome"] == "succeeded")
+        .collect();
+    assert!(
+        ok.iter()
+            .any(|r| r["action"] == "aws-renew" && r["location"] == private.as_str()),
+        "{audit}"
+    );
+    let re = ok
+        .iter()
+        .find(|r| r["action"] == "aws-reimport")
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(re["after_sha256"], sha256_hex(&new.der));
+    assert_eq!(re["before_sha256"], sha256_hex(&old.der));
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine: installs what the tests need (Debian
-# packages), then checks formatting, lints, and runs every test. `.ci/run` calls exactly this.
+# packages; Python packages into target/testenv), then checks formatting, lints, and runs
+# every test. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +11,11 @@ need=()
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || need+=(nginx-light)
 command -v tmux >/dev/null || need+=(tmux)
 command -v ss >/dev/null || need+=(iproute2)
+command -v pgrep >/dev/null || need+=(procps)
+command -v runuser >/dev/null || need+=(util-linux)
+command -v mkfifo >/dev/null || need+=(coreutils)
 command -v openssl >/dev/null || need+=(openssl)
+command -v python3 >/dev/null || need+=(python3 python3-venv)
 command -v pebble >/dev/null || need+=(pebble)
 command -v kubectl >/dev/null || need+=(kubernetes-client)
 if [ ${#need[@]} -gt 0 ]; then

@@ -104,7 +104,7 @@ pub(crate) fn load_or_create_key(
             let pem = pkcs8_pem(der.secret_pkcs8_der());
             // Written whole to a temporary file, then linked into place: a concurrent
             // renewal sees either no key or the complete key, and never replaces it.
-            let tmp = super::files::temp_beside(path);
+            let tmp = crate::fsx::temp_beside(path);
             let written = (|| {
                 let mut f = std::fs::OpenOptions::new()
                     .write(true)

@@ -81,7 +81,7 @@ pub fn find_issuer<'a>(
         .find(|i| i.name == file.issuer)
         .ok_or_else(|| {
             let known: Vec<&str> = issuers.iter().map(|i| i.name.as_str()).collect();
-            super::AcmeError::Plan(format!(
+            super::AcmeError::planning(format!(
                 "{} names the ACME issuer '{}', which is not configured (known: {})",
                 file.cert.display(),
                 file.issuer,
@@ -114,7 +114,7 @@ pub fn validate(issuers: &[AcmeIssuer], files: &[ManagedFile]) -> Result<(), Str
     }
     let mut certs = std::collections::HashSet::new();
     for f in files {
-        find_issuer(issuers, f).map_err(|e| e.to_string().replacen("step plan: ", "", 1))?;
+        find_issuer(issuers, f).map_err(|e| e.message)?;
         if !certs.insert(&f.cert) {
             return Err(format!(
                 "{} is listed in two [[certificate]] entries",

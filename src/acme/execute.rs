@@ -1,29 +1,25 @@
 //! Running a renewal plan, step by step, with progress on a channel and a rollback on failure.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use super::client::{self, describe, retry_nonce};
+use super::config::Challenge;
+use super::plan::FileRole;
+use super::{AcmeError, AcmePlan, AcmeStep};
+use crate::actions::command::{self, Command};
+use crate::actions::{Outcome, Reporter};
+use crate::fsx::{self, Replaced, Replacement};
+use crate::model::CertFacts;
+use crate::sources::pem::{self, PemItem};
 use instant_acme::{
     Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus,
     RetryPolicy,
 };
 use rustls_pki_types::PrivatePkcs8KeyDer;
-use tokio::sync::mpsc;
 
-use super::client::{self, describe, retry_nonce};
-use super::config::Challenge;
-use super::files::{self, NewFile, Written};
-use super::plan::{FileRole, KeyType};
-use super::{AcmeError, AcmeOutcome, AcmePlan, AcmeProgress, AcmeStep};
-use crate::model::CertFacts;
-use crate::sources::pem::{self, PemItem};
-
-async fn report(tx: &mpsc::Sender<AcmeProgress>, step: AcmeStep, message: impl Into<String>) {
-    let message = message.into();
-    tracing::info!(step = step.as_str(), "acme: {message}");
-    // A closed channel (the caller stopped listening) does not stop the renewal.
-    let _ = tx.send(AcmeProgress { step, message }).await;
+async fn report(tx: &Reporter, step: AcmeStep, message: impl Into<String>) {
+    tx.step(step, message).await;
 }
 
 /// Run `fut` within the plan's step time limit.
@@ -43,14 +39,11 @@ async fn limited<T>(
 
 /// Run the plan. Every step is reported on `tx`; the error names the failed step. On any
 /// failure the old files are left in place, or put back when they were already replaced.
-pub async fn execute(
-    plan: &AcmePlan,
-    tx: mpsc::Sender<AcmeProgress>,
-) -> Result<AcmeOutcome, AcmeError> {
+pub async fn execute(plan: &AcmePlan, tx: &Reporter) -> Result<Outcome, AcmeError> {
     crate::sources::tls::install_crypto_provider();
     let current = current_sha256(plan).await;
     if current.as_deref() != Some(plan.old_sha256.as_str()) {
-        return Err(AcmeError::Plan(format!(
+        return Err(AcmeError::planning(format!(
             "{} changed since the plan was made; plan again",
             plan.file.cert.display()
         )));
@@ -59,12 +52,12 @@ pub async fn execute(
 
     // account
     report(
-        &tx,
+        tx,
         AcmeStep::Account,
         format!("directory {}", plan.directory_url),
     )
     .await;
-    let account = limited(AcmeStep::Account, limit, account_step(plan, &tx)).await?;
+    let account = limited(AcmeStep::Account, limit, account_step(plan, tx)).await?;
 
     // order
     let ids: Vec<Identifier> = plan
@@ -76,7 +69,7 @@ pub async fn execute(
         })
         .collect();
     report(
-        &tx,
+        tx,
         AcmeStep::Order,
         format!("ordering {}", plan.names.join(", ")),
     )
@@ -91,33 +84,31 @@ pub async fn execute(
         Ok(order)
     })
     .await?;
-    report(&tx, AcmeStep::Order, format!("order {}", order.url())).await;
+    report(tx, AcmeStep::Order, format!("order {}", order.url())).await;
 
     // authorize
     let mut presented = Vec::new();
     let authorized = limited(
         AcmeStep::Authorize,
         limit,
-        authorize(plan, &mut order, &mut presented, &tx),
+        authorize(plan, &mut order, &mut presented, tx),
     )
     .await;
     for p in presented.iter().rev() {
-        cleanup(plan, p, &tx).await;
+        cleanup(plan, p, tx).await;
     }
     authorized?;
 
     // finalize
     report(
-        &tx,
+        tx,
         AcmeStep::Finalize,
         format!("new {} key and CSR", plan.key_type.describe()),
     )
     .await;
     // RSA generation takes a while: off the async threads.
-    let key_type = plan.key_type;
-    let key = tokio::task::spawn_blocking(move || new_key(key_type))
+    let key = crate::actions::keys::generate_off_thread(plan.key_type)
         .await
-        .map_err(|e| AcmeError::at(AcmeStep::Finalize, format!("key generation task: {e}")))?
         .map_err(|e| AcmeError::at(AcmeStep::Finalize, e))?;
     let csr = csr(&plan.names, &key).map_err(|e| AcmeError::at(AcmeStep::Finalize, e))?;
     limited(AcmeStep::Finalize, limit, async {
@@ -131,12 +122,12 @@ pub async fn execute(
     .await?;
 
     // download
-    report(&tx, AcmeStep::Download, "waiting for the certificate").await;
+    report(tx, AcmeStep::Download, "waiting for the certificate").await;
     let chain_pem = limited(AcmeStep::Download, limit, download(&mut order)).await?;
     let (leaf, leaf_pem, rest_pem) =
         split_chain(&chain_pem, &key).map_err(|e| AcmeError::at(AcmeStep::Download, e))?;
     report(
-        &tx,
+        tx,
         AcmeStep::Download,
         format!(
             "issued serial {} by {}, expires {}, SHA-256 {}",
@@ -159,47 +150,52 @@ pub async fn execute(
             (FileRole::Key, _) => key_pem.as_bytes(),
         }
     };
-    let new_files: Vec<NewFile<'_>> = plan
+    let new_files: Vec<Replacement<'_>> = plan
         .files
         .iter()
-        .map(|f| NewFile {
+        .map(|f| Replacement {
             path: &f.path,
-            backup: f.backup.as_deref(),
             contents: contents(f.role),
-            mode: (f.role == FileRole::Key).then_some(0o600),
+            secret: f.role == FileRole::Key,
         })
         .collect();
-    let written = files::replace_all(&new_files).map_err(|e| AcmeError::at(AcmeStep::Write, e))?;
-    for (p, b) in &written.done {
-        let what = match b {
-            Some(b) => format!("wrote {} (old one kept as {})", p.display(), b.display()),
-            None => format!("wrote {}", p.display()),
+    let backups = plan.backups.clone();
+    let written = fsx::replace_all(&new_files, &backups, crate::clock::now_unix())
+        .map_err(|e| AcmeError::at(AcmeStep::Write, e))?;
+    for f in &written.files {
+        let what = match &f.backup {
+            Some(b) => format!(
+                "wrote {} (old one backed up to {})",
+                f.path.display(),
+                b.display()
+            ),
+            None => format!("wrote {}", f.path.display()),
         };
-        report(&tx, AcmeStep::Write, what).await;
+        report(tx, AcmeStep::Write, what).await;
     }
 
     // reload
     if let Some(cmd) = &plan.reload {
-        report(&tx, AcmeStep::Reload, format!("running: {cmd}")).await;
-        if let Err(why) = run_command(cmd, plan.reload_timeout, &tx).await {
-            let back = undo(plan, &written, &tx).await;
+        report(tx, AcmeStep::Reload, format!("running: {cmd}")).await;
+        if let Err(why) = run_command(cmd, plan.reload_timeout, tx).await {
+            let back = undo(plan, &written, tx).await;
             return Err(AcmeError::at(AcmeStep::Reload, format!("{why}; {back}")));
         }
     } else {
-        report(&tx, AcmeStep::Reload, "no reload command configured").await;
+        report(tx, AcmeStep::Reload, "no reload command configured").await;
     }
 
     // verify
-    let verified = verify(plan, &leaf, &tx).await;
+    let verified = verify(plan, &leaf, tx).await;
     let endpoint_verified = match verified {
         Ok(v) => v,
         Err(why) => {
-            let back = undo(plan, &written, &tx).await;
+            let back = undo(plan, &written, tx).await;
             return Err(AcmeError::at(AcmeStep::Verify, format!("{why}; {back}")));
         }
     };
     report(
-        &tx,
+        tx,
         AcmeStep::Done,
         format!(
             "renewed: expires {} (was {})",
@@ -208,15 +204,22 @@ pub async fn execute(
         ),
     )
     .await;
-    Ok(AcmeOutcome {
-        new_sha256: leaf.sha256.clone(),
-        old_sha256: plan.old_sha256.clone(),
-        new_not_after: leaf.not_after,
-        old_not_after: plan.old_not_after,
-        new_serial: leaf.serial.clone(),
-        written: written.paths(),
+    let verified = if endpoint_verified {
+        ", served by the endpoint"
+    } else {
+        ""
+    };
+    Ok(Outcome {
+        after_sha256: Some(leaf.sha256.clone()),
+        new_not_after: Some(leaf.not_after),
         backups: written.backups(),
-        endpoint_verified,
+        message: format!(
+            "renewed: serial {}, sha256 {}…, expires {}{verified}",
+            leaf.serial,
+            &leaf.sha256[..16.min(leaf.sha256.len())],
+            crate::clock::rfc3339(leaf.not_after)
+        ),
+        ..Outcome::default()
     })
 }
 
@@ -251,22 +254,15 @@ async fn download(order: &mut Order) -> Result<String, AcmeError> {
 
 /// The SHA-256 of the certificate file's first certificate now.
 async fn current_sha256(plan: &AcmePlan) -> Option<String> {
-    let data = tokio::fs::read(&plan.file.cert).await.ok()?;
-    let der = if pem::looks_like_pem(&data) {
-        pem::scan(&data).into_iter().find_map(|i| match i {
-            PemItem::Certificate(d) => Some(d),
-            _ => None,
-        })?
-    } else {
-        data
-    };
-    CertFacts::from_der(&der).ok().map(|c| c.sha256)
+    let p = plan.file.cert.clone();
+    tokio::task::spawn_blocking(move || crate::sources::file::first_certificate(&p))
+        .await
+        .ok()?
+        .ok()
+        .map(|c| c.sha256)
 }
 
-async fn account_step(
-    plan: &AcmePlan,
-    tx: &mpsc::Sender<AcmeProgress>,
-) -> Result<Account, AcmeError> {
+async fn account_step(plan: &AcmePlan, tx: &Reporter) -> Result<Account, AcmeError> {
     let step = AcmeStep::Account;
     let path = plan.account_key.clone();
     let (der, created) = tokio::task::spawn_blocking(move || load_key_der(&path))
@@ -329,7 +325,7 @@ async fn authorize(
     plan: &AcmePlan,
     order: &mut Order,
     presented: &mut Vec<Presented>,
-    tx: &mpsc::Sender<AcmeProgress>,
+    tx: &Reporter,
 ) -> Result<(), AcmeError> {
     let step = AcmeStep::Authorize;
     let fail = |what: &str, e: &instant_acme::Error| {
@@ -497,7 +493,7 @@ async fn authorization_failures(order: &mut Order) -> Option<String> {
     (!out.is_empty()).then(|| out.join("; "))
 }
 
-async fn cleanup(plan: &AcmePlan, p: &Presented, tx: &mpsc::Sender<AcmeProgress>) {
+async fn cleanup(plan: &AcmePlan, p: &Presented, tx: &Reporter) {
     match p {
         Presented::File(path) => {
             let _ = tokio::fs::remove_file(path).await;
@@ -527,84 +523,35 @@ async fn run_hook(
     domain: &str,
     value: &str,
     limit: Duration,
-    tx: &mpsc::Sender<AcmeProgress>,
+    tx: &Reporter,
 ) -> Result<(), String> {
-    let mut cmd = tokio::process::Command::new("sh");
-    cmd.arg("-c")
-        .arg(format!("{hook} \"$@\""))
-        .arg("certdeck-acme-hook")
-        .arg(action)
-        .arg(domain)
-        .arg(value)
-        .env("CERTDECK_ACME_ACTION", action)
-        .env("CERTDECK_ACME_DOMAIN", domain)
-        .env("CERTDECK_ACME_RECORD", format!("_acme-challenge.{domain}"))
-        .env("CERTDECK_ACME_TXT", value);
-    run(cmd, limit, AcmeStep::Authorize, tx).await
+    // `HOOK ACTION DOMAIN VALUE`, the values as arguments (never as shell text).
+    let cmd = Command::shell(
+        &format!("{hook} \"$@\""),
+        &[action, domain, value],
+        limit,
+        AcmeStep::Authorize,
+    )
+    .env("CERTDECK_ACME_ACTION", action)
+    .env("CERTDECK_ACME_DOMAIN", domain)
+    .env("CERTDECK_ACME_RECORD", &format!("_acme-challenge.{domain}"))
+    .env("CERTDECK_ACME_TXT", value)
+    .prefix("| ");
+    command::run(&cmd, tx).await.map(|_| ())
 }
 
-async fn run_command(
-    command: &str,
-    limit: Duration,
-    tx: &mpsc::Sender<AcmeProgress>,
-) -> Result<(), String> {
-    let mut cmd = tokio::process::Command::new("sh");
-    cmd.arg("-c").arg(command);
-    run(cmd, limit, AcmeStep::Reload, tx)
+async fn run_command(command: &str, limit: Duration, tx: &Reporter) -> Result<(), String> {
+    let cmd = Command::shell(command, &[], limit, AcmeStep::Reload).prefix("| ");
+    command::run(&cmd, tx)
         .await
+        .map(|_| ())
         .map_err(|e| format!("`{command}` {e}"))
 }
 
-/// Run a command with a time limit; its output lines go to progress; failure says why.
-async fn run(
-    mut cmd: tokio::process::Command,
-    limit: Duration,
-    step: AcmeStep,
-    tx: &mpsc::Sender<AcmeProgress>,
-) -> Result<(), String> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let child = cmd.spawn().map_err(|e| format!("could not start: {e}"))?;
-    let out = match tokio::time::timeout(limit, child.wait_with_output()).await {
-        Ok(Ok(o)) => o,
-        Ok(Err(e)) => return Err(format!("failed: {e}")),
-        Err(_) => {
-            return Err(format!(
-                "did not finish within {}",
-                humantime::format_duration(limit)
-            ))
-        }
-    };
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    for l in &lines {
-        report(tx, step, format!("| {l}")).await;
-    }
-    if out.status.success() {
-        return Ok(());
-    }
-    let status = match out.status.code() {
-        Some(c) => format!("exited with status {c}"),
-        None => "was killed by a signal".to_owned(),
-    };
-    let tail: Vec<&str> = lines.iter().rev().take(3).rev().copied().collect();
-    if tail.is_empty() {
-        Err(status)
-    } else {
-        Err(format!("{status}: {}", tail.join(" / ")))
-    }
-}
-
 /// Put the backups back after a failed reload or verify, and reload the old files.
-async fn undo(plan: &AcmePlan, written: &Written, tx: &mpsc::Sender<AcmeProgress>) -> String {
+async fn undo(plan: &AcmePlan, written: &Replaced, tx: &Reporter) -> String {
     report(tx, AcmeStep::Rollback, "putting the old files back").await;
-    let restored = files::rollback(written);
+    let restored = fsx::rollback(written);
     let mut msg = match restored {
         Ok(()) => "the old certificate and key were put back".to_owned(),
         Err(e) => format!("putting the old files back FAILED ({e}); restore them from the backups"),
@@ -627,11 +574,7 @@ async fn undo(plan: &AcmePlan, written: &Written, tx: &mpsc::Sender<AcmeProgress
 
 /// Re-read the written files; re-probe the endpoint until it serves the new leaf.
 /// Returns whether an endpoint was checked.
-async fn verify(
-    plan: &AcmePlan,
-    leaf: &CertFacts,
-    tx: &mpsc::Sender<AcmeProgress>,
-) -> Result<bool, String> {
+async fn verify(plan: &AcmePlan, leaf: &CertFacts, tx: &Reporter) -> Result<bool, String> {
     let step = AcmeStep::Verify;
     match current_sha256(plan).await {
         Some(s) if s == leaf.sha256 => {}
@@ -691,27 +634,6 @@ async fn verify(
         humantime::format_duration(plan.verify_timeout),
         leaf.sha256
     ))
-}
-
-/// A new key pair of the type.
-fn new_key(kind: KeyType) -> Result<rcgen::KeyPair, String> {
-    match kind {
-        KeyType::EcdsaP256 => rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
-        KeyType::EcdsaP384 => rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
-        KeyType::Ed25519 => rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519),
-        KeyType::Rsa(bits) => {
-            use rsa::pkcs8::EncodePrivateKey as _;
-            let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits)
-                .map_err(|e| format!("RSA key generation: {e}"))?;
-            let der = key
-                .to_pkcs8_der()
-                .map_err(|e| format!("RSA key encoding: {e}"))?;
-            let der = PrivatePkcs8KeyDer::from(der.as_bytes().to_vec());
-            return rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256)
-                .map_err(|e| format!("RSA key: {e}"));
-        }
-    }
-    .map_err(|e| format!("key generation: {e}"))
 }
 
 /// A CSR (DER) for the names, signed by the key.

@@ -1,52 +1,15 @@
 //! Planning a renewal: read the current certificate file and describe the exact change.
 //! Nothing is written here.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::config::{AcmeIssuer, Challenge, ManagedFile};
 use super::{default_account_dir, AcmeError};
 use crate::model::{CertFacts, San};
-use crate::sources::pem::{self, PemItem};
 use crate::sources::target::Target;
 
-/// The type of the new private key: the same as the current certificate's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyType {
-    EcdsaP256,
-    EcdsaP384,
-    Ed25519,
-    /// RSA with this many bits (generated with the `rsa` crate, signed by ring).
-    Rsa(usize),
-}
-
-impl KeyType {
-    /// From a key description as `CertFacts::key` gives it (`ECDSA P-256`, `RSA 2048`...).
-    pub fn from_description(key: &str) -> Result<KeyType, String> {
-        match key {
-            "ECDSA P-256" => Ok(KeyType::EcdsaP256),
-            "ECDSA P-384" => Ok(KeyType::EcdsaP384),
-            "Ed25519" => Ok(KeyType::Ed25519),
-            "RSA 2048" => Ok(KeyType::Rsa(2048)),
-            "RSA 3072" => Ok(KeyType::Rsa(3072)),
-            "RSA 4096" => Ok(KeyType::Rsa(4096)),
-            other => Err(format!(
-                "cannot make a new {other} key (ECDSA P-256/P-384, Ed25519 and RSA 2048/3072/4096 are supported)"
-            )),
-        }
-    }
-
-    /// As `CertFacts::key` describes it.
-    pub fn describe(self) -> String {
-        match self {
-            KeyType::EcdsaP256 => "ECDSA P-256".to_owned(),
-            KeyType::EcdsaP384 => "ECDSA P-384".to_owned(),
-            KeyType::Ed25519 => "Ed25519".to_owned(),
-            KeyType::Rsa(bits) => format!("RSA {bits}"),
-        }
-    }
-}
+pub use crate::actions::keys::KeyType;
 
 /// What a file is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,18 +20,18 @@ pub enum FileRole {
     Key,
 }
 
-/// One file the renewal writes, and where its current contents are saved first.
+/// One file the renewal writes (a symlink resolved to the file it names).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedFile {
     pub role: FileRole,
     pub path: PathBuf,
-    /// `PATH.certdeck-backup-STAMP`; `None` when the file does not exist yet.
-    pub backup: Option<PathBuf>,
+    /// It exists now, so it is backed up before it is replaced.
+    pub exists: bool,
 }
 
 /// The exact change a renewal makes. Build it with [`plan`]; show it with
 /// [`AcmePlan::preview`]; run it with [`super::execute`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct AcmePlan {
     pub issuer: AcmeIssuer,
     pub file: ManagedFile,
@@ -94,12 +57,11 @@ pub struct AcmePlan {
     pub reload_timeout: Duration,
     /// How long the verify step waits for the endpoint to serve the new certificate.
     pub verify_timeout: Duration,
-    /// When the plan was made (unix seconds); backups are stamped with it.
+    /// When the plan was made (unix seconds).
     pub planned_at: i64,
+    /// Where the replaced files are backed up, and for how long.
+    pub backups: crate::fsx::Backups,
 }
-
-/// Largest certificate file read.
-const MAX_CERT_BYTES: u64 = 1024 * 1024;
 
 /// Read `file`'s current certificate and plan its renewal through `issuer`.
 pub async fn plan(
@@ -108,7 +70,7 @@ pub async fn plan(
     now: i64,
 ) -> Result<AcmePlan, AcmeError> {
     if file.issuer != issuer.name {
-        return Err(AcmeError::Plan(format!(
+        return Err(AcmeError::planning(format!(
             "{} is renewed by issuer '{}', not '{}'",
             file.cert.display(),
             file.issuer,
@@ -116,14 +78,14 @@ pub async fn plan(
         )));
     }
     if !issuer.directory_url.starts_with("https://") {
-        return Err(AcmeError::Plan(format!(
+        return Err(AcmeError::planning(format!(
             "the directory URL of issuer '{}' must start with https:// (got '{}')",
             issuer.name, issuer.directory_url
         )));
     }
     if let Challenge::Dns01 { hook } = &issuer.challenge {
         if hook.trim().is_empty() {
-            return Err(AcmeError::Plan(format!(
+            return Err(AcmeError::planning(format!(
                 "issuer '{}': the dns-01 hook is empty",
                 issuer.name
             )));
@@ -132,27 +94,26 @@ pub async fn plan(
     let leaf = read_leaf(&file.cert).await?;
     let names = names_of(&leaf);
     if names.is_empty() {
-        return Err(AcmeError::Plan(format!(
+        return Err(AcmeError::planning(format!(
             "{} has no DNS name or IP address to order (no usable SAN or common name)",
             file.cert.display()
         )));
     }
     let key_type = KeyType::from_description(&leaf.key)
-        .map_err(|e| AcmeError::Plan(format!("{}: {e}", file.cert.display())))?;
+        .map_err(|e| AcmeError::planning(format!("{}: {e}", file.cert.display())))?;
     let endpoint = match &file.endpoint {
-        Some(s) => Some(Target::parse(s, None).map_err(|e| AcmeError::Plan(e.to_string()))?),
+        Some(s) => Some(Target::parse(s, None).map_err(|e| AcmeError::planning(e.to_string()))?),
         None => None,
     };
-    let stamp = backup_stamp(now);
-    let mut files = vec![planned(FileRole::Certificate, &file.cert, &stamp)];
+    let mut files = vec![planned(FileRole::Certificate, &file.cert)];
     if let Some(chain) = &file.chain {
-        files.push(planned(FileRole::Chain, chain, &stamp));
+        files.push(planned(FileRole::Chain, chain));
     }
-    files.push(planned(FileRole::Key, &file.key, &stamp));
+    files.push(planned(FileRole::Key, &file.key));
     let mut seen = std::collections::HashSet::new();
     for f in &files {
         if !seen.insert(f.path.clone()) {
-            return Err(AcmeError::Plan(format!(
+            return Err(AcmeError::planning(format!(
                 "{} is named twice (certificate, chain and key must be different files)",
                 f.path.display()
             )));
@@ -176,52 +137,23 @@ pub async fn plan(
         reload_timeout: Duration::from_secs(60),
         verify_timeout: Duration::from_secs(20),
         planned_at: now,
+        backups: crate::fsx::Backups::in_data_dir(),
     })
 }
 
 /// The id of the certificate file's row (as the file source names it), for `certdeck renew ID`.
 pub fn record_id(file: &ManagedFile) -> String {
     crate::model::record::location_id(
-        crate::model::SourceKind::File,
+        crate::model::SourceKind::FILE,
         &file.cert.display().to_string(),
     )
 }
 
 impl AcmePlan {
-    /// The audit line for this plan's result (`action` is `acme-renew`).
-    pub fn audit_record(
-        &self,
-        result: &Result<super::AcmeOutcome, AcmeError>,
-        now: i64,
-    ) -> crate::actions::AuditRecord {
-        let mut rec = crate::actions::AuditRecord {
-            time: crate::clock::rfc3339(now),
-            actor: crate::actions::audit::actor(),
-            action: "acme-renew".to_owned(),
-            record_id: record_id(&self.file),
-            location: self.file.cert.display().to_string(),
-            context: self.directory_url.clone(),
-            object: format!("issuer {}: {}", self.issuer.name, self.names.join(", ")),
-            before_sha256: Some(self.old_sha256.clone()),
-            before_not_after: Some(crate::clock::rfc3339(self.old_not_after)),
-            ..Default::default()
-        };
-        match result {
-            Ok(o) => {
-                rec.outcome = "succeeded".to_owned();
-                rec.after_sha256 = Some(o.new_sha256.clone());
-                rec.after_not_after = Some(crate::clock::rfc3339(o.new_not_after));
-                let backups: Vec<String> =
-                    o.backups.iter().map(|b| b.display().to_string()).collect();
-                rec.backup = (!backups.is_empty()).then(|| backups.join(" "));
-            }
-            Err(e) => {
-                rec.outcome = "failed".to_owned();
-                rec.failed_step = Some(e.step().as_str().to_owned());
-                rec.error = Some(e.to_string());
-            }
-        }
-        rec
+    /// Keep backups in `dir` instead of the data directory's `backups`.
+    pub fn with_backup_dir(mut self, dir: &Path) -> AcmePlan {
+        self.backups.dir = dir.to_owned();
+        self
     }
 
     /// Keep the account key in `dir` instead of the data directory.
@@ -230,116 +162,114 @@ impl AcmePlan {
         self
     }
 
-    /// The exact change, for a confirmation prompt.
-    pub fn preview(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "Renew {} through ACME issuer '{}'",
-            self.file.cert.display(),
-            self.issuer.name
-        );
-        let _ = writeln!(s, "  names:      {}", self.names.join(", "));
-        let _ = writeln!(
-            s,
-            "  key:        a new {} key (the same type as now)",
-            self.key_type.describe()
-        );
+    /// The framework's view of this plan, for the row it was asked for.
+    pub fn to_plan(&self, record_id: &str, location: &str) -> crate::actions::Plan {
+        use crate::actions::{Plan, PlannedFile as File, Risk};
         let left = (self.old_not_after - self.planned_at).div_euclid(86_400);
-        let _ = writeln!(
-            s,
-            "  expiry:     {} ({} days) -> whatever the CA issues",
-            crate::clock::rfc3339(self.old_not_after),
-            left
-        );
-        let _ = writeln!(s, "  directory:  {}", self.directory_url);
+        let mut details = vec![("directory".to_owned(), self.directory_url.clone())];
         if let Some(ca) = &self.issuer.ca_file {
-            let _ = writeln!(
-                s,
-                "  trusting:   {} (beside the webpki roots)",
-                ca.display()
-            );
+            details.push((
+                "trusting".to_owned(),
+                format!("{} (beside the webpki roots)", ca.display()),
+            ));
         }
-        match &self.challenge {
-            Challenge::Http01 { webroot } => {
-                let _ = writeln!(
-                    s,
-                    "  challenge:  http-01, files in {}",
+        details.push((
+            "challenge".to_owned(),
+            match &self.challenge {
+                Challenge::Http01 { webroot } => format!(
+                    "http-01, files in {}",
                     webroot.join(".well-known/acme-challenge").display()
-                );
-            }
-            Challenge::Dns01 { hook } => {
-                let _ = writeln!(
-                    s,
-                    "  challenge:  dns-01, hook: {hook} present|cleanup DOMAIN VALUE"
-                );
-            }
+                ),
+                Challenge::Dns01 { hook } => {
+                    format!("dns-01, hook: {hook} present|cleanup DOMAIN VALUE")
+                }
+            },
+        ));
+        details.push((
+            "account".to_owned(),
+            format!(
+                "key {} (created 0600 if missing)",
+                self.account_key.display()
+            ),
+        ));
+        details.push((
+            "backups".to_owned(),
+            format!(
+                "{} (kept {} days, the newest {} always)",
+                self.backups.dir.join("files").display(),
+                self.backups.max_age.as_secs() / 86_400,
+                self.backups.keep
+            ),
+        ));
+        let files = self
+            .files
+            .iter()
+            .map(|f| File {
+                role: match (f.role, self.file.chain.is_some()) {
+                    (FileRole::Certificate, false) => "certificate + chain",
+                    (FileRole::Certificate, true) => "certificate",
+                    (FileRole::Chain, _) => "chain",
+                    (FileRole::Key, _) => "key (0600 if new)",
+                }
+                .to_owned(),
+                path: f.path.clone(),
+                exists: f.exists,
+            })
+            .collect();
+        let mut steps = vec![
+            format!(
+                "order a certificate for {} from '{}'",
+                self.names.join(", "),
+                self.issuer.name
+            ),
+            format!("prove control of each name ({})", self.challenge.kind()),
+            format!("finalize with a new {} key", self.key_type.describe()),
+            "back up and replace the files atomically (owner, group and mode kept)".to_owned(),
+        ];
+        steps.push(match &self.reload {
+            Some(r) => format!("reload: {r}"),
+            None => "no reload command".to_owned(),
+        });
+        steps.push(match &self.endpoint {
+            Some(t) => format!("verify: re-probe {t} until it serves the new certificate"),
+            None => "verify: re-read the files (no endpoint linked)".to_owned(),
+        });
+        Plan {
+            action: "acme-renew".to_owned(),
+            verb: "renew".to_owned(),
+            title: format!("Renew (ACME, issuer '{}')", self.issuer.name),
+            record_id: record_id.to_owned(),
+            location: location.to_owned(),
+            object: self.file.cert.display().to_string(),
+            context: None,
+            identity: None,
+            old_not_after: Some(self.old_not_after),
+            new_not_after: None,
+            new_expiry_note: Some(format!("whatever the CA issues ({left} days left now)")),
+            issuer: Some(self.issuer.name.clone()),
+            names: self.names.clone(),
+            key_type: Some(self.key_type.describe()),
+            before_sha256: Some(self.old_sha256.clone()),
+            details,
+            files,
+            backup: None,
+            steps_label: "steps".to_owned(),
+            steps,
+            warnings: vec![
+                "on failure the old files stay, or are put back and reloaded".to_owned(),
+            ],
+            risk: Risk::Destructive,
+            confirm: true,
         }
-        let _ = writeln!(
-            s,
-            "  account:    key {} (created 0600 if missing)",
-            self.account_key.display()
-        );
-        let _ = writeln!(s, "  writes:");
-        for f in &self.files {
-            let role = match (f.role, self.file.chain.is_some()) {
-                (FileRole::Certificate, false) => "certificate + chain",
-                (FileRole::Certificate, true) => "certificate",
-                (FileRole::Chain, _) => "chain",
-                (FileRole::Key, _) => "key (0600)",
-            };
-            let backup = match &f.backup {
-                Some(b) => format!("backup {}", b.display()),
-                None => "new file".to_owned(),
-            };
-            let _ = writeln!(s, "    {role:<20} {}  ({backup})", f.path.display());
-        }
-        let _ = writeln!(
-            s,
-            "  reload:     {}",
-            self.reload.as_deref().unwrap_or("(none)")
-        );
-        match &self.endpoint {
-            Some(t) => {
-                let _ = writeln!(
-                    s,
-                    "  verify:     re-probe {t} until it serves the new certificate"
-                );
-            }
-            None => {
-                let _ = writeln!(s, "  verify:     re-read the files (no endpoint linked)");
-            }
-        }
-        let _ = writeln!(
-            s,
-            "  on failure: the old files stay, or the backups are put back"
-        );
-        s
     }
 }
 
 /// A file to write. A symlink (certbot's `live/` layout) is followed, so the file it points to
 /// is replaced and the link stays.
-fn planned(role: FileRole, path: &Path, stamp: &str) -> PlannedFile {
-    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-    let path = match is_link.then(|| std::fs::canonicalize(path)) {
-        Some(Ok(real)) => real,
-        _ => path.to_owned(),
-    };
-    let backup = path.exists().then(|| backup_path(&path, stamp));
-    PlannedFile { role, path, backup }
-}
-
-/// `PATH.certdeck-backup-STAMP`.
-pub(crate) fn backup_path(path: &Path, stamp: &str) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".certdeck-backup-{stamp}"));
-    path.with_file_name(name)
-}
-
-/// `20261125T021000Z`.
-fn backup_stamp(now: i64) -> String {
-    crate::clock::rfc3339(now).replace(['-', ':'], "")
+fn planned(role: FileRole, path: &Path) -> PlannedFile {
+    let path = crate::fsx::resolve_link(path);
+    let exists = path.exists();
+    PlannedFile { role, path, exists }
 }
 
 /// The account key's file name for an issuer (`NAME.account.pem`, unsafe characters `_`).
@@ -359,31 +289,11 @@ fn account_key_name(issuer: &str) -> String {
 
 /// The first certificate of a PEM or DER file.
 async fn read_leaf(path: &Path) -> Result<CertFacts, AcmeError> {
-    let shown = path.display();
-    let meta = tokio::fs::metadata(path)
+    let p = path.to_owned();
+    tokio::task::spawn_blocking(move || crate::sources::file::first_certificate(&p))
         .await
-        .map_err(|e| AcmeError::Plan(format!("cannot read {shown}: {e}")))?;
-    if meta.len() > MAX_CERT_BYTES {
-        return Err(AcmeError::Plan(format!(
-            "{shown} is too large for a certificate ({} bytes)",
-            meta.len()
-        )));
-    }
-    let data = tokio::fs::read(path)
-        .await
-        .map_err(|e| AcmeError::Plan(format!("cannot read {shown}: {e}")))?;
-    let der = if pem::looks_like_pem(&data) {
-        pem::scan(&data).into_iter().find_map(|i| match i {
-            PemItem::Certificate(der) => Some(der),
-            _ => None,
-        })
-    } else {
-        Some(data)
-    };
-    let Some(der) = der else {
-        return Err(AcmeError::Plan(format!("{shown} holds no certificate")));
-    };
-    CertFacts::from_der(&der).map_err(|e| AcmeError::Plan(format!("{shown}: {e}")))
+        .map_err(|e| AcmeError::planning(e.to_string()))?
+        .map_err(AcmeError::planning)
 }
 
 /// DNS names and IP addresses of a certificate: its SANs, else its common name.
@@ -411,27 +321,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backups_sit_beside_the_file_with_a_utc_stamp() {
-        let p = backup_path(Path::new("/etc/tls/site.crt"), &backup_stamp(1_795_000_000));
-        assert_eq!(
-            p,
-            Path::new("/etc/tls/site.crt.certdeck-backup-20261118T110640Z")
-        );
-    }
-
-    #[test]
     fn a_symlinked_file_is_replaced_through_its_link() {
         let d = tempfile::tempdir().expect("tempdir");
         let real = d.path().join("archive-cert1.pem");
         std::fs::write(&real, b"x").expect("w");
         let link = d.path().join("cert.pem");
         std::os::unix::fs::symlink(&real, &link).expect("symlink");
-        let p = planned(FileRole::Certificate, &link, "S");
+        let p = planned(FileRole::Certificate, &link);
         let real = std::fs::canonicalize(&real).expect("canon");
         assert_eq!(p.path, real);
-        assert_eq!(p.backup, Some(backup_path(&real, "S")));
-        let missing = planned(FileRole::Chain, &d.path().join("chain.pem"), "S");
-        assert_eq!(missing.backup, None);
+        assert!(p.exists);
+        let missing = planned(FileRole::Chain, &d.path().join("chain.pem"));
+        assert!(!missing.exists);
     }
 
     #[test]
@@ -440,23 +341,5 @@ mod tests {
             account_key_name("lets/encrypt prod"),
             "lets_encrypt_prod.account.pem"
         );
-    }
-
-    #[test]
-    fn key_types_round_trip_and_unknown_ones_say_what_is_supported() {
-        for k in [
-            "ECDSA P-256",
-            "ECDSA P-384",
-            "Ed25519",
-            "RSA 2048",
-            "RSA 4096",
-        ] {
-            assert_eq!(
-                KeyType::from_description(k).map(KeyType::describe),
-                Ok(k.to_owned())
-            );
-        }
-        let e = KeyType::from_description("ECDSA P-521").expect_err("P-521");
-        assert!(e.contains("P-521") && e.contains("supported"), "{e}");
     }
 }

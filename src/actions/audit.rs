@@ -1,22 +1,17 @@
-//! The audit log: one JSON line per action (who, when, what, before/after fingerprints,
-//! outcome) in the data directory. Never holds key material.
+//! The audit log: one JSON line per action, dry run or refusal (who, when, what, the
+//! fingerprints before and after, the outcome) in the data directory. One writer for every
+//! backend. Never holds key material.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// Environment variable that moves the data directory (audit log and Secret backups).
-pub const DATA_DIR_ENV: &str = "CERTDECK_DATA_DIR";
+use super::{ActionError, Outcome, Plan};
+use crate::model::Record;
 
-/// The data directory: `CERTDECK_DATA_DIR`, else the platform data directory
-/// (`~/.local/share/certdeck` on Linux).
-pub fn data_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os(DATA_DIR_ENV).filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(d));
-    }
-    directories::ProjectDirs::from("", "", "certdeck").map(|d| d.data_dir().to_path_buf())
-}
+/// Largest audit log read back (`certdeck` only appends; reading is for tests and tools).
+const MAX_AUDIT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// One audit line.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,14 +20,14 @@ pub struct AuditRecord {
     pub time: String,
     /// The local user running certdeck.
     pub actor: String,
-    /// The kubeconfig user of the context.
+    /// The identity used where the change is made (the context's kubeconfig user).
     pub kube_user: Option<String>,
-    /// `renew` or `rotate`.
+    /// `renew`, `rotate`, `acme-renew`, `hook: NAME`...
     pub action: String,
     pub record_id: String,
     pub location: String,
     pub context: String,
-    /// `Certificate team-a/web` or `Secret team-a/web-tls`.
+    /// `Certificate team-a/web`, `Secret team-a/web-tls`, a file, an endpoint.
     pub object: String,
     /// `succeeded`, `failed`, `dry_run` or `refused`.
     pub outcome: String,
@@ -43,11 +38,89 @@ pub struct AuditRecord {
     pub after_sha256: Option<String>,
     pub before_not_after: Option<String>,
     pub after_not_after: Option<String>,
-    /// Backup file of the previous Secret (rotate).
+    /// Backups of what was replaced (space-separated when several).
     pub backup: Option<String>,
+    /// The command that restores the previous state.
+    #[serde(default)]
+    pub restore_command: Option<String>,
 }
 
-/// Appends audit records to a JSON-lines file (created 0600).
+impl AuditRecord {
+    /// A record started from a row: who, when, what, and the certificate before.
+    pub fn for_row(action: &str, record: &Record) -> AuditRecord {
+        AuditRecord {
+            time: crate::clock::rfc3339(crate::clock::now_unix()),
+            actor: actor(),
+            action: action.to_owned(),
+            record_id: record.id.clone(),
+            location: record.location.clone(),
+            context: record
+                .k8s
+                .as_ref()
+                .map(|k| k.context.clone())
+                .unwrap_or_default(),
+            object: record.location.clone(),
+            before_sha256: record.cert.as_ref().map(|c| c.sha256.clone()),
+            before_not_after: record
+                .cert
+                .as_ref()
+                .map(|c| crate::clock::rfc3339(c.not_after)),
+            ..AuditRecord::default()
+        }
+    }
+
+    /// A record started from a plan.
+    pub fn for_plan(plan: &Plan) -> AuditRecord {
+        AuditRecord {
+            time: crate::clock::rfc3339(crate::clock::now_unix()),
+            actor: actor(),
+            kube_user: plan.identity.clone(),
+            action: plan.action.clone(),
+            record_id: plan.record_id.clone(),
+            location: plan.location.clone(),
+            context: plan.context.clone().unwrap_or_default(),
+            object: plan.object.clone(),
+            before_sha256: plan.before_sha256.clone(),
+            before_not_after: plan.old_not_after.map(crate::clock::rfc3339),
+            backup: plan
+                .backup
+                .as_ref()
+                .filter(|b| b.exists())
+                .map(|b| b.display().to_string()),
+            ..AuditRecord::default()
+        }
+    }
+
+    /// Fill in how the action ended.
+    pub fn complete(&mut self, result: &Result<Outcome, ActionError>) {
+        self.time = crate::clock::rfc3339(crate::clock::now_unix());
+        match result {
+            Ok(o) => {
+                self.outcome = "succeeded".into();
+                self.after_sha256 = o.after_sha256.clone();
+                self.after_not_after = o.new_not_after.map(crate::clock::rfc3339);
+                if !o.backups.is_empty() {
+                    let b: Vec<String> =
+                        o.backups.iter().map(|b| b.display().to_string()).collect();
+                    self.backup = Some(b.join(" "));
+                }
+                self.restore_command = o.restore_command.clone();
+            }
+            Err(e) => {
+                self.outcome = if e.kind == super::ErrorKind::ReadOnly {
+                    "refused"
+                } else {
+                    "failed"
+                }
+                .into();
+                self.failed_step = e.step.map(|s| s.as_str().to_owned());
+                self.error = Some(e.to_string());
+            }
+        }
+    }
+}
+
+/// Appends audit records to a JSON-lines file (created 0600, never through a symlink).
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     pub path: PathBuf,
@@ -60,23 +133,25 @@ impl AuditLog {
 
     /// `audit.jsonl` in the data directory.
     pub fn default_path() -> Option<PathBuf> {
-        data_dir().map(|d| d.join("audit.jsonl"))
+        crate::config::data_dir().map(|d| d.join("audit.jsonl"))
     }
 
     /// Append one record.
     pub fn append(&self, rec: &AuditRecord) -> std::io::Result<()> {
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
+            if !dir.as_os_str().is_empty() && !dir.exists() {
+                crate::fsx::private_dir(dir)?;
+            }
         }
         let mut line = serde_json::to_vec(rec).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        let mut f = open_private(&self.path, true)?;
+        let mut f = crate::fsx::open_private(&self.path, true)?;
         f.write_all(&line)
     }
 
     /// Every record in the log (lines that do not parse are skipped).
     pub fn read(&self) -> std::io::Result<Vec<AuditRecord>> {
-        let text = match std::fs::read_to_string(&self.path) {
+        let text = match crate::fsx::read_to_string_bounded(&self.path, MAX_AUDIT_BYTES) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
@@ -86,23 +161,6 @@ impl AuditLog {
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect())
     }
-}
-
-/// Open a file readable only by its owner (0600), appending or truncating.
-pub fn open_private(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
-    let mut o = std::fs::OpenOptions::new();
-    o.create(true);
-    if append {
-        o.append(true);
-    } else {
-        o.write(true).truncate(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        o.mode(0o600);
-    }
-    o.open(path)
 }
 
 /// The local user name.

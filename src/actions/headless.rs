@@ -1,161 +1,142 @@
-//! `certdeck renew` and `certdeck rotate` without a terminal UI: find the rows, show each plan,
-//! confirm (or `--yes`), run them with progress on stderr, and exit with a documented code.
+//! Actions without a terminal UI (`certdeck renew`, `rotate`, `action`): show each plan,
+//! confirm (or `--yes`), run them with progress on stderr, print one result line per row, and
+//! exit with a documented code. The same [`Session`] as the dashboard does the work.
 
 use std::io::{BufRead as _, Write as _};
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::{
-    find_records, plan, record_dry_run, record_refusal, run_bulk, ActionContext, ActionError,
-    ActionEvent, ActionKind, CaSource,
-};
-use crate::cli::ActionArgs;
+use super::{ActionError, ActionEvent, Request, Session};
+use crate::model::Record;
 use crate::report::exit;
-use crate::sources::k8s::KubeAccess;
 
 /// Exit code when an action failed.
 pub const FAILED: i32 = 1;
 
-/// Run `renew` or `rotate` for the ids in `args`; returns the exit code.
+/// How to run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Do it without asking.
+    pub yes: bool,
+    /// Show the plans, write nothing.
+    pub dry_run: bool,
+}
+
+/// Run `request` on the rows (`Err`: an id that matched no row). Returns the exit code:
+/// 0 done (or the dry run shown), 1 an action failed, 3 nothing was done (refused, declined,
+/// unknown ids).
 pub async fn run(
-    kind: ActionKind,
-    args: &ActionArgs,
-    ca: Option<CaSource>,
-    config: Option<&PathBuf>,
+    session: &Session,
+    request: &Request,
+    rows: Vec<Result<Record, ActionError>>,
+    opts: Options,
 ) -> i32 {
-    let cfg = match crate::cli::load_config(config) {
-        Ok((c, _)) => c,
-        Err(e) => {
-            eprintln!("certdeck: {e}");
-            return exit::UNKNOWN;
-        }
-    };
-    let kcfg = cfg.as_ref().and_then(|c| c.kubernetes.as_ref());
-    let timeout = args
-        .timeout
-        .or(kcfg.and_then(|k| k.timeout))
-        .unwrap_or(Duration::from_secs(10));
-    let mut settings = args.k8s.resolve(kcfg, timeout);
-    let access = match KubeAccess::load(settings.kubeconfig.as_deref()) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("certdeck: {e}");
-            return exit::UNKNOWN;
-        }
-    };
-    let mut ctx = ActionContext::new(access);
-    ctx.timeout = timeout;
-    ctx.wait = args.wait;
-    ctx.poll = Duration::from_millis(500).min(args.wait);
-    ctx.ca = ca;
-    ctx.read_only = args.read_only || kcfg.is_some_and(|k| k.read_only);
-    if ctx.read_only {
-        for id in &args.ids {
-            if let Err(e) = record_refusal(&ctx, kind, id) {
+    let mut code = exit::OK;
+    let mut records = Vec::new();
+    for r in rows {
+        match r {
+            Ok(r) => records.push(r),
+            Err(e) => {
                 eprintln!("certdeck: {e}");
+                code = exit::UNKNOWN;
             }
         }
-        eprintln!("certdeck: {}; nothing was done", ActionError::ReadOnly);
+    }
+    if session.read_only() {
+        // Audited as refusals, one per row.
+        let _ = session.plan(0, request, &records).await;
+        eprintln!("certdeck: {}; nothing was done", ActionError::read_only());
         return exit::UNKNOWN;
     }
-
-    // Find the rows: ids are looked up in every namespace unless a scope was given; a
-    // location names its context.
-    if settings.namespace.is_none() {
-        settings.all_namespaces = true;
-    }
-    if settings.contexts.is_empty() && !settings.all_contexts {
-        for id in &args.ids {
-            if let Some((c, _)) = id.split_once('/') {
-                if !settings.contexts.iter().any(|x| x == c) {
-                    settings.contexts.push(c.to_owned());
+    let planned = session.plan(0, request, &records).await;
+    let mut runnable = Vec::new();
+    {
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        for p in &planned {
+            match p {
+                Ok(plan) => {
+                    let _ = writeln!(out, "{}", plan.preview());
+                    runnable.push(plan.record_id.clone());
+                }
+                Err(refusal) => {
+                    eprintln!(
+                        "certdeck: {}: {}",
+                        crate::model::text::clean(&refusal.location),
+                        refusal.error
+                    );
+                    code = if refusal.error.is_refusal() {
+                        exit::UNKNOWN
+                    } else {
+                        FAILED
+                    };
                 }
             }
         }
     }
-    let found = find_records(settings, &args.ids).await;
-    let mut plans = Vec::new();
-    let mut code = exit::OK;
-    let stdout = std::io::stdout();
-    for (id, rec) in args.ids.iter().zip(found) {
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("certdeck: {e}");
-                code = exit::UNKNOWN;
-                continue;
-            }
-        };
-        match plan(&ctx, kind, &rec).await {
-            Ok(p) => {
-                let mut out = stdout.lock();
-                let _ = writeln!(out, "{}", p.preview());
-                plans.push(p);
-            }
-            Err(e) => {
-                eprintln!("certdeck: {id}: {e}");
-                code = match e {
-                    ActionError::K8s { .. } | ActionError::Timeout { .. } => FAILED,
-                    _ => exit::UNKNOWN,
-                };
-            }
-        }
-    }
-    if plans.is_empty() {
+    if runnable.is_empty() {
+        session.cancel(0);
         return if code == exit::OK {
             exit::UNKNOWN
         } else {
             code
         };
     }
-    if args.dry_run {
-        for p in &plans {
-            if let Err(e) = record_dry_run(&ctx, p) {
-                eprintln!("certdeck: {e}");
-            }
+    if opts.dry_run {
+        if let Some(e) = session.dry_run(0) {
+            eprintln!("certdeck: {e}");
         }
         println!("dry run: nothing was written");
         return code;
     }
-    if !args.yes && !confirm(plans.len()) {
+    if !opts.yes && !confirm(runnable.len()) {
+        session.cancel(0);
         eprintln!("certdeck: declined; nothing was done");
         return exit::UNKNOWN;
     }
-
-    let (tx, mut rx) = mpsc::channel::<ActionEvent>(64);
+    let (tx, mut rx) = mpsc::channel::<ActionEvent>(256);
     let printer = tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
-            if let ActionEvent::Progress {
-                record_id,
-                step,
-                message,
-            } = ev
-            {
-                eprintln!("{record_id} [{}] {message}", step.as_str());
+            if let ActionEvent::Progress(p) = ev {
+                eprintln!(
+                    "{} [{}] {}",
+                    p.record_id,
+                    p.step.as_str(),
+                    crate::model::text::clean(&p.message)
+                );
             }
         }
     });
-    let ctx = Arc::new(ctx);
-    let results = run_bulk(ctx.clone(), plans, args.concurrency, tx).await;
+    let finished = session.execute(0, &runnable, tx).await;
     let _ = printer.await;
-    for (id, r) in &results {
-        match r {
+    for f in &finished {
+        match &f.result {
             Ok(o) => {
-                println!("ok {id}: {}", o.message);
+                println!(
+                    "ok {}: {}",
+                    f.record_id,
+                    crate::model::text::clean(&o.message)
+                );
                 if let Some(c) = &o.restore_command {
-                    println!("   restore the previous Secret with: {c}");
+                    println!("   restore the previous state with: {c}");
                 }
             }
             Err(e) => {
-                println!("FAILED {id}: {e}");
+                println!(
+                    "FAILED {}: {}",
+                    f.record_id,
+                    crate::model::text::clean(&e.to_string())
+                );
                 code = FAILED;
             }
         }
+        if let Some(a) = &f.audit_error {
+            eprintln!("certdeck: {}: {a}", f.record_id);
+        }
     }
-    println!("audit log: {}", ctx.audit.path.display());
+    if let Some(log) = session.audit_log() {
+        println!("audit log: {}", log.path.display());
+    }
     code
 }
 

@@ -1,64 +1,74 @@
-//! Actions on certificates: cert-manager renew and plain TLS Secret rotate.
+//! Actions on certificates, in one framework.
 //!
-//! Every action has the same life: [`plan`] (reads the object and describes the exact change,
-//! shown with [`Plan::preview`]) -> the caller confirms -> [`execute`] runs the steps, sending
-//! [`ActionEvent`]s on a channel -> verifies by reading back -> writes an [`audit`] record.
-//! A failed step leaves the previous certificate in service and says which step failed.
-//! [`run_bulk`] runs several plans with per-row progress. The dashboard and the headless
-//! `certdeck renew` / `certdeck rotate` commands use these same functions. Private keys are
-//! never shown, logged or put in events.
+//! Every action has the same life: a [`Backend`] offers verbs for a row and *plans* one (the
+//! exact change as a [`Plan`], shown before anything happens) -> the user confirms -> the
+//! [`Session`] runs the plan's job, which reports [`Progress`] in [`Step`]s -> the job
+//! verifies by re-reading or re-probing -> one [`audit`] record. A failed step leaves the
+//! previous certificate in service, and the [`ActionError`] carries the step.
+//!
+//! The framework owns confirmation, `--read-only`, dry runs, the audit log, bulk runs and the
+//! headless runner; backends own planning, their steps and verification. Backends know
+//! nothing of the app, the UI or the CLI: they emit events the app maps. The dashboard and
+//! the headless `renew` / `rotate` / `action` commands run exactly the same code. Private keys
+//! are never shown, logged or put in events.
 
 pub mod audit;
+pub mod command;
 pub mod headless;
-pub mod renew;
-pub mod rotate;
+pub mod hooks;
+pub mod k8s;
+pub mod keys;
+pub mod session;
 
+use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::model::Record;
-use crate::sources::k8s::{K8sError, KubeAccess};
 pub use audit::{AuditLog, AuditRecord};
+pub use session::{Session, SessionEvent};
 
-/// What an action does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ActionKind {
-    /// Ask cert-manager to re-issue a Certificate (as `cmctl renew` does).
-    Renew,
-    /// Re-issue a plain TLS Secret's certificate and key with rcgen.
-    Rotate,
-}
+use crate::model::Record;
+use crate::sources::BoxFut;
 
-impl ActionKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionKind::Renew => "renew",
-            ActionKind::Rotate => "rotate",
-        }
-    }
-}
+/// Config-file sections the actions read (`[[action]]`).
+pub const SECTIONS: &[&str] = &["action"];
 
-/// The steps of an action, in order.
+/// The steps of an action, in the order they usually run. One enum for every backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Step {
+    /// Describing the change (nothing written).
+    Plan,
     /// Reading the object again before writing.
     Read,
-    /// Issuing the new certificate locally (rotate).
+    /// ACME: the directory and the account.
+    Account,
+    /// ACME: placing the order.
+    Order,
+    /// ACME: proving control of each name.
+    Authorize,
+    /// Issuing the new certificate locally.
     Issue,
-    /// Saving the old Secret (rotate).
+    /// ACME: sending the CSR for a fresh key.
+    Finalize,
+    /// ACME: fetching the issued chain.
+    Download,
+    /// Saving what is about to be replaced.
     Backup,
-    /// The API write.
+    /// The write (API call, files replaced).
     Write,
-    /// Waiting for cert-manager (renew).
+    /// Making a server load the new files.
+    Reload,
+    /// A running server takes the new certificate (the demo).
+    Install,
+    /// A user-defined command.
+    Run,
+    /// Waiting for someone else (cert-manager) to finish.
     Wait,
-    /// Reading back and checking.
+    /// Reading back / re-probing and checking.
     Verify,
-    /// Putting the old Secret back after a failed verification (rotate).
+    /// Putting the previous state back after a failure.
     Rollback,
     Done,
 }
@@ -66,10 +76,19 @@ pub enum Step {
 impl Step {
     pub fn as_str(self) -> &'static str {
         match self {
+            Step::Plan => "plan",
             Step::Read => "read",
+            Step::Account => "account",
+            Step::Order => "order",
+            Step::Authorize => "authorize",
             Step::Issue => "issue",
+            Step::Finalize => "finalize",
+            Step::Download => "download",
             Step::Backup => "backup",
             Step::Write => "write",
+            Step::Reload => "reload",
+            Step::Install => "install",
+            Step::Run => "run",
             Step::Wait => "wait",
             Step::Verify => "verify",
             Step::Rollback => "rollback",
@@ -78,197 +97,274 @@ impl Step {
     }
 }
 
-/// Progress of a running action, keyed by the row (record id).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ActionEvent {
-    Progress {
-        record_id: String,
-        step: Step,
-        message: String,
-    },
-    /// The action ended (sent by [`execute`] for every plan, including in bulk).
-    Finished {
-        record_id: String,
-        result: Result<Outcome, String>,
-    },
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
-/// Why an action failed or was refused.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum ActionError {
-    #[error("refused: certdeck is in read-only mode")]
+/// Why an action could not be planned or failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// certdeck is read-only.
     ReadOnly,
-    #[error("no Kubernetes row with id or location '{0}' (run `certdeck scan` with the same Kubernetes flags to list ids)")]
-    UnknownId(String),
-    #[error("{0}")]
-    NotApplicable(String),
-    #[error("step {step}: {source}", step = .step.as_str())]
-    K8s {
-        step: Step,
-        #[source]
-        source: K8sError,
-    },
-    #[error("step {step}: timed out after {} ({what})", humantime::format_duration(*.after), step = .step.as_str())]
-    Timeout {
-        step: Step,
-        after: Duration,
-        what: String,
-    },
-    #[error("cert-manager reports the issuance failed: {reason}: {message}")]
-    IssuanceFailed { reason: String, message: String },
-    #[error("step issue: {0}")]
-    Issue(String),
-    #[error("step backup: {0}")]
-    Backup(String),
-    #[error("step verify: {0}")]
-    Verify(String),
-    #[error("the audit log could not be written: {0}")]
-    Audit(String),
+    /// No row has this id or location.
+    UnknownRow,
+    /// This row cannot take this action (the message says what it can take).
+    NotApplicable,
+    /// A step ran out of time.
+    Timeout,
+    /// A step failed.
+    Failed,
+}
+
+/// Why an action failed or was refused: the kind, the step it failed at (if it got that
+/// far), and a message to act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ActionError {
+    pub kind: ErrorKind,
+    pub step: Option<Step>,
+    pub message: String,
+}
+
+impl fmt::Display for ActionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.step {
+            Some(s) => write!(f, "step {s}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
 }
 
 impl ActionError {
+    /// A failed step.
+    pub fn at(step: Step, message: impl Into<String>) -> ActionError {
+        ActionError {
+            kind: ErrorKind::Failed,
+            step: Some(step),
+            message: message.into(),
+        }
+    }
+
+    /// A step that ran out of time.
+    pub fn timeout(step: Step, message: impl Into<String>) -> ActionError {
+        ActionError {
+            kind: ErrorKind::Timeout,
+            step: Some(step),
+            message: message.into(),
+        }
+    }
+
+    /// The plan cannot be made (or is stale at run time): nothing was changed.
+    pub fn planning(message: impl Into<String>) -> ActionError {
+        ActionError {
+            kind: ErrorKind::NotApplicable,
+            step: Some(Step::Plan),
+            message: message.into(),
+        }
+    }
+
+    /// The row cannot take the action.
+    pub fn not_applicable(message: impl Into<String>) -> ActionError {
+        ActionError {
+            kind: ErrorKind::NotApplicable,
+            step: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn read_only() -> ActionError {
+        ActionError {
+            kind: ErrorKind::ReadOnly,
+            step: None,
+            message: "refused: certdeck is in read-only mode".to_owned(),
+        }
+    }
+
+    pub fn unknown_row(id: &str) -> ActionError {
+        ActionError {
+            kind: ErrorKind::UnknownRow,
+            step: None,
+            message: format!(
+                "no row with id or location '{id}' (run `certdeck scan -o json` with the same flags to list ids)"
+            ),
+        }
+    }
+
     /// The step that failed, if the action got that far.
     pub fn step(&self) -> Option<Step> {
-        match self {
-            ActionError::K8s { step, .. } | ActionError::Timeout { step, .. } => Some(*step),
-            ActionError::IssuanceFailed { .. } => Some(Step::Wait),
-            ActionError::Issue(_) => Some(Step::Issue),
-            ActionError::Backup(_) => Some(Step::Backup),
-            ActionError::Verify(_) => Some(Step::Verify),
-            _ => None,
-        }
+        self.step
     }
 
-    fn k8s(step: Step) -> impl FnOnce(K8sError) -> ActionError {
-        move |source| match source {
-            K8sError::Timeout { what, after } => ActionError::Timeout { step, after, what },
-            source => ActionError::K8s { step, source },
-        }
+    /// True for refusals and rows that cannot take the action (nothing was tried).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::ReadOnly | ErrorKind::UnknownRow | ErrorKind::NotApplicable
+        )
     }
 }
 
-/// Where the CA that signs a rotated certificate comes from.
+/// How much an action changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Risk {
+    /// Looks only (a user command marked as such).
+    Inspect,
+    /// Changes something that can be put back (a backup is kept).
+    Change,
+    /// Replaces what a service is serving: confirm carefully.
+    Destructive,
+}
+
+/// A file an action writes, and where its current contents are saved first.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CaSource {
-    /// A Secret (`tls.crt` + `tls.key`) in the same context: `namespace/name`.
-    Secret { namespace: String, name: String },
-    /// PEM files.
-    Files { cert: PathBuf, key: PathBuf },
+pub struct PlannedFile {
+    /// `certificate`, `chain`, `key (0600 if new)`...
+    pub role: String,
+    pub path: PathBuf,
+    /// Whether the file exists now (and so is backed up before it is replaced).
+    pub exists: bool,
 }
 
-/// Everything actions need: cluster access, limits, the audit log and where backups go.
-#[derive(Debug, Clone)]
-pub struct ActionContext {
-    pub access: KubeAccess,
-    /// Time limit of each API request.
-    pub timeout: Duration,
-    /// How long a renew waits for cert-manager to finish.
-    pub wait: Duration,
-    /// Interval between reads while waiting.
-    pub poll: Duration,
-    /// Refuse every action.
-    pub read_only: bool,
-    pub audit: AuditLog,
-    /// Directory of Secret backups (files 0600).
-    pub backup_dir: PathBuf,
-    /// CA for rotating CA-signed Secrets.
-    pub ca: Option<CaSource>,
-    /// The local user, for the audit log.
-    pub actor: String,
-}
-
-impl ActionContext {
-    /// A context with defaults: 10 s requests, 5 min wait, 1 s poll, audit log and backups in
-    /// the data directory.
-    pub fn new(access: KubeAccess) -> ActionContext {
-        let dir = audit::data_dir().unwrap_or_else(|| PathBuf::from("."));
-        ActionContext {
-            access,
-            timeout: Duration::from_secs(10),
-            wait: Duration::from_secs(300),
-            poll: Duration::from_secs(1),
-            read_only: false,
-            audit: AuditLog::new(dir.join("audit.jsonl")),
-            backup_dir: dir.join("backups"),
-            ca: None,
-            actor: audit::actor(),
-        }
-    }
-
-    async fn client(&self, context: &str, step: Step) -> Result<kube::Client, ActionError> {
-        self.access
-            .client(context, self.timeout)
-            .await
-            .map_err(ActionError::k8s(step))
-    }
-}
-
-/// The exact change an action will make, read from the cluster at plan time.
+/// The exact change an action will make, read at plan time. Rendered by [`Plan::preview`]
+/// in the confirm popup and by the headless commands alike.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    pub kind: ActionKind,
+    /// What the audit log calls it: `renew`, `rotate`, `acme-renew`, `hook: NAME`...
+    pub action: String,
+    /// The verb the user asked for (`renew`, `rotate`, a user action's name).
+    pub verb: String,
+    /// e.g. "Renew (cert-manager re-issue)".
+    pub title: String,
     pub record_id: String,
     pub location: String,
-    pub context: String,
-    pub namespace: String,
-    /// The object written: `Certificate team-a/web` or `Secret team-a/web-tls`.
+    /// The object changed: `Certificate team-a/web`, a file, an endpoint.
     pub object: String,
-    /// Certificate name (renew).
-    pub certificate: Option<String>,
-    /// The Secret holding the certificate.
-    pub secret: String,
-    /// resourceVersion read at plan time (the write's precondition for rotate).
-    pub resource_version: Option<String>,
+    /// Where: a Kubernetes context, an ACME directory.
+    pub context: Option<String>,
+    /// Who acts there (the kubeconfig user), for the audit log.
+    pub identity: Option<String>,
     pub old_not_after: Option<i64>,
-    /// Expected new expiry (rotate: exact; renew: decided by the issuer, so None).
+    /// The new expiry when known in advance.
     pub new_not_after: Option<i64>,
-    /// Who signs the new certificate.
-    pub issuer: String,
-    pub sans: Vec<String>,
+    /// What to say when it is not known ("as the issuer decides").
+    pub new_expiry_note: Option<String>,
+    pub issuer: Option<String>,
+    pub names: Vec<String>,
+    /// A new key of this type is made.
     pub key_type: Option<String>,
     pub before_sha256: Option<String>,
-    /// Certificate revision at plan time (renew).
-    pub revision: Option<i64>,
-    /// The API calls, in order, as `METHOD path (what)`.
-    pub api_calls: Vec<String>,
-    /// Anything the user should read before confirming.
-    pub warnings: Vec<String>,
-    /// Writes an object the cluster serves (always true for renew and rotate).
-    pub destructive: bool,
-    /// The file the current Secret is saved to before the write (rotate).
+    /// Further facts, as (label, value) lines.
+    pub details: Vec<(String, String)>,
+    /// Files written, with their backups.
+    pub files: Vec<PlannedFile>,
+    /// Where the current state is saved before the change (a Secret backup file).
     pub backup: Option<PathBuf>,
+    /// The heading of `steps`: "API calls", "commands", "steps".
+    pub steps_label: String,
+    /// The API calls, commands or steps, in order.
+    pub steps: Vec<String>,
+    pub warnings: Vec<String>,
+    pub risk: Risk,
+    /// Ask before running (false only for user commands with `confirm = false`).
+    pub confirm: bool,
 }
 
 impl Plan {
-    /// The preview shown before confirmation: object, old and new expiry, issuer, API calls.
+    /// A plan with the row's facts filled in; the backend adds the rest.
+    pub fn for_record(
+        action: &str,
+        verb: &str,
+        title: &str,
+        record: &Record,
+        object: &str,
+    ) -> Plan {
+        Plan {
+            action: action.to_owned(),
+            verb: verb.to_owned(),
+            title: title.to_owned(),
+            record_id: record.id.clone(),
+            location: record.location.clone(),
+            object: object.to_owned(),
+            context: None,
+            identity: None,
+            old_not_after: record.cert.as_ref().map(|c| c.not_after),
+            new_not_after: None,
+            new_expiry_note: None,
+            issuer: None,
+            names: Vec::new(),
+            key_type: None,
+            before_sha256: record.cert.as_ref().map(|c| c.sha256.clone()),
+            details: Vec::new(),
+            files: Vec::new(),
+            backup: None,
+            steps_label: "steps".to_owned(),
+            steps: Vec::new(),
+            warnings: Vec::new(),
+            risk: Risk::Destructive,
+            confirm: true,
+        }
+    }
+
+    /// The preview shown before confirmation: object, expiry, issuer, names, key, files and
+    /// backups, the calls or commands, and notes. Outside text is made terminal-safe.
     pub fn preview(&self) -> String {
         use std::fmt::Write as _;
+        let clean = |s: &str| crate::model::text::clean(s).into_owned();
         let date = |t: Option<i64>| t.map(crate::clock::rfc3339);
         let mut s = String::new();
-        let verb = match self.kind {
-            ActionKind::Renew => "Renew (cert-manager re-issue)",
-            ActionKind::Rotate => "Rotate (new key and certificate)",
-        };
-        let _ = writeln!(s, "{verb}: {} in context {}", self.object, self.context);
-        let _ = writeln!(s, "  row:        {} ({})", self.record_id, self.location);
-        if let Some(c) = &self.certificate {
-            let _ = writeln!(s, "  Certificate: {c} -> Secret {}", self.secret);
+        let _ = write!(s, "{}: {}", clean(&self.title), clean(&self.object));
+        if let Some(c) = &self.context {
+            let _ = write!(s, " in context {}", clean(c));
         }
+        s.push('\n');
         let _ = writeln!(
             s,
-            "  expires:    {} -> {}",
-            date(self.old_not_after).unwrap_or_else(|| "unknown".into()),
-            date(self.new_not_after).unwrap_or_else(|| "as the issuer decides".into())
+            "  row:        {} ({})",
+            self.record_id,
+            clean(&self.location)
         );
-        let _ = writeln!(s, "  issuer:     {}", self.issuer);
-        if !self.sans.is_empty() {
-            let _ = writeln!(s, "  names:      {}", self.sans.join(", "));
+        if self.old_not_after.is_some()
+            || self.new_not_after.is_some()
+            || self.new_expiry_note.is_some()
+        {
+            let _ = writeln!(
+                s,
+                "  expires:    {} -> {}",
+                date(self.old_not_after).unwrap_or_else(|| "unknown".into()),
+                date(self.new_not_after).unwrap_or_else(|| self
+                    .new_expiry_note
+                    .clone()
+                    .unwrap_or_else(|| "as the issuer decides".into()))
+            );
+        }
+        if let Some(i) = &self.issuer {
+            let _ = writeln!(s, "  issuer:     {}", clean(i));
+        }
+        if !self.names.is_empty() {
+            let _ = writeln!(s, "  names:      {}", clean(&self.names.join(", ")));
         }
         if let Some(k) = &self.key_type {
             let _ = writeln!(s, "  key:        {k} (new key)");
         }
-        if let Some(r) = self.revision {
-            let _ = writeln!(s, "  revision:   {r} -> {}", r + 1);
+        for (label, value) in &self.details {
+            let _ = writeln!(s, "  {:<11} {}", format!("{label}:"), clean(value));
+        }
+        if !self.files.is_empty() {
+            let _ = writeln!(s, "  writes:");
+            for f in &self.files {
+                let what = if f.exists {
+                    "backed up first"
+                } else {
+                    "new file"
+                };
+                let _ = writeln!(
+                    s,
+                    "    {:<22} {}  ({what})",
+                    f.role,
+                    clean(&f.path.display().to_string())
+                );
+            }
         }
         if let Some(b) = &self.backup {
             let _ = writeln!(s, "  backup:     {}", b.display());
@@ -276,220 +372,170 @@ impl Plan {
         if let Some(sha) = &self.before_sha256 {
             let _ = writeln!(s, "  current:    sha256 {sha}");
         }
-        let _ = writeln!(s, "  API calls:");
-        for c in &self.api_calls {
-            let _ = writeln!(s, "    {c}");
+        if !self.steps.is_empty() {
+            let _ = writeln!(s, "  {}:", self.steps_label);
+            for c in &self.steps {
+                let _ = writeln!(s, "    {}", clean(c));
+            }
         }
         for w in &self.warnings {
-            let _ = writeln!(s, "  note: {w}");
+            let _ = writeln!(s, "  note: {}", clean(w));
         }
         s
     }
 }
 
-/// The result of a successful action.
+/// What a successful action did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Outcome {
-    pub record_id: String,
     pub after_sha256: Option<String>,
     pub new_not_after: Option<i64>,
     pub revision: Option<i64>,
-    /// Backup of the previous Secret (rotate), and the command that restores it.
-    pub backup: Option<PathBuf>,
+    /// Backups of what was replaced.
+    pub backups: Vec<PathBuf>,
+    /// The command that restores the previous state, when there is one.
     pub restore_command: Option<String>,
+    /// One line for the user.
     pub message: String,
 }
 
-/// Which action a row offers: renew for a row managed by cert-manager, rotate for a plain
-/// `kubernetes.io/tls` Secret's `tls.crt`, none otherwise.
-pub fn offered(record: &Record) -> Option<ActionKind> {
-    let k = record.k8s.as_ref()?;
-    if k.managed_by.is_some() {
-        return Some(ActionKind::Renew);
-    }
-    (k.kind == "Secret"
-        && k.key.as_deref() == Some("tls.crt")
-        && k.secret_type.as_deref() == Some(crate::sources::k8s::read::TLS_SECRET_TYPE))
-    .then_some(ActionKind::Rotate)
+/// One progress line of a running action. Never holds key material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    pub record_id: String,
+    pub step: Step,
+    pub message: String,
 }
 
-/// Read the object behind a row and describe the exact change. Does not write anything.
-pub async fn plan(
-    ctx: &ActionContext,
-    kind: ActionKind,
-    record: &Record,
-) -> Result<Plan, ActionError> {
-    match kind {
-        ActionKind::Renew => renew::plan(ctx, record).await,
-        ActionKind::Rotate => rotate::plan(ctx, record).await,
-    }
+/// How an action ended, for whoever watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub record_id: String,
+    pub title: String,
+    pub result: Result<Outcome, ActionError>,
+    /// The audit log could not be written (the action's own result stands).
+    pub audit_error: Option<String>,
 }
 
-async fn progress(tx: &mpsc::Sender<ActionEvent>, plan: &Plan, step: Step, message: String) {
-    tracing::info!(
-        "{} {}: {}: {message}",
-        plan.kind.as_str(),
-        plan.location,
-        step.as_str()
-    );
-    let _ = tx
-        .send(ActionEvent::Progress {
-            record_id: plan.record_id.clone(),
-            step,
-            message,
-        })
-        .await;
+/// What running actions tell the app or the headless runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionEvent {
+    Progress(Progress),
+    Finished(Finished),
 }
 
-fn audit_base(ctx: &ActionContext, plan: &Plan) -> AuditRecord {
-    AuditRecord {
-        time: crate::clock::rfc3339(crate::clock::now_unix()),
-        actor: ctx.actor.clone(),
-        kube_user: ctx.access.context_user(&plan.context),
-        action: plan.kind.as_str().to_owned(),
-        record_id: plan.record_id.clone(),
-        location: plan.location.clone(),
-        context: plan.context.clone(),
-        object: plan.object.clone(),
-        before_sha256: plan.before_sha256.clone(),
-        before_not_after: plan.old_not_after.map(crate::clock::rfc3339),
-        ..AuditRecord::default()
-    }
-}
-
-/// Run a confirmed plan: the steps, progress events on `tx`, the read-back check, and the
-/// audit record. Sends [`ActionEvent::Finished`] at the end whatever the result.
-pub async fn execute(
-    ctx: &ActionContext,
-    plan: &Plan,
-    tx: &mpsc::Sender<ActionEvent>,
-) -> Result<Outcome, ActionError> {
-    let result = if ctx.read_only {
-        Err(ActionError::ReadOnly)
-    } else {
-        match plan.kind {
-            ActionKind::Renew => renew::execute(ctx, plan, tx).await,
-            ActionKind::Rotate => rotate::execute(ctx, plan, tx).await,
-        }
-    };
-    let mut rec = audit_base(ctx, plan);
-    match &result {
-        Ok(o) => {
-            rec.outcome = "succeeded".into();
-            rec.after_sha256 = o.after_sha256.clone();
-            rec.after_not_after = o.new_not_after.map(crate::clock::rfc3339);
-            rec.backup = o.backup.as_ref().map(|p| p.display().to_string());
-        }
-        Err(e) => {
-            rec.outcome = if *e == ActionError::ReadOnly {
-                "refused"
-            } else {
-                "failed"
-            }
-            .into();
-            rec.failed_step = e.step().map(|s| s.as_str().to_owned());
-            rec.error = Some(e.to_string());
-            if let Some(b) = plan.backup.as_ref().filter(|b| b.exists()) {
-                rec.backup = Some(b.display().to_string());
-            }
-        }
-    }
-    let audited = ctx.audit.append(&rec);
-    let result = match (result, audited) {
-        (Ok(_), Err(e)) => Err(ActionError::Audit(e.to_string())),
-        (r, Err(e)) => {
-            tracing::error!("audit log {}: {e}", ctx.audit.path.display());
-            r
-        }
-        (r, Ok(())) => r,
-    };
-    let _ = tx
-        .send(ActionEvent::Finished {
-            record_id: plan.record_id.clone(),
-            result: result.clone().map_err(|e| e.to_string()),
-        })
-        .await;
-    result
-}
-
-/// Record a dry run (the plan was shown, nothing was written) in the audit log.
-pub fn record_dry_run(ctx: &ActionContext, plan: &Plan) -> Result<(), ActionError> {
-    let mut rec = audit_base(ctx, plan);
-    rec.outcome = "dry_run".into();
-    ctx.audit
-        .append(&rec)
-        .map_err(|e| ActionError::Audit(e.to_string()))
-}
-
-/// Record a refusal (read-only mode) in the audit log.
-pub fn record_refusal(ctx: &ActionContext, kind: ActionKind, id: &str) -> Result<(), ActionError> {
-    let rec = AuditRecord {
-        time: crate::clock::rfc3339(crate::clock::now_unix()),
-        actor: ctx.actor.clone(),
-        action: kind.as_str().to_owned(),
-        record_id: id.to_owned(),
-        outcome: "refused".into(),
-        error: Some(ActionError::ReadOnly.to_string()),
-        ..AuditRecord::default()
-    };
-    ctx.audit
-        .append(&rec)
-        .map_err(|e| ActionError::Audit(e.to_string()))
-}
-
-/// Run several confirmed plans, at most `concurrency` at once, each sending its own progress
-/// (events carry the record id). Returns every result, in the order of `plans`.
-pub async fn run_bulk(
-    ctx: Arc<ActionContext>,
-    plans: Vec<Plan>,
-    concurrency: usize,
+/// A running action's handle for reporting its steps.
+#[derive(Clone)]
+pub struct Reporter {
+    record_id: String,
     tx: mpsc::Sender<ActionEvent>,
-) -> Vec<(String, Result<Outcome, ActionError>)> {
-    use futures::StreamExt as _;
-    let n = plans.len();
-    let mut results: Vec<(usize, String, Result<Outcome, ActionError>)> =
-        futures::stream::iter(plans.into_iter().enumerate().map(|(i, p)| {
-            let ctx = ctx.clone();
-            let tx = tx.clone();
-            async move {
-                let r = execute(&ctx, &p, &tx).await;
-                (i, p.record_id, r)
-            }
-        }))
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
-    results.sort_by_key(|(i, _, _)| *i);
-    debug_assert_eq!(results.len(), n);
-    results.into_iter().map(|(_, id, r)| (id, r)).collect()
 }
 
-/// Find the Kubernetes rows with these ids (or locations) by reading the clusters once.
-pub async fn find_records(
-    settings: crate::sources::k8s::K8sSettings,
-    ids: &[String],
-) -> Vec<Result<Record, ActionError>> {
-    let inv = crate::sources::Inventory {
-        k8s: Some(settings),
-        ..crate::sources::Inventory::default()
-    };
-    let (records, _) = crate::sources::scan(inv, crate::sources::ProbeSettings::default()).await;
-    ids.iter()
-        .map(|id| {
-            records
-                .iter()
-                .find(|r| r.k8s.is_some() && (r.id == *id || r.location == *id))
-                .cloned()
-                .ok_or_else(|| ActionError::UnknownId(id.clone()))
-        })
-        .collect()
+impl Reporter {
+    pub fn new(record_id: impl Into<String>, tx: mpsc::Sender<ActionEvent>) -> Reporter {
+        Reporter {
+            record_id: record_id.into(),
+            tx,
+        }
+    }
+
+    /// A reporter nobody listens to (tests, engines run on their own).
+    pub fn silent(record_id: impl Into<String>) -> Reporter {
+        let (tx, _rx) = mpsc::channel(1);
+        Reporter::new(record_id, tx)
+    }
+
+    pub fn record_id(&self) -> &str {
+        &self.record_id
+    }
+
+    /// Report a step. A closed channel (nobody listening) does not stop the action.
+    pub async fn step(&self, step: Step, message: impl Into<String>) {
+        let message = message.into();
+        tracing::info!("{} [{}] {}", self.record_id, step.as_str(), message);
+        let _ = self
+            .tx
+            .send(ActionEvent::Progress(Progress {
+                record_id: self.record_id.clone(),
+                step,
+                message,
+            }))
+            .await;
+    }
 }
 
-fn k8s_of(record: &Record) -> Result<&crate::model::K8sInfo, ActionError> {
-    record.k8s.as_ref().ok_or_else(|| {
-        ActionError::NotApplicable(format!(
-            "{} is not a Kubernetes row: renew and rotate act on Kubernetes objects",
-            record.location
-        ))
-    })
+/// The work of a planned action.
+pub type Job = Box<dyn FnOnce(Reporter) -> BoxFut<'static, Result<Outcome, ActionError>> + Send>;
+
+/// A planned action: the exact change and the work that makes it.
+pub struct Prepared {
+    pub plan: Plan,
+    pub job: Job,
+}
+
+/// An action a row offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    /// `renew`, `rotate`, a user action's name.
+    pub verb: String,
+    /// "Renew (cert-manager re-issue)".
+    pub title: String,
+    /// The row's own action (the dashboard's `n`), as opposed to a user-defined command.
+    pub builtin: bool,
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// The row's own action, whatever it is (the dashboard's `n`).
+    Default,
+    /// A verb by name: `renew`, `rotate`, or a user action's name.
+    Verb(String),
+}
+
+impl Request {
+    pub fn label(&self) -> &str {
+        match self {
+            Request::Default => "action",
+            Request::Verb(v) => v,
+        }
+    }
+}
+
+/// A kind of place that can act on its rows.
+pub trait Backend: Send + Sync {
+    /// The actions this backend offers for a row; empty when the row is not its own.
+    fn offers(&self, record: &Record) -> Vec<Offer>;
+
+    /// Read what is needed and describe the exact change for `verb`; writes nothing.
+    fn plan<'a>(
+        &'a self,
+        verb: &'a str,
+        record: &'a Record,
+        opts: &'a ActionOptions,
+    ) -> BoxFut<'a, Result<Prepared, ActionError>>;
+}
+
+/// Options every action may use, resolved once from the command line and the config file.
+#[derive(Debug, Clone)]
+pub struct ActionOptions {
+    /// How long an action waits for someone else (cert-manager) to finish.
+    pub wait: std::time::Duration,
+    /// Time limit of each API request (each backend has its default).
+    pub request_timeout: Option<std::time::Duration>,
+    /// The CA that signs rotated CA-signed certificates (`rotate --ca-secret/--ca-cert`).
+    pub ca: Option<k8s::CaSource>,
+    /// Where backups go and how long they are kept.
+    pub backups: crate::fsx::Backups,
+}
+
+impl Default for ActionOptions {
+    fn default() -> Self {
+        ActionOptions {
+            wait: std::time::Duration::from_secs(300),
+            request_timeout: None,
+            ca: None,
+            backups: crate::fsx::Backups::in_data_dir(),
+        }
+    }
 }

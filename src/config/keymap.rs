@@ -45,6 +45,8 @@ pub enum Action {
     UserAct(usize),
     /// The task view.
     Tasks,
+    /// Every source's health.
+    Sources,
     Confirm,
     Cancel,
 }
@@ -96,6 +98,7 @@ impl Action {
             Action::Redact,
             Action::Act,
             Action::Tasks,
+            Action::Sources,
             Action::Confirm,
             Action::Cancel,
         ];
@@ -130,6 +133,8 @@ pub enum Mode {
     Confirm,
     /// The task view.
     Tasks,
+    /// The sources popup.
+    Sources,
 }
 
 impl Mode {
@@ -140,6 +145,7 @@ impl Mode {
             Mode::Help => "help",
             Mode::Confirm => "confirm",
             Mode::Tasks => "tasks",
+            Mode::Sources => "sources",
         }
     }
 }
@@ -252,8 +258,8 @@ const DEFAULTS: &[(Mode, &str, &str, &str)] = &[
     (Mode::Normal, "2", "only_critical", "only critical"),
     (Mode::Normal, "3", "only_warning", "only warning"),
     (Mode::Normal, "4", "only_errors", "only errors"),
-    (Mode::Normal, "r", "refresh", "re-probe the row"),
-    (Mode::Normal, "R", "refresh_all", "re-probe everything"),
+    (Mode::Normal, "r", "refresh", "re-read the row"),
+    (Mode::Normal, "R", "refresh_all", "refresh every source"),
     (Mode::Normal, "space", "mark", "mark the row"),
     (Mode::Normal, "f", "freeze", "freeze updates"),
     (Mode::Normal, "+", "zoom_in", "timeline: shorter horizon"),
@@ -273,6 +279,7 @@ const DEFAULTS: &[(Mode, &str, &str, &str)] = &[
         "renew / rotate (marked rows in bulk)",
     ),
     (Mode::Normal, "T", "tasks", "tasks and their progress"),
+    (Mode::Normal, "s", "sources", "sources' health"),
     (Mode::Confirm, "y", "confirm", "yes, do it"),
     (Mode::Confirm, "n", "cancel", "no, cancel"),
     (Mode::Confirm, "esc", "cancel", "no, cancel"),
@@ -297,6 +304,13 @@ const DEFAULTS: &[(Mode, &str, &str, &str)] = &[
     (Mode::Details, "y", "copy_pem", "copy the PEM (OSC 52)"),
     (Mode::Details, "r", "refresh", "re-probe"),
     (Mode::Details, "ctrl-c", "quit", "quit"),
+    (Mode::Sources, "esc", "back", "close"),
+    (Mode::Sources, "q", "back", "close"),
+    (Mode::Sources, "s", "back", "close"),
+    (Mode::Sources, "j", "down", "scroll down"),
+    (Mode::Sources, "k", "up", "scroll up"),
+    (Mode::Sources, "R", "refresh_all", "refresh every source"),
+    (Mode::Sources, "ctrl-c", "quit", "quit"),
     (Mode::Help, "esc", "back", "close"),
     (Mode::Help, "q", "back", "close"),
     (Mode::Help, "?", "back", "close"),
@@ -325,6 +339,8 @@ struct KeymapFile {
     confirm: HashMap<String, String>,
     #[serde(default)]
     tasks: HashMap<String, String>,
+    #[serde(default)]
+    sources: HashMap<String, String>,
 }
 
 impl Default for Keymap {
@@ -352,10 +368,11 @@ impl Keymap {
             return Ok(km);
         };
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| KeymapError {
-            file: file.clone(),
-            message: e.to_string(),
-        })?;
+        let text = crate::fsx::read_to_string_bounded(path, crate::config::MAX_CONFIG_BYTES)
+            .map_err(|e| KeymapError {
+                file: file.clone(),
+                message: e.to_string(),
+            })?;
         let parsed: KeymapFile = toml::from_str(&text).map_err(|e| {
             let line = e
                 .span()
@@ -371,6 +388,7 @@ impl Keymap {
             (Mode::Help, parsed.help),
             (Mode::Confirm, parsed.confirm),
             (Mode::Tasks, parsed.tasks),
+            (Mode::Sources, parsed.sources),
         ] {
             for (key, action) in table {
                 let k = parse_key(&key).ok_or_else(|| KeymapError {
@@ -458,6 +476,7 @@ mod tests {
             Mode::Help,
             Mode::Confirm,
             Mode::Tasks,
+            Mode::Sources,
         ]
         .iter()
         .map(|m| km.bindings(*m).len())

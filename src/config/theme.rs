@@ -198,7 +198,8 @@ impl Theme {
                 files.push((format!("built-in theme {n}"), t.to_owned()));
             }
             if let Some(p) = &user {
-                let text = std::fs::read_to_string(p).map_err(|e| ThemeError::Invalid {
+                let text = crate::fsx::read_to_string_bounded(p, crate::config::MAX_CONFIG_BYTES)
+                    .map_err(|e| ThemeError::Invalid {
                     file: p.display().to_string(),
                     message: e.to_string(),
                 })?;

@@ -69,6 +69,39 @@ impl Fleet {
         }
     }
 
+    /// Remove the record of a location. Returns the index it had: the last record moves into
+    /// that index (as `Vec::swap_remove` does), so parallel vectors are kept in step with
+    /// `swap_remove(index)`.
+    pub fn remove(&mut self, id: &str) -> Option<usize> {
+        let idx = self.by_id.remove(id)?;
+        let last = self.records.len() - 1;
+        if let Some(sha) = self.records[idx].cert.as_ref().map(|c| c.sha256.clone()) {
+            if let Some(v) = self.by_sha.get_mut(&sha) {
+                v.retain(|&i| i != idx);
+                if v.is_empty() {
+                    self.by_sha.remove(&sha);
+                    self.certs.remove(&sha);
+                }
+            }
+        }
+        self.records.swap_remove(idx);
+        if idx != last {
+            // The former last record now lives at `idx`.
+            let moved = &self.records[idx];
+            self.by_id.insert(moved.id.clone(), idx);
+            if let Some(sha) = moved.cert.as_ref().map(|c| c.sha256.clone()) {
+                if let Some(v) = self.by_sha.get_mut(&sha) {
+                    for i in v.iter_mut() {
+                        if *i == last {
+                            *i = idx;
+                        }
+                    }
+                }
+            }
+        }
+        Some(idx)
+    }
+
     pub fn records(&self) -> &[Record] {
         &self.records
     }
@@ -104,5 +137,65 @@ impl Fleet {
 
     pub fn into_records(self) -> Vec<Record> {
         self.records
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SourceKind;
+
+    fn rec(loc: &str, cert: Option<&str>) -> Record {
+        let mut r = Record::new(SourceKind::FILE, loc.to_owned(), 0);
+        if let Some(cn) = cert {
+            r.cert = Some(Arc::new(crate::testing::facts(
+                cn,
+                "CA",
+                0,
+                1,
+                "Ed25519",
+                &[],
+            )));
+        }
+        r
+    }
+
+    #[test]
+    fn removing_keeps_both_indexes_right() {
+        let mut f = Fleet::new();
+        f.upsert(rec("a", Some("x")));
+        f.upsert(rec("b", Some("y")));
+        f.upsert(rec("c", Some("x")));
+        f.upsert(rec("d", None));
+        let a = f.records()[0].id.clone();
+        let sha_x = f.records()[0]
+            .cert
+            .as_ref()
+            .map(|c| c.sha256.clone())
+            .unwrap();
+        assert_eq!(f.remove(&a), Some(0));
+        assert!(f.get(&a).is_none());
+        assert_eq!(f.len(), 3);
+        // "d" moved into slot 0; every id still finds its own record.
+        for r in f.records() {
+            assert_eq!(f.get(&r.id).map(|x| &x.location), Some(&r.location));
+        }
+        let locs: Vec<&str> = f
+            .locations_of(&sha_x)
+            .iter()
+            .map(|r| r.location.as_str())
+            .collect();
+        assert_eq!(locs, vec!["c"]);
+        let c = f
+            .records()
+            .iter()
+            .find(|r| r.location == "c")
+            .unwrap()
+            .id
+            .clone();
+        f.remove(&c);
+        assert!(f.locations_of(&sha_x).is_empty());
+        assert_eq!(f.distinct_certificates(), 1);
+        assert_eq!(f.remove("nope"), None);
     }
 }

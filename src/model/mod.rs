@@ -4,6 +4,7 @@ pub mod cert;
 pub mod fleet;
 pub mod record;
 pub mod status;
+pub mod text;
 pub mod view;
 
 pub use cert::{CertError, CertFacts, San};

@@ -9,26 +9,49 @@ use serde::Serialize;
 
 use super::cert::{sha256_hex, CertFacts};
 
-/// Kind of place a certificate was seen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    Tls,
-    File,
-    K8s,
-    /// AWS Certificate Manager certificates and ACM PCA private CAs.
-    Aws,
-}
+/// Kind of place a certificate was seen: `tls`, `file`, `k8s`, or the name a source module
+/// gives itself. An open set: a new source names its kind without touching this module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceKind(&'static str);
 
 impl SourceKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::Tls => "tls",
-            SourceKind::File => "file",
-            SourceKind::K8s => "k8s",
-            SourceKind::Aws => "aws",
-        }
+    pub const TLS: SourceKind = SourceKind("tls");
+    pub const FILE: SourceKind = SourceKind("file");
+    pub const K8S: SourceKind = SourceKind("k8s");
+
+    /// A kind named by a source module (lowercase ASCII, as it appears in JSON and ids).
+    pub const fn new(name: &'static str) -> SourceKind {
+        SourceKind(name)
     }
+
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl Serialize for SourceKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+/// Facts of a source that has no typed field of its own in [`Record`]: shown in the details
+/// view, serialised in JSON under `key`, and the table's note when set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extra {
+    /// JSON field name (the source kind, usually: `"aws"`, `"vault"`).
+    pub key: &'static str,
+    pub json: serde_json::Value,
+    /// (label, value) lines for the details view, in order.
+    pub details: Vec<(String, String)>,
+    /// One line for the table's note column, when the source has something to say.
+    pub note: Option<String>,
 }
 
 /// Verdict of verifying a served chain against the trust anchors, for the host name asked for.
@@ -105,19 +128,6 @@ pub struct K8sInfo {
     pub forbidden: bool,
 }
 
-/// Source-specific facts of a row that the typed fields do not cover (a cloud store's type,
-/// status, consumers and renewal state). Shown in the details pane and, in JSON, under `key`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Extra {
-    /// The JSON key the facts appear under (`"aws"`).
-    pub key: &'static str,
-    pub json: serde_json::Value,
-    /// (label, value) lines for the details pane, in order.
-    pub details: Vec<(String, String)>,
-    /// A one-line note for the table (shown when the row has no error).
-    pub note: Option<String>,
-}
-
 /// One location's latest result: a certificate (with the rest of its chain), or an error.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -133,7 +143,7 @@ pub struct Record {
     pub tls: Option<TlsInfo>,
     /// Kubernetes facts (context, object, managing cert-manager Certificate), for `k8s` rows.
     pub k8s: Option<K8sInfo>,
-    /// Facts of sources without a typed field here (AWS), serialised under `extra.key`.
+    /// Facts of sources without a typed field of their own.
     pub extra: Option<Arc<Extra>>,
     /// Why the location could not be read (or a problem found while reading it).
     pub error: Option<String>,

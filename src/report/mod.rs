@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::clock::{date, rfc3339};
 use crate::model::status::ExpiryCause;
+use crate::model::text::clean;
 use crate::model::{assess, Assessment, CertFacts, Record, Status, Thresholds};
 
 /// Output formats of `certdeck scan`.
@@ -124,9 +125,9 @@ struct JsonRecord<'a> {
     /// Kubernetes rows: context, namespace, kind, name, key, managing Certificate, drift.
     #[serde(skip_serializing_if = "Option::is_none")]
     k8s: Option<&'a crate::model::K8sInfo>,
-    /// Facts of sources without a typed field (`"aws": {...}`), under the source's key.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    extra: Option<std::collections::BTreeMap<&'static str, &'a serde_json::Value>>,
+    /// Facts of other sources, under their key (`"aws": {...}`).
+    #[serde(flatten)]
+    extra: std::collections::BTreeMap<&'static str, &'a serde_json::Value>,
 }
 
 fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
@@ -175,10 +176,7 @@ fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
         client_auth_requested: tls.map(|t| t.client_auth_requested),
         peer_address: tls.map(|t| t.peer_addr.as_deref()),
         k8s: r.k8s.as_ref(),
-        extra: r
-            .extra
-            .as_ref()
-            .map(|x| std::collections::BTreeMap::from([(x.key, &x.json)])),
+        extra: r.extra.iter().map(|x| (x.key, &x.json)).collect(),
     }
 }
 
@@ -195,8 +193,8 @@ pub fn note(row: &Row<'_>) -> String {
     if let Some(e) = &r.error {
         return e.clone();
     }
-    if let Some(n) = r.extra.as_ref().and_then(|x| x.note.as_ref()) {
-        return n.clone();
+    if let Some(n) = r.extra.as_ref().and_then(|x| x.note.clone()) {
+        return n;
     }
     if let Some(k) = &r.k8s {
         if let Some(d) = &k.drift {
@@ -420,11 +418,11 @@ pub fn write_table(out: &mut dyn Write, rows: &[Row<'_>], color: bool) -> std::i
                     .effective_not_after
                     .map(date)
                     .unwrap_or_else(|| "-".into()),
-                truncate(c.map(|c| c.display_name()).unwrap_or("-"), 36),
-                truncate_left(&row.record.location, 44),
+                truncate(&clean(c.map(|c| c.display_name()).unwrap_or("-")), 36),
+                truncate_left(&clean(&row.record.location), 44),
                 row.record.source.as_str().to_owned(),
-                truncate(c.map(|c| c.issuer_name()).unwrap_or("-"), 28),
-                note(row),
+                truncate(&clean(c.map(|c| c.issuer_name()).unwrap_or("-")), 28),
+                clean(&note(row)).into_owned(),
             ]
         })
         .collect();
@@ -475,6 +473,46 @@ pub fn write_table(out: &mut dyn Write, rows: &[Row<'_>], color: bool) -> std::i
         .map(|(s, n)| format!("{n} {}", s.as_str().replace('_', " ")))
         .collect();
     writeln!(out, "\n{} location(s): {}", rows.len(), summary.join(", "))
+}
+
+/// After the table: every source that had a problem, with its health line.
+pub fn write_health(
+    out: &mut dyn Write,
+    health: &[(crate::sources::SourceId, crate::sources::Health)],
+) -> std::io::Result<()> {
+    use crate::sources::HealthState;
+    let troubled: Vec<_> = health
+        .iter()
+        .filter(|(_, h)| matches!(h.state, HealthState::Failing | HealthState::Partial))
+        .collect();
+    if troubled.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nsources:")?;
+    for (id, h) in troubled {
+        writeln!(out, "  {id}: {}", clean(&h.describe()))?;
+    }
+    Ok(())
+}
+
+/// Source health as Prometheus gauges.
+pub fn write_prometheus_health(
+    out: &mut dyn Write,
+    health: &[(crate::sources::SourceId, crate::sources::Health)],
+) -> std::io::Result<()> {
+    use crate::sources::HealthState;
+    writeln!(out, "# HELP certdeck_source_up 1 when the source's last round read everything, 0 when it failed or was partial.")?;
+    writeln!(out, "# TYPE certdeck_source_up gauge")?;
+    for (id, h) in health {
+        writeln!(
+            out,
+            "certdeck_source_up{{source=\"{}\",instance=\"{}\"}} {}",
+            id.kind.as_str(),
+            prom_escape(&id.instance),
+            u8::from(h.state == HealthState::Ok)
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use crate::model::{CertFacts, Record, SourceKind};
 use crate::sources::pem::{self, PemItem};
 
+pub mod source;
+
 /// Files larger than this are refused rather than read into memory.
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -37,7 +39,8 @@ fn has_glob_chars(s: &str) -> bool {
 pub fn expand(specs: &[String], now: i64) -> Expansion {
     let mut out = Expansion::default();
     for spec in specs {
-        if has_glob_chars(spec) {
+        // A path that exists is itself, even when its name has glob characters (`[`).
+        if has_glob_chars(spec) && std::fs::symlink_metadata(spec).is_err() {
             match glob::glob(spec) {
                 Ok(paths) => {
                     let mut any = false;
@@ -93,6 +96,10 @@ fn walk(dir: &Path, out: &mut Expansion, now: i64) {
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
+        // certdeck's own temporary files and old-style backups are not certificates in use.
+        if crate::fsx::is_certdeck_scratch(&entry.file_name().to_string_lossy()) {
+            continue;
+        }
         let Ok(ft) = entry.file_type() else { continue };
         if ft.is_dir() {
             walk(&path, out, now);
@@ -121,27 +128,43 @@ fn io_message(e: &std::io::Error) -> String {
 }
 
 fn error_record(location: &str, msg: &str, now: i64) -> Record {
-    Record::new(SourceKind::File, location.to_owned(), now).with_error(msg)
+    Record::new(SourceKind::FILE, location.to_owned(), now).with_error(msg)
 }
 
 /// Read one file into records. Returns nothing for a walked file that holds no certificate.
+/// Reads are bounded: a FIFO, a device or a socket is an error row, never a blocked read.
 pub fn read_file(entry: &FileEntry, now: i64) -> Vec<Record> {
     let shown = entry.path.display().to_string();
-    let data = match std::fs::metadata(&entry.path) {
-        Ok(m) if m.len() > MAX_FILE_BYTES => {
-            return vec![error_record(
-                &shown,
-                &format!("file too large ({} bytes)", m.len()),
-                now,
-            )];
+    match crate::fsx::read_bounded(&entry.path, MAX_FILE_BYTES) {
+        Ok(data) => records_from_bytes(&shown, &data, entry.explicit, now),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput && !entry.explicit => Vec::new(),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+            ) =>
+        {
+            vec![error_record(&shown, &e.to_string(), now)]
         }
-        Ok(_) => match std::fs::read(&entry.path) {
-            Ok(d) => d,
-            Err(e) => return vec![error_record(&shown, &io_message(&e), now)],
-        },
-        Err(e) => return vec![error_record(&shown, &io_message(&e), now)],
+        Err(e) => vec![error_record(&shown, &io_message(&e), now)],
+    }
+}
+
+/// The first certificate of a PEM or DER file (the leaf of a chain file), read bounded.
+pub fn first_certificate(path: &Path) -> Result<CertFacts, String> {
+    let shown = path.display();
+    let data = crate::fsx::read_bounded(path, MAX_FILE_BYTES)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let der = if pem::looks_like_pem(&data) {
+        pem::scan(&data).into_iter().find_map(|i| match i {
+            PemItem::Certificate(der) => Some(der),
+            _ => None,
+        })
+    } else {
+        Some(data)
     };
-    records_from_bytes(&shown, &data, entry.explicit, now)
+    let der = der.ok_or_else(|| format!("{shown} holds no certificate"))?;
+    CertFacts::from_der(&der).map_err(|e| format!("{shown}: {e}"))
 }
 
 /// Parse file contents (PEM or DER) into records located at `shown` / `shown#N`.
@@ -183,7 +206,7 @@ pub fn records_from_bytes(shown: &str, data: &[u8], named: bool, now: i64) -> Ve
                 };
                 match item {
                     PemItem::Certificate(der) => match CertFacts::from_der(&der) {
-                        Ok(c) => Record::new(SourceKind::File, loc, now).with_cert(Arc::new(c)),
+                        Ok(c) => Record::new(SourceKind::FILE, loc, now).with_cert(Arc::new(c)),
                         Err(e) => error_record(&loc, &e.to_string(), now),
                     },
                     PemItem::Broken(msg) => error_record(&loc, &msg, now),
@@ -194,7 +217,7 @@ pub fn records_from_bytes(shown: &str, data: &[u8], named: bool, now: i64) -> Ve
     } else if data.first() == Some(&0x30) {
         match CertFacts::from_der(data) {
             Ok(c) => {
-                vec![Record::new(SourceKind::File, shown.to_owned(), now).with_cert(Arc::new(c))]
+                vec![Record::new(SourceKind::FILE, shown.to_owned(), now).with_cert(Arc::new(c))]
             }
             Err(_) if !explicit => Vec::new(),
             Err(e) => {

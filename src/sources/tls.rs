@@ -25,6 +25,8 @@ use tokio::net::TcpStream;
 use crate::model::{CertFacts, Record, SourceKind, TlsInfo, Verification};
 use crate::sources::target::Target;
 
+pub mod source;
+
 /// Install ring as the process-wide rustls provider (idempotent).
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -242,7 +244,7 @@ impl TlsProber {
     /// Probe one endpoint. Always returns a record; failures are in `error`.
     pub async fn probe(&self, target: &Target) -> Record {
         let now = crate::clock::now_unix();
-        let mut rec = Record::new(SourceKind::Tls, target.to_string(), now);
+        let mut rec = Record::new(SourceKind::TLS, target.to_string(), now);
         let server_name = match ServerName::try_from(target.server_name().to_owned()) {
             Ok(n) => n,
             Err(_) => {

@@ -9,35 +9,41 @@ use crate::app::{App, TaskState};
 use crate::config::theme::{Role, Theme};
 
 pub fn confirm(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
-    let Some(c) = &app.confirm else { return };
-    let runnable = c.proposals.iter().filter(|p| p.error.is_none()).count();
+    let Some(c) = &app.tasks.confirm else { return };
+    let runnable = c.runnable().count();
     let title = format!("Confirm: {runnable} action(s)");
     let inner = super::popup_frame(f, area, &title, theme);
     let mut lines: Vec<Line<'_>> = Vec::new();
-    for p in &c.proposals {
-        let mut head = vec![Span::styled(p.title.clone(), theme.style(Role::Header))];
-        if p.destructive {
-            head.push(Span::styled(
-                "  ⚠ changes a live certificate",
-                theme.style(Role::Warning),
-            ));
-        }
-        lines.push(Line::from(head));
-        match &p.error {
-            Some(e) => {
+    for p in &c.plans {
+        match p {
+            Ok(plan) => {
+                let mut head = vec![Span::styled(plan.title.clone(), theme.style(Role::Header))];
+                if plan.risk == crate::actions::Risk::Destructive {
+                    head.push(Span::styled(
+                        "  ⚠ changes a live certificate",
+                        theme.style(Role::Warning),
+                    ));
+                }
+                lines.push(Line::from(head));
+                let preview = plan.preview();
+                for l in preview.lines() {
+                    let l = if app.ui.redact {
+                        l.replace(&plan.location, "(redacted)")
+                    } else {
+                        l.to_owned()
+                    };
+                    lines.push(Line::raw(l));
+                }
+            }
+            Err(r) => {
                 lines.push(Line::styled(
-                    format!("  {}", app_location(app, &p.location)),
+                    format!("  {}", app_location(app, &r.location)),
                     theme.style(Role::Muted),
                 ));
                 lines.push(Line::styled(
-                    format!("  ✖ not possible: {e}"),
+                    format!("  ✖ not possible: {}", r.error),
                     theme.style(Role::Critical),
                 ));
-            }
-            None => {
-                for l in p.preview.lines() {
-                    lines.push(Line::raw(l.to_owned()));
-                }
             }
         }
         lines.push(Line::raw(""));
@@ -51,16 +57,16 @@ pub fn confirm(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     f.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .scroll((app.scroll, 0)),
+            .scroll((app.ui.scroll, 0)),
         inner,
     );
 }
 
 fn app_location(app: &App, loc: &str) -> String {
-    if app.redact {
+    if app.ui.redact {
         "(redacted)".to_owned()
     } else {
-        loc.to_owned()
+        crate::model::text::clean(loc).into_owned()
     }
 }
 
@@ -74,21 +80,20 @@ pub fn task_glyph(s: TaskState) -> &'static str {
 }
 
 pub fn tasks(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
-    let running = app
-        .tasks
-        .values()
-        .filter(|t| t.state == TaskState::Running)
-        .count();
-    let title = format!("Tasks: {running} running, {} in all", app.tasks.len());
+    let running = app.tasks.running();
+    let title = format!(
+        "Tasks: {running} running, {} in all",
+        app.tasks.by_row.len()
+    );
     let inner = super::popup_frame(f, area, &title, theme);
     let mut lines: Vec<Line<'_>> = Vec::new();
-    if app.tasks.is_empty() {
+    if app.tasks.by_row.is_empty() {
         lines.push(Line::styled(
             "No task yet. n on a row plans its renewal; space marks rows for bulk.",
             theme.style(Role::Muted),
         ));
     }
-    for t in app.tasks.values() {
+    for t in app.tasks.by_row.values() {
         let role = match t.state {
             TaskState::Running => Role::Guidance,
             TaskState::Succeeded => Role::Healthy,
@@ -104,14 +109,17 @@ pub fn tasks(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             theme.style(role),
         ));
         for l in &t.log {
-            lines.push(Line::styled(format!("    {l}"), theme.style(Role::Muted)));
+            lines.push(Line::styled(
+                format!("    {}", crate::model::text::clean(l)),
+                theme.style(Role::Muted),
+            ));
         }
         lines.push(Line::raw(""));
     }
     f.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .scroll((app.scroll, 0)),
+            .scroll((app.ui.scroll, 0)),
         inner,
     );
 }

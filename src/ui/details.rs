@@ -29,8 +29,8 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     let Some(r) = app.selected_record() else {
         return;
     };
-    let idx = app.rows[app.selected];
-    let a = &app.facts(idx).a;
+    let idx = app.fleet.rows[app.ui.selected];
+    let a = &app.fleet.facts(idx).a;
     let title = format!("Details: {}", app.shown_name(r));
     let inner = super::popup_frame(f, area, &title, theme);
     let mut lines: Vec<Line<'_>> = Vec::new();
@@ -56,13 +56,33 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         ));
     }
     lines.push(field(theme, "Location", app.shown_location(r)));
-    lines.push(field(theme, "Source", r.source.as_str()));
+    let origin = app.fleet.origin_of(&r.id);
+    let source = match origin.and_then(|o| app.fleet.store().source(o).map(|s| (o, s))) {
+        Some((o, s)) => format!("{o} ({})", crate::model::text::clean(&s.health.describe())),
+        None => r.source.as_str().to_owned(),
+    };
+    lines.push(field(theme, "Source", source));
     lines.push(field(theme, "Id", r.id.clone()));
     lines.push(field(theme, "Observed", rfc3339(r.observed_at)));
+    if let Some(age) = app.fleet.stale_age(idx, app.now) {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<14}", "Stale"), theme.style(Role::Muted)),
+            Span::styled(
+                format!(
+                    "last read {} ago; its source could not read it since (this is its last known state)",
+                    crate::clock::age(age)
+                ),
+                theme.style(Role::Warning),
+            ),
+        ]));
+    }
     if let Some(e) = &r.error {
         lines.push(Line::from(vec![
             Span::styled(format!("{:<14}", "Error"), theme.style(Role::Muted)),
-            Span::styled(e.clone(), theme.style(Role::Unknown)),
+            Span::styled(
+                crate::model::text::clean(e).into_owned(),
+                theme.style(Role::Unknown),
+            ),
         ]));
     }
     if let Some(c) = r.cert.as_deref() {
@@ -75,7 +95,7 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             "Lifetime used",
             format!("{bar} {used:.0}% of {life_days} days"),
         ));
-        if !app.redact {
+        if !app.ui.redact {
             lines.push(field(theme, "Subject", c.subject.clone()));
         }
         lines.push(field(theme, "Issuer", c.issuer.clone()));
@@ -86,7 +106,7 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         lines.push(field(theme, "Key", c.key.clone()));
         lines.push(field(theme, "Signature", c.signature_algorithm.clone()));
         lines.push(field(theme, "CA", if c.is_ca { "yes" } else { "no" }));
-        if app.redact {
+        if app.ui.redact {
             lines.push(field(theme, "SANs", format!("{} (redacted)", c.sans.len())));
         } else {
             for (i, s) in c.sans.iter().enumerate() {
@@ -97,6 +117,47 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
                     format!("{}{tag}", s.render()),
                 ));
             }
+        }
+    }
+    if let Some(x) = &r.extra {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            x.key.to_ascii_uppercase(),
+            theme.style(Role::Header),
+        ));
+        for (label, value) in &x.details {
+            lines.push(field(
+                theme,
+                label,
+                crate::model::text::clean(value).into_owned(),
+            ));
+        }
+    }
+    if let Some(k) = &r.k8s {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled("Kubernetes", theme.style(Role::Header)));
+        lines.push(field(theme, "Context", k.context.clone()));
+        if !k.namespace.is_empty() {
+            lines.push(field(theme, "Namespace", k.namespace.clone()));
+        }
+        lines.push(field(theme, "Object", format!("{} {}", k.kind, k.name)));
+        if let Some(key) = &k.key {
+            lines.push(field(theme, "Key", key.clone()));
+        }
+        if let Some(cm) = &k.managed_by {
+            lines.push(field(
+                theme,
+                "cert-manager",
+                format!(
+                    "{} ({}): {}",
+                    cm.name,
+                    cm.issuer_ref,
+                    crate::sources::k8s::certmanager::state_line(cm)
+                ),
+            ));
+        }
+        if let Some(d) = &k.drift {
+            lines.push(field(theme, "Drift", d.clone()));
         }
     }
     if let Some(t) = &r.tls {
@@ -158,19 +219,10 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             ]));
         }
     }
-    if let Some(x) = &r.extra {
-        lines.push(Line::raw(""));
-        lines.push(Line::styled(
-            x.key.to_uppercase(),
-            theme.style(Role::Header),
-        ));
-        for (k, v) in &x.details {
-            lines.push(field(theme, k, v.clone()));
-        }
-    }
     if let Some(c) = r.cert.as_deref() {
         let others: Vec<String> = app
             .fleet
+            .fleet()
             .locations_of(&c.sha256)
             .iter()
             .filter(|o| o.id != r.id)
@@ -197,7 +249,7 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     f.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .scroll((app.scroll, 0)),
+            .scroll((app.ui.scroll, 0)),
         inner,
     );
 }

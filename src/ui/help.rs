@@ -12,6 +12,12 @@ use crate::config::theme::{Role, Theme};
 pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     let inner = super::popup_frame(f, area, "Help", theme);
     let mut lines = Vec::new();
+    if let Some(p) = &app.log_path {
+        lines.push(Line::styled(
+            format!("Log file: {}", crate::model::text::clean(p)),
+            theme.style(Role::Muted),
+        ));
+    }
     for (mode, title) in [
         (Mode::Normal, "Table and timeline"),
         (Mode::Details, "Details"),
@@ -45,7 +51,7 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         ":sort COLUMN [asc|desc]   status days name location source issuer key",
         ":filter TEXT              regex over every field, !TEXT inverts",
         ":only expired|critical|warning|errors|all",
-        ":horizon 7d|30d|90d|1y    :timeline  :table  :redact on|off  :q",
+        ":horizon 7d|30d|90d|1y    :timeline  :table  :sources  :redact on|off  :q",
     ] {
         lines.push(Line::raw(c));
     }
@@ -59,8 +65,5 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         Span::styled("▲ warning ", theme.style(Role::Warning)),
         Span::styled("✔ ok", theme.style(Role::Healthy)),
     ]));
-    if let Some(p) = &app.log_path {
-        lines.push(Line::styled(format!("Log: {p}"), theme.style(Role::Muted)));
-    }
-    f.render_widget(Paragraph::new(lines).scroll((app.scroll, 0)), inner);
+    f.render_widget(Paragraph::new(lines).scroll((app.ui.scroll, 0)), inner);
 }

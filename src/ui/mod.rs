@@ -3,6 +3,7 @@
 mod actions;
 mod details;
 mod help;
+mod sources;
 mod table;
 mod timeline;
 
@@ -78,17 +79,29 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>) {
     ])
     .areas(area);
     title_bar(app, theme, f, title);
-    match app.view {
+    match app.ui.view {
         View::Table => table::render(app, theme, f, main),
         View::Timeline => timeline::render(app, theme, f, main),
     }
     hint_bar(app, theme, f, hints);
-    match app.popup {
+    match app.ui.popup {
         Some(Popup::Details) => details::render(app, theme, f, popup_area(area, 100, 100)),
         Some(Popup::Help) => help::render(app, theme, f, popup_area(area, 76, 100)),
         Some(Popup::Confirm) => actions::confirm(app, theme, f, popup_area(area, 100, 100)),
         Some(Popup::Tasks) => actions::tasks(app, theme, f, popup_area(area, 100, 100)),
+        Some(Popup::Sources) => sources::render(app, theme, f, popup_area(area, 100, 100)),
         None => {}
+    }
+    scrub(f.buffer_mut());
+}
+
+/// The last line of defence: no control character from outside text reaches the terminal,
+/// whatever widget drew it.
+fn scrub(buf: &mut ratatui::buffer::Buffer) {
+    for cell in buf.content.iter_mut() {
+        if cell.symbol().chars().any(crate::model::text::is_unsafe) {
+            cell.set_symbol("\u{FFFD}");
+        }
     }
 }
 
@@ -132,62 +145,95 @@ fn too_small(theme: &Theme, f: &mut Frame<'_>, area: Rect) {
 
 fn title_bar(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     let mut spans = vec![Span::styled(" certdeck ", theme.style(Role::Title))];
-    for (src, p) in &app.progress {
-        let done = if p.finished {
-            "✓".to_owned()
+    let store = app.fleet.store();
+    let n = store.sources().count();
+    // Every source on its own when there is room, else a count per state.
+    let compact = n > 4;
+    let (mut ok, mut bad) = (0, 0);
+    for (src, st) in store.sources() {
+        use crate::sources::HealthState;
+        let p = &st.progress;
+        let troubled = matches!(st.health.state, HealthState::Failing | HealthState::Partial);
+        if troubled {
+            bad += 1;
         } else {
-            "…".to_owned()
-        };
-        let mut s = format!(" {} {}/{}{}", src.as_str(), p.done, p.total, done);
-        if p.failed > 0 {
-            s.push_str(&format!(" {} failed", p.failed));
+            ok += 1;
         }
-        let role = if p.error.is_some() {
-            Role::Critical
-        } else if p.finished {
-            Role::Muted
-        } else {
-            Role::Guidance
+        if compact && !troubled {
+            continue;
+        }
+        let mark = match st.health.state {
+            HealthState::Failing => " ✖".to_owned(),
+            HealthState::Partial => " ▲".to_owned(),
+            _ if p.running => "…".to_owned(),
+            HealthState::Ok => "✓".to_owned(),
+            HealthState::Pending => "…".to_owned(),
         };
-        spans.push(Span::styled(s, theme.style(role)));
+        let mut t = if st.health.state == HealthState::Failing && !p.running {
+            format!(" {src}{mark}")
+        } else {
+            format!(" {src} {}/{}{mark}", p.done, p.total)
+        };
+        if let (true, Some(pr)) = (troubled, &st.health.problem) {
+            t.push(' ');
+            t.push_str(pr.kind.as_str());
+        } else if p.failed > 0 {
+            t.push_str(&format!(" {} failed", p.failed));
+        }
+        let role = match st.health.state {
+            HealthState::Failing => Role::Critical,
+            HealthState::Partial => Role::Warning,
+            _ if p.running => Role::Guidance,
+            _ => Role::Muted,
+        };
+        spans.push(Span::styled(t, theme.style(role)));
     }
-    let arrow = if app.spec.reverse { "↓" } else { "↑" };
+    if compact {
+        spans.push(Span::styled(
+            format!(
+                " {ok} source(s) ok{}",
+                if bad > 0 {
+                    format!(", {bad} in trouble")
+                } else {
+                    String::new()
+                }
+            ),
+            theme.style(if bad > 0 { Role::Critical } else { Role::Muted }),
+        ));
+    }
+    let arrow = if app.fleet.spec.reverse { "↓" } else { "↑" };
     spans.push(Span::styled(
-        format!(" │ sort {}{arrow}", app.spec.sort.label()),
+        format!(" │ sort {}{arrow}", app.fleet.spec.sort.label()),
         theme.style(Role::Muted),
     ));
-    if let Some(q) = app.spec.quick {
+    if let Some(q) = app.fleet.spec.quick {
         spans.push(Span::styled(
             format!(" │ only {}", q.label()),
             theme.style(Role::Changed),
         ));
     }
-    if !app.spec.text.is_empty() {
+    if !app.fleet.spec.text.is_empty() {
         spans.push(Span::styled(
-            format!(" │ /{}", app.spec.text.text),
+            format!(" │ /{}", app.fleet.spec.text.text),
             theme.style(Role::Changed),
         ));
     }
-    if app.view == View::Timeline {
+    if app.ui.view == View::Timeline {
         spans.push(Span::styled(
-            format!(" │ horizon {}", app.horizon.label()),
+            format!(" │ horizon {}", app.ui.horizon.label()),
             theme.style(Role::Muted),
         ));
     }
-    if !app.marked.is_empty() {
+    if !app.fleet.marked.is_empty() {
         spans.push(Span::styled(
-            format!(" │ {} marked", app.marked.len()),
+            format!(" │ {} marked", app.fleet.marked.len()),
             theme.style(Role::Marked),
         ));
     }
-    if app.frozen {
+    if app.fleet.frozen {
         spans.push(Span::styled(" │ FROZEN", theme.style(Role::Warning)));
     }
-    let running = app
-        .tasks
-        .values()
-        .filter(|t| t.state == crate::app::TaskState::Running)
-        .count();
+    let running = app.tasks.running();
     if running > 0 {
         spans.push(Span::styled(
             format!(" │ ⟳ {running} task(s)"),
@@ -197,20 +243,20 @@ fn title_bar(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     if app.read_only {
         spans.push(Span::styled(" │ read-only", theme.style(Role::Muted)));
     }
-    if app.redact {
+    if app.ui.redact {
         spans.push(Span::styled(" │ redacted", theme.style(Role::Muted)));
     }
     spans.push(Span::styled(
-        format!(" │ {}/{}", app.rows.len(), app.fleet.len()),
+        format!(" │ {}/{}", app.fleet.rows.len(), app.fleet.len()),
         theme.style(Role::Muted),
     ));
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
 fn hint_bar(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
-    let line = match &app.input {
+    let line = match &app.ui.input {
         Input::Filter(t) => {
-            let note = if app.spec.text.is_literal_fallback() {
+            let note = if app.fleet.spec.text.is_literal_fallback() {
                 "  (not a regex: matching literally)"
             } else {
                 ""
@@ -231,7 +277,7 @@ fn hint_bar(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             Span::styled("▏", theme.style(Role::Guidance)),
             Span::styled("  enter run · esc cancel", theme.style(Role::Muted)),
         ]),
-        Input::None => match &app.message {
+        Input::None => match &app.ui.message {
             Some((m, level)) => {
                 let role = if *level == Level::Error {
                     Role::Critical
@@ -256,7 +302,7 @@ fn hints(app: &App, theme: &Theme) -> Line<'static> {
             (Action::Details, "details"),
             (
                 Action::Timeline,
-                if app.view == View::Table {
+                if app.ui.view == View::Table {
                     "timeline"
                 } else {
                     "table"
@@ -267,6 +313,7 @@ fn hints(app: &App, theme: &Theme) -> Line<'static> {
             (Action::Act, "renew"),
             (Action::Refresh, "probe"),
             (Action::Mark, "mark"),
+            (Action::Sources, "sources"),
             (Action::Freeze, "freeze"),
         ],
         Mode::Details => &[
@@ -275,6 +322,11 @@ fn hints(app: &App, theme: &Theme) -> Line<'static> {
             (Action::CopyPem, "copy PEM"),
         ],
         Mode::Help | Mode::Tasks => &[(Action::Back, "close"), (Action::Down, "scroll")],
+        Mode::Sources => &[
+            (Action::Back, "close"),
+            (Action::Down, "scroll"),
+            (Action::RefreshAll, "refresh all"),
+        ],
         Mode::Confirm => &[
             (Action::Confirm, "yes, do it"),
             (Action::Cancel, "cancel"),
@@ -288,7 +340,7 @@ fn hints(app: &App, theme: &Theme) -> Line<'static> {
             spans.push(Span::styled(format!(" {label}"), theme.style(Role::Muted)));
         }
     }
-    if app.view == View::Timeline && mode == Mode::Normal {
+    if app.ui.view == View::Timeline && mode == Mode::Normal {
         spans.push(Span::styled(" +/-", theme.style(Role::Title)));
         spans.push(Span::styled(" zoom", theme.style(Role::Muted)));
     }

@@ -12,9 +12,11 @@ use crate::config::theme::{Role, Theme};
 use crate::model::view::SortColumn;
 
 pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
-    if app.rows.is_empty() {
+    if app.fleet.rows.is_empty() {
         let msg = if app.fleet.is_empty() {
-            let waiting = app.progress.values().any(|p| !p.finished);
+            let waiting = app.fleet.store().sources().any(|(_, s)| {
+                s.progress.running || s.health.state == crate::sources::HealthState::Pending
+            });
             if waiting {
                 "Waiting for the first results…"
             } else {
@@ -29,8 +31,8 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     }
     let wide = area.width >= 110;
     let sort_mark = |c: SortColumn, label: &str| {
-        if app.spec.sort == c {
-            format!("{label}{}", if app.spec.reverse { "↓" } else { "↑" })
+        if app.fleet.spec.sort == c {
+            format!("{label}{}", if app.fleet.spec.reverse { "↓" } else { "↑" })
         } else {
             label.to_owned()
         }
@@ -69,18 +71,21 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         widths.push(Constraint::Length(11));
     }
     let vp = usize::from(area.height.saturating_sub(1));
-    let end = (app.offset + vp).min(app.rows.len());
-    let rows = app.rows[app.offset..end]
+    let end = (app.ui.offset + vp).min(app.fleet.rows.len());
+    let rows = app.fleet.rows[app.ui.offset..end]
         .iter()
         .enumerate()
         .map(|(i, &idx)| {
             let r = &app.fleet.records()[idx];
-            let a = &app.facts(idx).a;
-            let pos = app.offset + i;
-            let marked = app.marked.contains(&r.id);
-            let changed = app.changed.contains(&r.id);
+            let a = &app.fleet.facts(idx).a;
+            let pos = app.ui.offset + i;
+            let marked = app.fleet.marked.contains(&r.id);
+            let changed = app.fleet.changed.contains(&r.id);
+            let stale = app.fleet.stale_age(idx, app.now);
             let mark = if marked {
                 Span::styled("●", theme.style(Role::Marked))
+            } else if stale.is_some() {
+                Span::styled("~", theme.style(Role::Muted))
             } else if changed {
                 Span::styled("*", theme.style(Role::Changed))
             } else {
@@ -98,10 +103,18 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
                 .effective_not_after
                 .map(date)
                 .unwrap_or_else(|| "-".into());
-            let name = match (&r.cert, &r.error) {
-                (None, Some(e)) => {
-                    Span::styled(fit(e, usize::from(name_w)), theme.style(Role::Unknown))
-                }
+            let name = match (&r.cert, &r.error, stale) {
+                (_, _, Some(age)) => Span::styled(
+                    fit(
+                        &format!("stale {} {}", crate::clock::age(age), app.shown_name(r)),
+                        usize::from(name_w),
+                    ),
+                    theme.style(Role::Muted),
+                ),
+                (None, Some(e), None) => Span::styled(
+                    fit(&crate::model::text::clean(e), usize::from(name_w)),
+                    theme.style(Role::Unknown),
+                ),
                 _ => Span::raw(fit(&app.shown_name(r), usize::from(name_w))),
             };
             let mut cells = vec![
@@ -116,13 +129,13 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             if wide {
                 let c = r.cert.as_deref();
                 cells.push(Cell::from(fit(
-                    c.map(|c| c.issuer_name()).unwrap_or("-"),
+                    &crate::model::text::clean(c.map(|c| c.issuer_name()).unwrap_or("-")),
                     usize::from(issuer_w),
                 )));
                 cells.push(Cell::from(c.map(|c| c.key.clone()).unwrap_or_default()));
             }
             let mut row = Row::new(cells);
-            if pos == app.selected {
+            if pos == app.ui.selected {
                 row = row.style(theme.style(Role::Selection));
             }
             row

@@ -46,7 +46,7 @@ fn column(secs: i64, horizon: i64, width: usize) -> Option<usize> {
 pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     // Label, a space, the pin column, today's line, the track, and the beyond-the-horizon arrow.
     let track_w = usize::from(area.width).saturating_sub(LABEL_W + 4).max(10);
-    let horizon = app.horizon.secs();
+    let horizon = app.ui.horizon.secs();
     let crit_x = column(app.thresholds.crit_secs, horizon, track_w).unwrap_or(track_w);
     let warn_x = column(app.thresholds.warn_secs, horizon, track_w).unwrap_or(track_w);
     let band = |x: usize| -> (char, Style) {
@@ -72,7 +72,7 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     let mut lines: Vec<Line<'_>> = Vec::new();
     // Axis: label column says where expired ones sit; then today's line and the ticks.
     let mut axis = vec![' '; track_w];
-    for (d, label) in ticks(app.horizon) {
+    for (d, label) in ticks(app.ui.horizon) {
         if let Some(x) = column(d * DAY, horizon, track_w) {
             let start = (x + 1)
                 .saturating_sub(label.len())
@@ -94,7 +94,7 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         Span::styled("→", theme.style(Role::Header)),
     ]));
 
-    if app.rows.is_empty() {
+    if app.fleet.rows.is_empty() {
         lines.push(Line::styled(
             "  no certificate matches",
             theme.style(Role::Muted),
@@ -108,14 +108,15 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     let mut body: Vec<(Option<usize>, Line<'_>)> = Vec::new();
     let recs = app.fleet.records();
     let mut last_group: Option<String> = None;
-    for (pos, &idx) in app.rows.iter().enumerate() {
+    for (pos, &idx) in app.fleet.rows.iter().enumerate() {
         let r = &recs[idx];
-        let g = group_key(r, app.group_by);
+        let g = group_key(r, app.ui.group_by);
         if last_group.as_ref() != Some(&g) {
             let n = app
+                .fleet
                 .rows
                 .iter()
-                .filter(|&&i| group_key(&recs[i], app.group_by) == g)
+                .filter(|&&i| group_key(&recs[i], app.ui.group_by) == g)
                 .count();
             body.push((
                 None,
@@ -126,10 +127,10 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             ));
             last_group = Some(g);
         }
-        let a = &app.facts(idx).a;
-        let selected = pos == app.selected;
+        let a = &app.fleet.facts(idx).a;
+        let selected = pos == app.ui.selected;
         let mut spans = Vec::new();
-        let mark = if app.marked.contains(&r.id) {
+        let mark = if app.fleet.marked.contains(&r.id) {
             "●"
         } else {
             " "
@@ -192,7 +193,7 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     }
     let sel_line = body
         .iter()
-        .position(|(p, _)| *p == Some(app.selected))
+        .position(|(p, _)| *p == Some(app.ui.selected))
         .unwrap_or(0);
     let start = if sel_line >= body_h {
         sel_line + 1 - body_h
@@ -227,7 +228,7 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             theme.style(Role::Muted),
         ),
         Span::styled(
-            match app.group_by {
+            match app.ui.group_by {
                 crate::app::GroupBy::Source => "issuer",
                 crate::app::GroupBy::Issuer => "source",
             },

@@ -236,7 +236,8 @@ impl AwsHome {
             .env("AWS_CONFIG_FILE", self.path("config"))
             .env("AWS_SHARED_CREDENTIALS_FILE", self.path("credentials"))
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .env("CERTDECK_DATA_DIR", self.path("data"));
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

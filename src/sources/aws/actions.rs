@@ -1,6 +1,6 @@
-//! ACM action engines, as plain async functions until the one action framework lands:
-//! plan (reads only, says the exact change) then execute in steps with progress, then verify
-//! by re-reading.
+//! ACM actions, as a backend of the one action framework ([`AwsBackend`]) over engines that
+//! are plain async functions: plan (reads only, says the exact change), then execute in steps
+//! reported through the framework's `Reporter`, then verify by re-reading.
 //!
 //! - `renew`: RenewCertificate, where the API allows it (private certificates and exportable
 //!   public ones, eligible for renewal); otherwise the plan is refused with the reason.
@@ -23,53 +23,16 @@ use super::client;
 use super::error::{self, AwsError};
 use super::facts::{self, AcmFacts};
 use super::read::{self, Account};
-use crate::model::CertFacts;
+use super::source::AccountCell;
+use crate::actions::{
+    ActionError, ActionOptions, Backend, Offer, Outcome as Done, Plan, Prepared, Reporter, Risk,
+    Step,
+};
+use crate::model::{CertFacts, Record};
+use crate::sources::BoxFut;
 
-/// One step of an ACM action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Step {
-    /// Read the certificate (DescribeCertificate, ListTagsForCertificate) and the files.
-    Read,
-    Renew,
-    Import,
-    RestoreTags,
-    Verify,
-}
-
-impl Step {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Step::Read => "read",
-            Step::Renew => "renew",
-            Step::Import => "import",
-            Step::RestoreTags => "restore tags",
-            Step::Verify => "verify",
-        }
-    }
-}
-
-/// Why an action was refused or failed, with the step it failed in (None: refused at plan).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}{message}", step.map(|s| format!("{} failed: ", s.as_str())).unwrap_or_default())]
-pub struct ActionError {
-    pub step: Option<Step>,
-    pub message: String,
-}
-
-impl ActionError {
-    fn refused(message: impl Into<String>) -> ActionError {
-        ActionError {
-            step: None,
-            message: message.into(),
-        }
-    }
-    fn at(step: Step, e: impl std::fmt::Display) -> ActionError {
-        ActionError {
-            step: Some(step),
-            message: e.to_string(),
-        }
-    }
+fn refused(message: impl Into<String>) -> ActionError {
+    ActionError::not_applicable(message)
 }
 
 /// The exact change an action will make, for the preview and the audit record.
@@ -99,13 +62,6 @@ pub struct AcmPlan {
     pub warnings: Vec<String>,
     /// `low`, `medium`, `high`.
     pub risk: &'static str,
-}
-
-/// What a progress callback hears.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Progress {
-    pub step: Step,
-    pub message: String,
 }
 
 /// The result of a finished action, from the re-read.
@@ -154,7 +110,7 @@ pub struct ReimportFiles {
 fn region_of(arn: &str) -> Result<facts::ArnParts, ActionError> {
     match facts::parse_arn(arn) {
         Some(p) if p.service == "acm" && p.resource.starts_with("certificate/") => Ok(p),
-        _ => Err(ActionError::refused(format!(
+        _ => Err(refused(format!(
             "{} is not an ACM certificate ARN",
             super::clean(arn, 200)
         ))),
@@ -176,7 +132,7 @@ async fn describe(account: &Account, arn: &str, step: Step) -> Result<AcmFacts, 
         .certificate_arn(arn)
         .send()
         .await
-        .map_err(|e| ActionError::at(step, error::classify(&e, &ctx)))?;
+        .map_err(|e| ActionError::at(step, error::classify(&e, &ctx).to_string()))?;
     let base = AcmFacts {
         arn: arn.to_owned(),
         account: p.account,
@@ -263,7 +219,7 @@ fn base_plan(verb: &'static str, f: &AcmFacts) -> AcmPlan {
 pub async fn plan_renew(account: &Account, arn: &str) -> Result<AcmPlan, ActionError> {
     let f = describe(account, arn, Step::Read).await?;
     let now = crate::clock::now_unix();
-    renew_allowed(&f, now).map_err(ActionError::refused)?;
+    renew_allowed(&f, now).map_err(refused)?;
     let mut plan = base_plan("renew", &f);
     plan.title = format!(
         "Renew {} ({}) in {}",
@@ -289,14 +245,12 @@ pub async fn execute_renew(
     account: &Account,
     plan: &AcmPlan,
     wait: Duration,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    rep: &Reporter,
 ) -> Result<Outcome, ActionError> {
     let p = region_of(&plan.arn)?;
     let acm = client::acm(&account.conf, &p.region);
-    progress(Progress {
-        step: Step::Renew,
-        message: format!("RenewCertificate {}", plan.arn),
-    });
+    rep.step(Step::Write, format!("RenewCertificate {}", plan.arn))
+        .await;
     let ctx = error::CallContext {
         action: "acm:RenewCertificate",
         principal: account.identity.arn.as_deref(),
@@ -308,20 +262,21 @@ pub async fn execute_renew(
         .certificate_arn(&plan.arn)
         .send()
         .await
-        .map_err(|e| ActionError::at(Step::Renew, error::classify(&e, &ctx)))?;
+        .map_err(|e| ActionError::at(Step::Write, error::classify(&e, &ctx).to_string()))?;
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let f = describe(account, &plan.arn, Step::Verify).await?;
         let moved = f.not_after != plan.old_not_after || f.serial != plan.old_serial;
         let status = f.renewal_summary.as_ref().map(|r| r.status.as_str());
-        progress(Progress {
-            step: Step::Verify,
-            message: format!(
+        rep.step(
+            Step::Verify,
+            format!(
                 "RenewalSummary {}, NotAfter {}",
                 status.unwrap_or("-"),
                 f.not_after.map(crate::clock::rfc3339).unwrap_or_default()
             ),
-        });
+        )
+        .await;
         if status == Some("FAILED") {
             return Err(ActionError::at(
                 Step::Verify,
@@ -395,14 +350,14 @@ pub fn load_material(
     let leaf = certs.remove(0);
     let mut warnings = Vec::new();
     if leaf.not_after <= now {
-        return Err(ActionError::refused(format!(
+        return Err(refused(format!(
             "the certificate in {} expired on {}",
             files.certificate.display(),
             crate::clock::rfc3339(leaf.not_after)
         )));
     }
     if leaf.not_before > now {
-        return Err(ActionError::refused(format!(
+        return Err(refused(format!(
             "the certificate in {} is not valid before {}",
             files.certificate.display(),
             crate::clock::rfc3339(leaf.not_before)
@@ -416,7 +371,7 @@ pub fn load_material(
         ));
     }
     if key_text.contains("ENCRYPTED") {
-        return Err(ActionError::refused(format!(
+        return Err(refused(format!(
             "{} is an encrypted key: ACM imports unencrypted keys only",
             files.private_key.display()
         )));
@@ -426,7 +381,7 @@ pub fn load_material(
             if spki_of(&leaf.der).as_deref()
                 != Some(rcgen::PublicKeyData::subject_public_key_info(&kp).as_slice())
             {
-                return Err(ActionError::refused(format!(
+                return Err(refused(format!(
                     "the key in {} does not belong to the certificate in {}",
                     files.private_key.display(),
                     files.certificate.display()
@@ -479,7 +434,7 @@ async fn list_tags(
         .certificate_arn(arn)
         .send()
         .await
-        .map_err(|e| ActionError::at(step, error::classify(&e, &ctx)))?;
+        .map_err(|e| ActionError::at(step, error::classify(&e, &ctx).to_string()))?;
     Ok(out
         .tags()
         .iter()
@@ -496,7 +451,7 @@ pub async fn plan_reimport(
     let now = crate::clock::now_unix();
     let f = describe(account, arn, Step::Read).await?;
     if f.cert_type.as_deref() != Some("IMPORTED") {
-        return Err(ActionError::refused(format!(
+        return Err(refused(format!(
             "only imported certificates can be re-imported; this one is {} ({})",
             f.cert_type.as_deref().unwrap_or("of unknown type"),
             facts::renewal_sentence(&f, now)
@@ -575,14 +530,12 @@ pub async fn execute_reimport(
     account: &Account,
     plan: &AcmPlan,
     material: &ReimportMaterial,
-    progress: &mut (dyn FnMut(Progress) + Send),
+    rep: &Reporter,
 ) -> Result<Outcome, ActionError> {
     let p = region_of(&plan.arn)?;
     let acm = client::acm(&account.conf, &p.region);
-    progress(Progress {
-        step: Step::Import,
-        message: format!("ImportCertificate into {}", plan.arn),
-    });
+    rep.step(Step::Write, format!("ImportCertificate into {}", plan.arn))
+        .await;
     let ctx = error::CallContext {
         action: "acm:ImportCertificate",
         principal: account.identity.arn.as_deref(),
@@ -599,7 +552,7 @@ pub async fn execute_reimport(
         .await
         .map_err(|e| {
             ActionError::at(
-                Step::Import,
+                Step::Write,
                 format!(
                     "{}; the previous certificate stays in service",
                     error::classify(&e, &ctx)
@@ -607,16 +560,17 @@ pub async fn execute_reimport(
             )
         })?;
     // Tags: ACM keeps them on re-import; put back any that are gone.
-    let now_tags = list_tags(account, &acm, &plan.arn, Step::RestoreTags).await?;
+    let now_tags = list_tags(account, &acm, &plan.arn, Step::Write).await?;
     let lost: Vec<&(String, String)> = plan.tags.iter().filter(|t| !now_tags.contains(t)).collect();
     if !lost.is_empty() {
-        progress(Progress {
-            step: Step::RestoreTags,
-            message: format!(
+        rep.step(
+            Step::Write,
+            format!(
                 "AddTagsToCertificate ({} tag(s) lost in the import)",
                 lost.len()
             ),
-        });
+        )
+        .await;
         let ctx = error::CallContext {
             action: "acm:AddTagsToCertificate",
             ..ctx.clone()
@@ -630,12 +584,13 @@ pub async fn execute_reimport(
             .set_tags(Some(tags))
             .send()
             .await
-            .map_err(|e| ActionError::at(Step::RestoreTags, error::classify(&e, &ctx)))?;
+            .map_err(|e| ActionError::at(Step::Write, error::classify(&e, &ctx).to_string()))?;
     }
-    progress(Progress {
-        step: Step::Verify,
-        message: "DescribeCertificate and GetCertificate".to_owned(),
-    });
+    rep.step(
+        Step::Verify,
+        "DescribeCertificate and GetCertificate".to_owned(),
+    )
+    .await;
     let f = describe(account, &plan.arn, Step::Verify).await?;
     let ctx = error::CallContext {
         action: "acm:GetCertificate",
@@ -646,7 +601,7 @@ pub async fn execute_reimport(
         .certificate_arn(&plan.arn)
         .send()
         .await
-        .map_err(|e| ActionError::at(Step::Verify, error::classify(&e, &ctx)))?;
+        .map_err(|e| ActionError::at(Step::Verify, error::classify(&e, &ctx).to_string()))?;
     let (certs, _) = read::parse_pem_chain(got.certificate().unwrap_or_default());
     let sha = certs.first().map(|c| c.sha256.clone());
     if sha.as_deref() != Some(material.leaf.sha256.as_str()) {
@@ -695,7 +650,198 @@ pub async fn account_for(settings: &super::AwsSettings, arn: &str) -> Result<Acc
     s.regions = super::RegionChoice::List(vec![p.region]);
     Account::open(&s)
         .await
-        .map_err(|e: AwsError| ActionError::at(Step::Read, e))
+        .map_err(|e: AwsError| ActionError::at(Step::Read, e.to_string()))
+}
+
+/// The AWS rows' actions in the framework: `renew` (RenewCertificate where the API allows it,
+/// or a re-import from the files a `[[aws.reimport]]` entry names for an imported ARN), and
+/// `reimport`. Each instance offers actions for its own profile and region only.
+pub struct AwsBackend {
+    pub cell: Arc<AccountCell>,
+    /// The instance's region (None: the profile's).
+    pub region: Option<String>,
+    pub reimports: Arc<Vec<super::settings::ReimportConfig>>,
+}
+
+impl AwsBackend {
+    fn facts_of(&self, record: &Record) -> Option<AcmFacts> {
+        let x = record.extra.as_ref().filter(|x| x.key == facts::JSON_KEY)?;
+        let f: AcmFacts = serde_json::from_value(x.json.clone()).ok()?;
+        let mine = f.kind == "acm-certificate"
+            && f.profile == self.cell.settings().profile_label()
+            && self.region.as_ref().is_none_or(|r| *r == f.region);
+        mine.then_some(f)
+    }
+
+    fn files_for(&self, arn: &str) -> Option<ReimportFiles> {
+        self.reimports
+            .iter()
+            .find(|r| r.arn == arn)
+            .map(|r| ReimportFiles {
+                certificate: r.certificate.clone(),
+                private_key: r.private_key.clone(),
+                chain: r.chain.clone(),
+            })
+    }
+}
+
+impl Backend for AwsBackend {
+    fn offers(&self, record: &Record) -> Vec<Offer> {
+        let Some(f) = self.facts_of(record) else {
+            return Vec::new();
+        };
+        let now = crate::clock::now_unix();
+        let mut out = Vec::new();
+        let mapped = self.files_for(&f.arn).is_some();
+        match renew_allowed(&f, now) {
+            Ok(()) => out.push(Offer {
+                verb: "renew".to_owned(),
+                title: "Renew (ACM RenewCertificate)".to_owned(),
+                builtin: true,
+            }),
+            Err(_) if f.cert_type.as_deref() == Some("IMPORTED") && mapped => {
+                out.push(Offer {
+                    verb: "renew".to_owned(),
+                    title: "Renew by re-import (ACM ImportCertificate from files)".to_owned(),
+                    builtin: true,
+                });
+                out.push(Offer {
+                    verb: "reimport".to_owned(),
+                    title: "Re-import (ACM ImportCertificate from files)".to_owned(),
+                    builtin: false,
+                });
+            }
+            // Not the row's own action, but `renew ID` gets the reason instead of a shrug.
+            Err(why) => out.push(Offer {
+                verb: "renew".to_owned(),
+                title: format!("Renew (unavailable: {why})"),
+                builtin: false,
+            }),
+        }
+        out
+    }
+
+    fn plan<'a>(
+        &'a self,
+        verb: &'a str,
+        record: &'a Record,
+        opts: &'a ActionOptions,
+    ) -> BoxFut<'a, Result<Prepared, ActionError>> {
+        Box::pin(async move {
+            let f = self
+                .facts_of(record)
+                .ok_or_else(|| ActionError::not_applicable("not an ACM certificate row"))?;
+            let mut settings = self.cell.settings().clone();
+            if let Some(t) = opts.request_timeout {
+                settings.timeout = t;
+            }
+            let account = Arc::new(
+                self.cell
+                    .get()
+                    .await
+                    .map_err(|e| ActionError::planning(e.to_string()))?,
+            );
+            let files = self.files_for(&f.arn);
+            let reimport = verb == "reimport"
+                || (verb == "renew" && renew_allowed(&f, crate::clock::now_unix()).is_err());
+            if !reimport {
+                let acm_plan = plan_renew(&account, &f.arn).await?;
+                let plan = to_plan(&acm_plan, record, &account);
+                let wait = opts.wait;
+                return Ok(Prepared {
+                    plan,
+                    job: Box::new(move |rep| {
+                        Box::pin(async move {
+                            let o = execute_renew(&account, &acm_plan, wait, &rep).await?;
+                            Ok(done(o))
+                        })
+                    }),
+                });
+            }
+            let Some(files) = files else {
+                let why = renew_allowed(&f, crate::clock::now_unix())
+                    .err()
+                    .unwrap_or_default();
+                return Err(ActionError::not_applicable(format!(
+                    "{why}; name the renewed files in a [[aws.reimport]] entry (arn, certificate, private_key, chain) to re-import them"
+                )));
+            };
+            let (acm_plan, material) = plan_reimport(&account, &f.arn, &files).await?;
+            let plan = to_plan(&acm_plan, record, &account);
+            Ok(Prepared {
+                plan,
+                job: Box::new(move |rep| {
+                    Box::pin(async move {
+                        let o = execute_reimport(&account, &acm_plan, &material, &rep).await?;
+                        Ok(done(o))
+                    })
+                }),
+            })
+        })
+    }
+}
+
+fn done(o: Outcome) -> Done {
+    Done {
+        after_sha256: o.sha256,
+        new_not_after: o.not_after,
+        message: o.message,
+        ..Done::default()
+    }
+}
+
+/// The framework's plan (the preview and the audit record) for an ACM plan.
+pub fn to_plan(p: &AcmPlan, record: &Record, account: &Account) -> Plan {
+    let action = if p.verb == "renew" {
+        "aws-renew"
+    } else {
+        "aws-reimport"
+    };
+    let mut plan = Plan::for_record(action, p.verb, &p.title, record, &p.arn);
+    plan.context = Some(format!(
+        "{}/{} (profile {})",
+        if p.account.is_empty() {
+            "-"
+        } else {
+            &p.account
+        },
+        p.region,
+        account.profile
+    ));
+    plan.identity = account.identity.arn.clone();
+    plan.old_not_after = p.old_not_after.or(plan.old_not_after);
+    plan.new_not_after = p.new_not_after;
+    if p.new_not_after.is_none() {
+        plan.new_expiry_note = Some("as ACM or the private CA decides".to_owned());
+    }
+    plan.issuer = p.issuer.clone();
+    plan.names = p.names.clone();
+    if let Some(k) = &p.key_type {
+        plan.details.push(("key".to_owned(), k.clone()));
+    }
+    if p.consumers.is_empty() {
+        plan.details
+            .push(("in use by".to_owned(), "nothing".to_owned()));
+    }
+    for c in &p.consumers {
+        plan.details.push(("in use by".to_owned(), c.clone()));
+    }
+    if !p.tags.is_empty() {
+        let t: Vec<String> = p.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        plan.details.push(("tags kept".to_owned(), t.join(", ")));
+    }
+    if let Some(s) = &p.new_sha256 {
+        plan.details.push(("new sha256".to_owned(), s.clone()));
+    }
+    plan.steps_label = "API calls".to_owned();
+    plan.steps = p.calls.clone();
+    plan.warnings = p.warnings.clone();
+    plan.risk = if p.consumers.is_empty() {
+        Risk::Change
+    } else {
+        Risk::Destructive
+    };
+    plan
 }
 
 #[cfg(test)]

@@ -8,17 +8,7 @@
 
 use aws_sdk_acm::error::{ProvideErrorMetadata, SdkError};
 
-/// The class of a problem, one to one with the supervisor's `ProblemKind` on main.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProblemClass {
-    Unreachable,
-    Unauthorized,
-    Forbidden,
-    Throttled,
-    Timeout,
-    Config,
-    Other,
-}
+pub use crate::sources::ProblemKind as ProblemClass;
 
 /// An AWS failure, for a whole source instance (region) or one certificate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -19,6 +19,9 @@ pub const RENEWAL_WINDOW_SECS: i64 = 60 * DAY;
 /// RenewalSummary yet). DNS-validated renewals normally finish within hours.
 pub const RENEWAL_GRACE_SECS: i64 = 7 * DAY;
 
+/// The kind of AWS rows (ACM certificates and ACM PCA CAs): ids are `aws-…`.
+pub const KIND: SourceKind = SourceKind::new("aws");
+
 /// The JSON key of AWS facts in records.
 pub const JSON_KEY: &str = "aws";
 
@@ -435,7 +438,7 @@ pub fn record_for(
     extra: Extra,
     now: i64,
 ) -> Record {
-    let mut r = Record::new(SourceKind::Aws, arn.to_owned(), now);
+    let mut r = Record::new(KIND, arn.to_owned(), now);
     r.cert = leaf;
     r.chain = chain;
     r.extra = Some(Arc::new(extra));

@@ -26,47 +26,11 @@ pub mod client;
 pub mod error;
 #[cfg(feature = "aws")]
 pub mod read;
+#[cfg(feature = "aws")]
+pub mod source;
 
 pub use facts::{renewal_overdue, renewal_sentence, AcmFacts, PcaFacts, RenewalState};
-pub use settings::{AwsArgs, AwsConfig, AwsSettings, RegionChoice};
-
-use tokio::sync::mpsc;
-
-use super::SourceEvent;
-use crate::model::SourceKind;
-
-/// Read every configured account and region, sending records on `tx` as they are read and
-/// one `Failed` event per instance that could not be read whole. Returns when all are done.
-pub async fn run(blocks: Vec<AwsSettings>, tx: mpsc::Sender<SourceEvent>) {
-    let _ = tx
-        .send(SourceEvent::Started {
-            source: SourceKind::Aws,
-            total: 0,
-        })
-        .await;
-    #[cfg(feature = "aws")]
-    {
-        let mut jobs = tokio::task::JoinSet::new();
-        for block in blocks {
-            let tx = tx.clone();
-            jobs.spawn(async move { read::run_block(&block, &tx).await });
-        }
-        while let Some(r) = jobs.join_next().await {
-            if let Err(e) = r {
-                tracing::error!("aws task failed: {e}");
-            }
-        }
-    }
-    #[cfg(not(feature = "aws"))]
-    if !blocks.is_empty() {
-        let _ = tx
-            .send(SourceEvent::Failed {
-                source: SourceKind::Aws,
-                error: "this certdeck was built without the `aws` feature".to_owned(),
-            })
-            .await;
-    }
-}
+pub use settings::{AwsArgs, AwsConfig, AwsSettings, RegionChoice, ReimportConfig};
 
 /// Text from outside (AWS error messages, names, tags) with control characters removed and
 /// its length bounded, so it is safe to show in a terminal or a log line.

@@ -1,4 +1,4 @@
-//! The ACM and ACM PCA reader: for one account, every selected region concurrently; in each,
+//! The ACM and ACM PCA reader, for one account and region:
 //! ListCertificates (every key type, every status, paged), DescribeCertificate and
 //! GetCertificate per certificate with bounded concurrency (throttling and 5xx retried by the
 //! SDK with backoff), then ListCertificateAuthorities and each CA's certificate.
@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use aws_sdk_acm::types::{CertificateStatus, Filters, KeyAlgorithm};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::Semaphore;
 
 use super::client::{self, Identity};
 use super::error::{self, AwsError, CallContext, ProblemClass};
@@ -18,7 +18,7 @@ use super::facts::{self, AcmFacts, DomainValidation, PcaFacts, RenewalSummary};
 use super::settings::{AwsSettings, RegionChoice, ACM_REGIONS};
 use crate::model::{CertFacts, Record};
 use crate::sources::pem::{scan, PemItem};
-use crate::sources::SourceEvent;
+use crate::sources::Sink;
 
 /// Every ACM certificate status: ListCertificates filters by status when asked.
 pub const ALL_STATUSES: [&str; 7] = [
@@ -142,52 +142,6 @@ pub struct RegionOutcome {
     pub problem: Option<AwsError>,
 }
 
-/// Read one account: each region concurrently; each region's whole failure or partial
-/// problem is one `Failed` event naming the instance (`aws 123456789012/eu-west-1`).
-pub async fn run_block(settings: &AwsSettings, tx: &mpsc::Sender<SourceEvent>) {
-    let account = match Account::open(settings).await {
-        Ok(a) => Arc::new(a),
-        Err(e) => {
-            failed(tx, format!("profile {}: {e}", settings.profile_label())).await;
-            return;
-        }
-    };
-    let mut jobs = tokio::task::JoinSet::new();
-    // A few regions at once: each has its own rate limits, the client shares the cores.
-    let regions_at_once = Arc::new(Semaphore::new(4));
-    for region in account.regions() {
-        let (account, tx, sem) = (account.clone(), tx.clone(), regions_at_once.clone());
-        jobs.spawn(async move {
-            let Ok(_permit) = sem.acquire_owned().await else {
-                return;
-            };
-            let label = account.instance_label(&region);
-            match read_region(&account, &region, &tx).await {
-                Ok(o) => {
-                    if let Some(p) = o.problem {
-                        failed(&tx, format!("{label}: {p}")).await;
-                    }
-                }
-                Err(e) => failed(&tx, format!("{label}: {e}")).await,
-            }
-        });
-    }
-    while let Some(r) = jobs.join_next().await {
-        if let Err(e) = r {
-            tracing::error!("aws region task failed: {e}");
-        }
-    }
-}
-
-async fn failed(tx: &mpsc::Sender<SourceEvent>, error: String) {
-    let _ = tx
-        .send(SourceEvent::Failed {
-            source: crate::model::SourceKind::Aws,
-            error,
-        })
-        .await;
-}
-
 fn statuses() -> Vec<CertificateStatus> {
     ALL_STATUSES
         .iter()
@@ -207,7 +161,7 @@ fn key_types() -> Vec<KeyAlgorithm> {
 pub async fn read_region(
     account: &Account,
     region: &str,
-    tx: &mpsc::Sender<SourceEvent>,
+    sink: &Sink,
 ) -> Result<RegionOutcome, AwsError> {
     let acm = client::acm(&account.conf, region);
     let mut outcome = RegionOutcome::default();
@@ -240,12 +194,12 @@ pub async fn read_region(
                 break;
             };
             let summary = summary_facts(s, account, region, arn);
-            let (acm, account2, tx) = (acm.clone(), account.clone(), tx.clone());
+            let (acm, account2, sink) = (acm.clone(), account.clone(), sink.clone());
             outcome.certificates += 1;
             tasks.spawn(async move {
                 let (rec, problem) = observe_certificate(&acm, &account2, summary).await;
                 let is_error = rec.error.is_some();
-                let _ = tx.send(SourceEvent::Observed(rec)).await;
+                let _ = sink.observed(rec).await;
                 drop(permit);
                 (is_error, problem)
             });
@@ -282,7 +236,7 @@ pub async fn read_region(
         });
     }
     if account.settings.private_cas {
-        match read_private_cas(account, region, tx).await {
+        match read_private_cas(account, region, sink).await {
             Ok(n) => outcome.private_cas = n,
             Err(e) => {
                 if outcome.problem.is_none() {
@@ -509,7 +463,7 @@ fn systemic(e: &AwsError) -> bool {
 pub async fn read_private_cas(
     account: &Account,
     region: &str,
-    tx: &mpsc::Sender<SourceEvent>,
+    sink: &Sink,
 ) -> Result<usize, AwsError> {
     let pca = client::acmpca(&account.conf, region);
     let mut next: Option<String> = None;
@@ -574,7 +528,9 @@ pub async fn read_private_cas(
                 }
             }
             n += 1;
-            let _ = tx.send(SourceEvent::Observed(rec)).await;
+            if !sink.observed(rec).await {
+                break;
+            }
         }
         match out.next_token() {
             Some(t) if !t.is_empty() => next = Some(t.to_owned()),

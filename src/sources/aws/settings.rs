@@ -140,7 +140,7 @@ pub struct AwsConfig {
     #[serde(default)]
     pub all_regions: bool,
     /// Time limit of each API request attempt (default: the probe timeout).
-    #[serde(default, deserialize_with = "crate::config::de_duration")]
+    #[serde(default, deserialize_with = "crate::config::de_opt_duration")]
     pub timeout: Option<Duration>,
     /// Requests in flight per region (default 8).
     pub concurrency: Option<usize>,
@@ -154,6 +154,21 @@ pub struct AwsConfig {
     pub config_file: Option<PathBuf>,
     /// Shared credentials file (default: AWS_SHARED_CREDENTIALS_FILE, else ~/.aws/credentials).
     pub credentials_file: Option<PathBuf>,
+    /// Imported certificates and the renewed files to re-import into them (`[[aws.reimport]]`).
+    #[serde(default)]
+    pub reimport: Vec<ReimportConfig>,
+}
+
+/// An imported ACM certificate and where its renewed files are: `renew ID` re-imports them
+/// into the same ARN.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ReimportConfig {
+    pub arn: String,
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+    /// Default: the certificates after the first in `certificate`.
+    pub chain: Option<PathBuf>,
 }
 
 impl AwsConfig {

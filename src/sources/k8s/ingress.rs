@@ -6,11 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::networking::v1::Ingress;
-use tokio::sync::mpsc;
 
 use super::K8sSettings;
 use crate::model::{CertFacts, K8sInfo, Record};
-use crate::sources::{SourceEvent, Target};
+use crate::sources::{Sink, Target};
 
 /// The `tls.crt` leaf of each Secret read, by (namespace, name).
 pub type StoredLeaves = HashMap<(String, String), Arc<CertFacts>>;
@@ -85,7 +84,7 @@ pub async fn check(
     hosts: Vec<IngressHost>,
     stored: &StoredLeaves,
     settings: &K8sSettings,
-    tx: &mpsc::Sender<SourceEvent>,
+    sink: &Sink,
     now: i64,
 ) {
     use futures::StreamExt as _;
@@ -148,6 +147,6 @@ pub async fn check(
     .collect()
     .await;
     for r in rows {
-        let _ = tx.send(SourceEvent::Observed(r)).await;
+        let _ = sink.observed(r).await;
     }
 }

@@ -8,8 +8,9 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::error::K8sError;
 
-/// A loaded kubeconfig and where it came from.
-#[derive(Debug, Clone)]
+/// A loaded kubeconfig and where it came from. Its Debug form shows where it came from and
+/// the context names only: tokens, client keys and passwords never reach a log.
+#[derive(Clone)]
 pub struct KubeAccess {
     pub kubeconfig: Kubeconfig,
     /// The file(s) it was read from, for messages.
@@ -28,6 +29,17 @@ pub fn kubeconfig_source(explicit: Option<&Path>) -> String {
     std::env::var_os("HOME")
         .map(|h| PathBuf::from(h).join(".kube/config").display().to_string())
         .unwrap_or_else(|| "~/.kube/config".to_owned())
+}
+
+impl std::fmt::Debug for KubeAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeAccess")
+            .field("source", &self.source)
+            .field("contexts", &self.context_names())
+            .field("current_context", &self.kubeconfig.current_context)
+            .field("credentials", &"<redacted>")
+            .finish()
+    }
 }
 
 impl KubeAccess {
@@ -192,5 +204,35 @@ impl KubeAccess {
             return Some((user, "client-certificate".to_owned(), bytes));
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_names_the_file_and_contexts_but_no_secret() {
+        let d = tempfile::tempdir().expect("dir");
+        let p = d.path().join("config");
+        std::fs::write(
+            &p,
+            "apiVersion: v1\nkind: Config\ncurrent-context: prod\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\ncontexts:\n- name: prod\n  context:\n    cluster: c\n    user: u\nusers:\n- name: u\n  user:\n    token: s3cr3t-token-value\n    client-key-data: UFJJVkFURSBLRVkgREFUQQ==\n    password: hunter2\n    auth-provider:\n      name: gcp\n      config:\n        access-token: ya29.provider-access-token\n",
+        )
+        .expect("write");
+        let a = KubeAccess::load(Some(&p)).expect("load");
+        let dbg = format!("{a:?} {a:#?}");
+        assert!(dbg.contains("prod") && dbg.contains("config"), "{dbg}");
+        for secret in [
+            "s3cr3t-token-value",
+            "UFJJVkFURSBLRVkgREFUQQ",
+            "hunter2",
+            "ya29.provider-access-token",
+        ] {
+            assert!(!dbg.contains(secret), "{secret} leaked: {dbg}");
+        }
+        let ctx = crate::actions::k8s::ActionContext::new(std::sync::Arc::new(a));
+        let dbg = format!("{ctx:?}");
+        assert!(!dbg.contains("s3cr3t") && !dbg.contains("hunter2"), "{dbg}");
     }
 }

@@ -11,18 +11,15 @@ pub mod error;
 pub mod ingress;
 pub mod kubeconfig;
 pub mod read;
+pub mod source;
 pub mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
 pub use error::K8sError;
 pub use kubeconfig::KubeAccess;
-
-use super::SourceEvent;
-use crate::model::SourceKind;
+pub use source::{K8sArgs, K8sSource, KubernetesConfig};
 
 /// Default page size of list calls (`limit`).
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
@@ -47,6 +44,9 @@ pub struct K8sSettings {
     pub check_ingresses: bool,
     /// Port the Ingress hosts are probed on (443; tests use another).
     pub ingress_port: u16,
+    /// How long one watch request stays open before it is renewed (the API server's
+    /// `timeoutSeconds`; 290 s).
+    pub watch_timeout: Duration,
 }
 
 impl Default for K8sSettings {
@@ -61,53 +61,7 @@ impl Default for K8sSettings {
             page_size: DEFAULT_PAGE_SIZE,
             check_ingresses: false,
             ingress_port: 443,
-        }
-    }
-}
-
-/// Read every selected context concurrently, sending records on `tx`. A kubeconfig that cannot
-/// be loaded is a source-level failure; everything else is a row.
-pub async fn run(settings: K8sSettings, tx: mpsc::Sender<SourceEvent>) {
-    let _ = tx
-        .send(SourceEvent::Started {
-            source: SourceKind::K8s,
-            total: 0,
-        })
-        .await;
-    let access = match KubeAccess::load(settings.kubeconfig.as_deref()) {
-        Ok(a) => a,
-        Err(e) => {
-            let _ = tx
-                .send(SourceEvent::Failed {
-                    source: SourceKind::K8s,
-                    error: e.to_string(),
-                })
-                .await;
-            return;
-        }
-    };
-    let contexts = match access.select(&settings.contexts, settings.all_contexts) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = tx
-                .send(SourceEvent::Failed {
-                    source: SourceKind::K8s,
-                    error: e.to_string(),
-                })
-                .await;
-            return;
-        }
-    };
-    let access = std::sync::Arc::new(access);
-    let settings = std::sync::Arc::new(settings);
-    let mut jobs = tokio::task::JoinSet::new();
-    for ctx in contexts {
-        let (access, settings, tx) = (access.clone(), settings.clone(), tx.clone());
-        jobs.spawn(async move { read::read_context(&access, &ctx, &settings, &tx).await });
-    }
-    while let Some(r) = jobs.join_next().await {
-        if let Err(e) = r {
-            tracing::error!("kubernetes context task failed: {e}");
+            watch_timeout: Duration::from_secs(290),
         }
     }
 }

@@ -13,7 +13,6 @@ use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::{Api, ListParams, ObjectList};
 use kube::core::DynamicObject;
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
 
 use super::certmanager;
 use super::error::{call, K8sError};
@@ -21,7 +20,7 @@ use super::kubeconfig::KubeAccess;
 use super::K8sSettings;
 use crate::model::{CertFacts, CertManagerInfo, K8sInfo, Record, SourceKind};
 use crate::sources::pem::{self, PemItem};
-use crate::sources::SourceEvent;
+use crate::sources::Sink;
 
 /// The Secret type whose `tls.crt` is a served chain.
 pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
@@ -61,7 +60,7 @@ pub fn record(info: K8sInfo, suffix: Option<usize>, now: i64) -> Record {
     if let Some(n) = suffix {
         loc.push_str(&format!("#{n}"));
     }
-    let mut r = Record::new(SourceKind::K8s, loc, now);
+    let mut r = Record::new(SourceKind::K8S, loc, now);
     r.k8s = Some(info);
     r
 }
@@ -213,15 +212,17 @@ pub struct Reader<'a> {
     pub ctx: &'a str,
     pub client: kube::Client,
     pub settings: &'a K8sSettings,
-    pub tx: &'a mpsc::Sender<SourceEvent>,
+    pub sink: &'a Sink,
     pub now: i64,
     namespaces: Option<Vec<String>>,
+    /// The resourceVersion of the last list that covered its whole scope in one call.
+    last_rv: Option<String>,
 }
 
 impl Reader<'_> {
     async fn send(&self, recs: Vec<Record>) -> bool {
         for r in recs {
-            if self.tx.send(SourceEvent::Observed(r)).await.is_err() {
+            if !self.sink.observed(r).await {
                 return false;
             }
         }
@@ -231,21 +232,26 @@ impl Reader<'_> {
     /// List every page of `api`, handing each item to `f` and sending what it returns.
     /// A continue token that expired (410) restarts the list once, skipping items already seen.
     async fn list_paged<K>(
-        &self,
+        &mut self,
         api: &Api<K>,
         resource: &str,
         ns: &str,
+        fields: Option<&str>,
         f: &mut (dyn FnMut(K) -> Vec<Record> + Send),
     ) -> Result<usize, K8sError>
     where
         K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
     {
+        self.last_rv = None;
         let mut token: Option<String> = None;
         let mut restarted = false;
         let mut seen: HashSet<String> = HashSet::new();
         let mut n = 0;
         loop {
             let mut lp = ListParams::default().limit(self.settings.page_size.max(1));
+            if let Some(sel) = fields {
+                lp = lp.fields(sel);
+            }
             if let Some(t) = &token {
                 lp = lp.continue_token(t);
             }
@@ -260,6 +266,10 @@ impl Reader<'_> {
             .await;
             match page {
                 Ok(list) => {
+                    if token.is_none() {
+                        // The first page's version is the list's snapshot: a watch starts there.
+                        self.last_rv = list.metadata.resource_version.clone();
+                    }
                     let next = list.metadata.continue_.clone().filter(|c| !c.is_empty());
                     let mut recs = Vec::new();
                     for item in list.items {
@@ -306,7 +316,8 @@ impl Reader<'_> {
             names.push(n.metadata.name.unwrap_or_default());
             Vec::new()
         };
-        self.list_paged(&api, "namespaces", "", &mut f).await?;
+        self.list_paged(&api, "namespaces", "", None, &mut f)
+            .await?;
         self.namespaces = Some(names.clone());
         Ok(names)
     }
@@ -319,17 +330,21 @@ impl Reader<'_> {
         scope: &Scope,
         resource: &str,
         make: &(dyn Fn(Option<&str>) -> Api<K> + Send + Sync),
+        fields: Option<&str>,
         f: &mut (dyn FnMut(K) -> Vec<Record> + Send),
     ) -> Vec<(String, K8sError)>
     where
         K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
     {
         match scope {
-            Scope::One(ns) => match self.list_paged(&make(Some(ns)), resource, ns, f).await {
+            Scope::One(ns) => match self
+                .list_paged(&make(Some(ns)), resource, ns, fields, f)
+                .await
+            {
                 Ok(_) => Vec::new(),
                 Err(e) => vec![(ns.clone(), e)],
             },
-            Scope::All => match self.list_paged(&make(None), resource, "", f).await {
+            Scope::All => match self.list_paged(&make(None), resource, "", fields, f).await {
                 Ok(_) => Vec::new(),
                 Err(e) if e.is_forbidden() => {
                     let nss = match self.namespaces().await {
@@ -343,10 +358,15 @@ impl Reader<'_> {
                     };
                     let mut errs = Vec::new();
                     for ns in nss {
-                        if let Err(e) = self.list_paged(&make(Some(&ns)), resource, &ns, f).await {
+                        if let Err(e) = self
+                            .list_paged(&make(Some(&ns)), resource, &ns, fields, f)
+                            .await
+                        {
                             errs.push((ns, e));
                         }
                     }
+                    // Namespace by namespace: no single version to watch from.
+                    self.last_rv = None;
                     errs
                 }
                 Err(e) => vec![(String::new(), e)],
@@ -373,7 +393,7 @@ impl Reader<'_> {
         } else {
             format!("{}/{ns}/{what}", self.ctx)
         };
-        let mut r = Record::new(SourceKind::K8s, loc, self.now).with_error(e.to_string());
+        let mut r = Record::new(SourceKind::K8S, loc, self.now).with_error(e.to_string());
         r.k8s = Some(info);
         r
     }
@@ -399,7 +419,7 @@ pub fn certificate_row(ctx: &str, ns: &str, cm: &CertManagerInfo, now: i64) -> R
 
 /// The single error row of a context that could not be read at all.
 pub fn cluster_error_row(ctx: &str, e: &K8sError, now: i64) -> Record {
-    let mut r = Record::new(SourceKind::K8s, ctx.to_owned(), now).with_error(e.to_string());
+    let mut r = Record::new(SourceKind::K8S, ctx.to_owned(), now).with_error(e.to_string());
     r.k8s = Some(K8sInfo {
         context: ctx.to_owned(),
         kind: "Cluster".to_owned(),
@@ -431,24 +451,68 @@ pub fn kubeconfig_user_records(access: &KubeAccess, ctx: &str, now: i64) -> Vec<
     }
 }
 
+/// Secret types that never hold certificates (Helm release payloads, registry credentials,
+/// tokens): the API server leaves them out of the list, so memory follows the certificates.
+pub const SECRET_FIELD_SELECTOR: &str = "type!=helm.sh/release.v1,type!=kubernetes.io/dockerconfigjson,type!=kubernetes.io/dockercfg,type!=kubernetes.io/service-account-token,type!=bootstrap.kubernetes.io/token,type!=kubernetes.io/basic-auth,type!=kubernetes.io/ssh-auth";
+
+/// Where a live watch of a context starts: the versions of the round's lists and what the
+/// round learned (which Certificate issues which Secret, which rows each Secret gave).
+#[derive(Debug, Clone)]
+pub struct WatchStart {
+    pub scope: Scope,
+    pub secrets_rv: String,
+    /// `None` when cert-manager is not installed (or not readable).
+    pub certs_rv: Option<String>,
+    pub certs: HashMap<(String, String), CertManagerInfo>,
+    /// (namespace, name) of each Secret -> the ids of the rows it gave.
+    pub rows: HashMap<(String, String), Vec<String>>,
+}
+
+/// How reading a context went.
+#[derive(Debug)]
+pub struct ContextRead {
+    pub end: crate::sources::RoundEnd,
+    pub watch: Option<WatchStart>,
+}
+
+/// A source-level problem for a Kubernetes error.
+pub fn problem(e: &K8sError) -> crate::sources::Problem {
+    use crate::sources::{Problem, ProblemKind};
+    let kind = match e {
+        K8sError::Unauthorized { .. } => ProblemKind::Unauthorized,
+        K8sError::Forbidden { .. } => ProblemKind::Forbidden,
+        K8sError::Timeout { .. } => ProblemKind::Timeout,
+        K8sError::Unreachable(_) => ProblemKind::Unreachable,
+        K8sError::Kubeconfig { .. } | K8sError::UnknownContext(_) | K8sError::NoContext => {
+            ProblemKind::Config
+        }
+        K8sError::Api { code: 429, .. } => ProblemKind::Throttled,
+        _ => ProblemKind::Other,
+    };
+    Problem::new(kind, e.to_string())
+}
+
 /// Read one context and send its records.
 pub async fn read_context(
     access: &KubeAccess,
     ctx: &str,
     settings: &K8sSettings,
-    tx: &mpsc::Sender<SourceEvent>,
-) {
+    sink: &Sink,
+) -> ContextRead {
+    use crate::sources::RoundEnd;
     let now = crate::clock::now_unix();
+    let failed = |e: &K8sError| ContextRead {
+        end: RoundEnd::failed(problem(e)),
+        watch: None,
+    };
     for r in kubeconfig_user_records(access, ctx, now) {
-        let _ = tx.send(SourceEvent::Observed(r)).await;
+        let _ = sink.observed(r).await;
     }
     let client = match access.client(ctx, settings.timeout).await {
         Ok(c) => c,
         Err(e) => {
-            let _ = tx
-                .send(SourceEvent::Observed(cluster_error_row(ctx, &e, now)))
-                .await;
-            return;
+            let _ = sink.observed(cluster_error_row(ctx, &e, now)).await;
+            return failed(&e);
         }
     };
     let scope = if settings.all_namespaces {
@@ -465,14 +529,18 @@ pub async fn read_context(
         ctx,
         client: client.clone(),
         settings,
-        tx,
+        sink,
         now,
         namespaces: None,
+        last_rv: None,
     };
+    // The first permission problem, if some namespaces could not be read.
+    let mut partial: Option<K8sError> = None;
 
     // 1. cert-manager Certificates, so Secrets can be linked to them.
     let ar = certmanager::certificate_resource();
     let mut certs: HashMap<(String, String), CertManagerInfo> = HashMap::new();
+    let certs_rv;
     {
         let c = client.clone();
         let make = move |ns: Option<&str>| -> Api<DynamicObject> {
@@ -487,13 +555,18 @@ pub async fn read_context(
             found.push((ns, certmanager::info(&o)));
             Vec::new()
         };
-        let errs = rd.list_scope(&scope, "certificates", &make, &mut f).await;
+        let errs = rd
+            .list_scope(&scope, "certificates", &make, None, &mut f)
+            .await;
+        certs_rv = if errs.is_empty() {
+            rd.last_rv.take()
+        } else {
+            None
+        };
         for (ns, e) in errs {
             if e.is_cluster_level() {
-                let _ = tx
-                    .send(SourceEvent::Observed(cluster_error_row(ctx, &e, now)))
-                    .await;
-                return;
+                let _ = sink.observed(cluster_error_row(ctx, &e, now)).await;
+                return failed(&e);
             }
             // Not installed (404) or not allowed: Secrets are still read, unlinked.
             tracing::info!("{ctx}: cert-manager Certificates not read in '{ns}': {e}");
@@ -506,6 +579,8 @@ pub async fn read_context(
     // 2. Secrets, streamed page by page.
     let mut linked: HashSet<(String, String)> = HashSet::new();
     let mut stored: super::ingress::StoredLeaves = HashMap::new();
+    let mut rows: HashMap<(String, String), Vec<String>> = HashMap::new();
+    let secrets_rv;
     {
         let c = client.clone();
         let make = move |ns: Option<&str>| -> Api<Secret> {
@@ -517,6 +592,7 @@ pub async fn read_context(
         let certs_ref = &certs;
         let linked_ref = &mut linked;
         let stored_ref = &mut stored;
+        let rows_ref = &mut rows;
         let keep = settings.check_ingresses;
         let mut f = |s: Secret| {
             let key = (
@@ -536,19 +612,30 @@ pub async fn read_context(
                     }
                 }
             }
+            rows_ref.insert(key, recs.iter().map(|r| r.id.clone()).collect());
             recs
         };
-        let errs = rd.list_scope(&scope, "secrets", &make, &mut f).await;
+        let errs = rd
+            .list_scope(
+                &scope,
+                "secrets",
+                &make,
+                Some(SECRET_FIELD_SELECTOR),
+                &mut f,
+            )
+            .await;
+        secrets_rv = if errs.is_empty() {
+            rd.last_rv.take()
+        } else {
+            None
+        };
         for (ns, e) in errs {
             if ns.is_empty() && e.is_cluster_level() {
-                let _ = tx
-                    .send(SourceEvent::Observed(cluster_error_row(ctx, &e, now)))
-                    .await;
-                return;
+                let _ = sink.observed(cluster_error_row(ctx, &e, now)).await;
+                return failed(&e);
             }
-            let _ = tx
-                .send(SourceEvent::Observed(rd.error_row(&ns, "secrets", &e)))
-                .await;
+            let _ = sink.observed(rd.error_row(&ns, "secrets", &e)).await;
+            partial.get_or_insert(e);
         }
     }
 
@@ -557,9 +644,7 @@ pub async fn read_context(
         certs.iter().filter(|(k, _)| !linked.contains(*k)).collect();
     unlinked.sort_by(|a, b| (&a.0 .0, &a.1.name).cmp(&(&b.0 .0, &b.1.name)));
     for (key, cm) in unlinked {
-        let _ = tx
-            .send(SourceEvent::Observed(certificate_row(ctx, &key.0, cm, now)))
-            .await;
+        let _ = sink.observed(certificate_row(ctx, &key.0, cm, now)).await;
     }
 
     // 4. ConfigMaps (CA bundles, kube-root-ca.crt).
@@ -572,10 +657,12 @@ pub async fn read_context(
             }
         };
         let mut f = |cm: ConfigMap| configmap_records(ctx, &cm, now);
-        for (ns, e) in rd.list_scope(&scope, "configmaps", &make, &mut f).await {
-            let _ = tx
-                .send(SourceEvent::Observed(rd.error_row(&ns, "configmaps", &e)))
-                .await;
+        for (ns, e) in rd
+            .list_scope(&scope, "configmaps", &make, None, &mut f)
+            .await
+        {
+            let _ = sink.observed(rd.error_row(&ns, "configmaps", &e)).await;
+            partial.get_or_insert(e);
         }
     }
 
@@ -593,18 +680,35 @@ pub async fn read_context(
             hosts.extend(super::ingress::tls_hosts(&i));
             Vec::new()
         };
-        for (ns, e) in rd.list_scope(&scope, "ingresses", &make, &mut f).await {
-            let _ = tx
-                .send(SourceEvent::Observed(rd.error_row(&ns, "ingresses", &e)))
-                .await;
+        for (ns, e) in rd
+            .list_scope(&scope, "ingresses", &make, None, &mut f)
+            .await
+        {
+            let _ = sink.observed(rd.error_row(&ns, "ingresses", &e)).await;
+            partial.get_or_insert(e);
         }
-        super::ingress::check(ctx, hosts, &stored, settings, tx, now).await;
+        super::ingress::check(ctx, hosts, &stored, settings, sink, now).await;
     }
     drop(stored);
 
     // 6. Cluster-scoped caBundles, with -A only.
     if scope == Scope::All {
         read_cluster_scoped(&mut rd).await;
+    }
+    let watch = secrets_rv.map(|secrets_rv| WatchStart {
+        scope,
+        secrets_rv,
+        certs_rv,
+        certs,
+        rows,
+    });
+    ContextRead {
+        end: match partial {
+            Some(e) => RoundEnd::partial(problem(&e)),
+            None if sink.is_closed() => RoundEnd::abandoned(),
+            None => RoundEnd::complete(),
+        },
+        watch,
     }
 }
 
@@ -657,7 +761,7 @@ async fn read_cluster_scoped(rd: &mut Reader<'_>) {
         )
     };
     if let Err(e) = rd
-        .list_paged(&vw, "validatingwebhookconfigurations", "", &mut f)
+        .list_paged(&vw, "validatingwebhookconfigurations", "", None, &mut f)
         .await
     {
         tracing::info!("{ctx}: validating webhooks not read: {e}");
@@ -675,7 +779,7 @@ async fn read_cluster_scoped(rd: &mut Reader<'_>) {
         )
     };
     if let Err(e) = rd
-        .list_paged(&mw, "mutatingwebhookconfigurations", "", &mut f)
+        .list_paged(&mw, "mutatingwebhookconfigurations", "", None, &mut f)
         .await
     {
         tracing::info!("{ctx}: mutating webhooks not read: {e}");
@@ -688,7 +792,7 @@ async fn read_cluster_scoped(rd: &mut Reader<'_>) {
             None => Vec::new(),
         }
     };
-    if let Err(e) = rd.list_paged(&api, "apiservices", "", &mut f).await {
+    if let Err(e) = rd.list_paged(&api, "apiservices", "", None, &mut f).await {
         tracing::info!("{ctx}: APIServices not read: {e}");
     }
 }

@@ -1,0 +1,102 @@
+//! The `:` command line: parsing a line into a [`Command`] (pure), and the help text of what
+//! exists.
+
+use super::ui_state::Horizon;
+use crate::model::view::{QuickFilter, SortColumn};
+
+/// What a `:` line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Quit,
+    Help,
+    Table,
+    Timeline,
+    /// Every source's health.
+    Sources,
+    Filter(String),
+    Sort {
+        column: SortColumn,
+        descending: bool,
+    },
+    Only(Option<QuickFilter>),
+    Horizon(Horizon),
+    Redact(bool),
+    /// Nothing (an empty line).
+    Nothing,
+}
+
+/// The commands, for the help and error messages.
+pub const USAGE: &str = ":sort days desc, :filter TEXT, :only expired, :horizon 1y, :timeline, :table, :sources, :redact on, :q";
+
+/// Parse a `:` line; `Err` says what is wrong.
+pub fn parse(line: &str) -> Result<Command, String> {
+    let mut words = line.split_whitespace();
+    let cmd = words.next().unwrap_or_default();
+    let arg: Vec<&str> = words.collect();
+    Ok(match (cmd, arg.as_slice()) {
+        ("q" | "quit", []) => Command::Quit,
+        ("help", []) => Command::Help,
+        ("table", []) => Command::Table,
+        ("timeline", []) => Command::Timeline,
+        ("sources" | "health", []) => Command::Sources,
+        ("filter", rest) => Command::Filter(rest.join(" ")),
+        ("sort", [col, rest @ ..]) => match SortColumn::ALL.iter().find(|c| c.label() == *col) {
+            Some(c) => Command::Sort {
+                column: *c,
+                descending: rest.first() == Some(&"desc"),
+            },
+            None => {
+                return Err(format!(
+                    "unknown column '{col}' (status, days, name, location, source, issuer, key)"
+                ))
+            }
+        },
+        ("only", [what]) => Command::Only(match *what {
+            "expired" => Some(QuickFilter::Expired),
+            "critical" => Some(QuickFilter::Critical),
+            "warning" => Some(QuickFilter::Warning),
+            "errors" => Some(QuickFilter::Errors),
+            "all" | "none" => None,
+            other => {
+                return Err(format!(
+                    "unknown filter '{other}' (expired, critical, warning, errors, all)"
+                ))
+            }
+        }),
+        ("horizon", [h]) => match Horizon::parse(h) {
+            Some(h) => Command::Horizon(h),
+            None => return Err("horizon takes 7d, 30d, 90d or 1y".to_owned()),
+        },
+        ("redact", [onoff]) => Command::Redact(*onoff == "on"),
+        ("", []) => Command::Nothing,
+        _ => {
+            return Err(format!(
+                "unknown command ':{}' (try {USAGE})",
+                crate::model::text::clean(line)
+            ))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_and_mistakes_say_what_exists() {
+        assert_eq!(parse("q"), Ok(Command::Quit));
+        assert_eq!(
+            parse("sort days desc"),
+            Ok(Command::Sort {
+                column: SortColumn::Days,
+                descending: true
+            })
+        );
+        assert_eq!(parse("filter a b"), Ok(Command::Filter("a b".into())));
+        assert_eq!(parse("only all"), Ok(Command::Only(None)));
+        assert_eq!(parse("horizon 1y"), Ok(Command::Horizon(Horizon::Year)));
+        assert!(parse("sort colour").unwrap_err().contains("status, days"));
+        assert!(parse("frobnicate").unwrap_err().contains(":sort days desc"));
+        assert_eq!(parse(""), Ok(Command::Nothing));
+    }
+}

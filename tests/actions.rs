@@ -1,0 +1,15 @@
+//! The action framework: the dashboard's action flow, user-defined actions, ACME renewal
+//! against pebble and nginx, file safety.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/common.rs"]
+mod common;
+#[path = "support/headless.rs"]
+mod headless;
+#[path = "support/nginx.rs"]
+mod nginx;
+
+mod actions {
+    pub mod acme_pebble;
+    pub mod flow;
+}

@@ -1,0 +1,16 @@
+//! The binary and the engine against real endpoints, files and misbehaving ports: `scan`,
+//! its formats and exit codes, certificate files, TLS probing, an nginx fleet.
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/common.rs"]
+mod common;
+#[path = "support/nginx.rs"]
+mod nginx;
+
+mod cli {
+    pub mod files;
+    pub mod fleet_nginx;
+    pub mod garbage_input;
+    pub mod probe_tls;
+    pub mod scan_cli;
+}

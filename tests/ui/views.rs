@@ -1,0 +1,435 @@
+//! Every view and popup rendered with ratatui's TestBackend at 80x24 and 120x40, on a fixed
+//! clock and a fixed fleet, driven through the app's real key handling. Plus behaviour checks
+//! of the headless app: sort and selection hold while results stream in, freeze, mouse.
+
+use certdeck::app::{App, AppEvent, Effect};
+use certdeck::config::keymap::Keymap;
+use certdeck::config::theme::Theme;
+use certdeck::model::{SourceKind, Thresholds};
+use certdeck::sources::{Problem, ProblemKind, RoundEnd, SourceEvent, SourceId};
+use certdeck::testing::{sample_records, NOW};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::backend::TestBackend;
+use ratatui::style::{Color, Modifier};
+use ratatui::Terminal;
+
+fn key(c: char) -> AppEvent {
+    AppEvent::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+}
+
+fn code(c: KeyCode) -> AppEvent {
+    AppEvent::Key(KeyEvent::new(c, KeyModifiers::NONE))
+}
+
+fn typed(app: &mut App, s: &str) {
+    for c in s.chars() {
+        app.update(key(c));
+    }
+}
+
+/// An app sized w x h with the sample fleet streamed in as source events.
+fn app(w: u16, h: u16) -> App {
+    let mut a = App::new(NOW, Thresholds::default(), Keymap::default());
+    a.update(AppEvent::Resize(w, h));
+    a.apply_batch(certdeck::testing::sample_events());
+    a
+}
+
+fn observed(record: certdeck::model::Record) -> AppEvent {
+    AppEvent::Source(SourceEvent::Observed {
+        source: std::sync::Arc::new(SourceId::new(SourceKind::TLS, "")),
+        record,
+    })
+}
+
+fn draw(app: &App, theme: &Theme) -> ratatui::buffer::Buffer {
+    let (w, h) = app.ui.size;
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| certdeck::ui::render(app, theme, f)).unwrap();
+    term.backend().buffer().clone()
+}
+
+fn text(app: &App) -> String {
+    let buf = draw(app, &Theme::default_dark());
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut line = String::new();
+        for x in 0..buf.area.width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The screen with styles: each run of equally styled cells as `«fg/bg/mods»text`.
+fn styled(app: &App, theme: &Theme) -> String {
+    let buf = draw(app, theme);
+    let name = |c: Color| {
+        if c == Color::Reset {
+            "-".to_owned()
+        } else {
+            format!("{c:?}").to_lowercase()
+        }
+    };
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut last = String::new();
+        for x in 0..buf.area.width {
+            let c = &buf[(x, y)];
+            let mods = if c.modifier.is_empty() {
+                String::new()
+            } else {
+                format!("/{:?}", c.modifier).replace("Modifier", "")
+            };
+            let s = format!("«{}/{}{mods}»", name(c.fg), name(c.bg));
+            if s != last {
+                out.push_str(&s);
+                last = s;
+            }
+            out.push_str(c.symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (120, 40)];
+
+#[test]
+fn table_view() {
+    for (w, h) in SIZES {
+        insta::assert_snapshot!(format!("table_{w}x{h}"), text(&app(w, h)));
+    }
+}
+
+#[test]
+fn timeline_view_with_zoom_and_grouping() {
+    for (w, h) in SIZES {
+        let mut a = app(w, h);
+        a.update(key('t'));
+        insta::assert_snapshot!(format!("timeline_{w}x{h}"), text(&a));
+    }
+    let mut a = app(120, 40);
+    a.update(key('t'));
+    a.update(key('-'));
+    a.update(key('b'));
+    insta::assert_snapshot!("timeline_1y_by_issuer_120x40", text(&a));
+    a.update(key('+'));
+    a.update(key('+'));
+    a.update(key('+'));
+    insta::assert_snapshot!("timeline_7d_by_issuer_120x40", text(&a));
+}
+
+#[test]
+fn details_popup() {
+    for (w, h) in SIZES {
+        let mut a = app(w, h);
+        a.update(key('/'));
+        typed(&mut a, "payments");
+        a.update(code(KeyCode::Enter));
+        a.update(code(KeyCode::Enter));
+        insta::assert_snapshot!(format!("details_{w}x{h}"), text(&a));
+    }
+    let mut a = app(120, 40);
+    a.update(key('/'));
+    typed(&mut a, "down.example");
+    a.update(code(KeyCode::Enter));
+    a.update(code(KeyCode::Enter));
+    insta::assert_snapshot!("details_error_120x40", text(&a));
+    let mut a = app(120, 40);
+    a.update(key('/'));
+    typed(&mut a, "shared");
+    a.update(code(KeyCode::Enter));
+    a.update(code(KeyCode::Enter));
+    for _ in 0..12 {
+        a.update(key('j'));
+    }
+    insta::assert_snapshot!("details_scrolled_locations_and_pem_120x40", text(&a));
+}
+
+#[test]
+fn help_popup() {
+    for (w, h) in SIZES {
+        let mut a = app(w, h);
+        a.update(key('?'));
+        insta::assert_snapshot!(format!("help_{w}x{h}"), text(&a));
+    }
+}
+
+#[test]
+fn filter_command_and_quick_filters() {
+    let mut a = app(80, 24);
+    a.update(key('/'));
+    typed(&mut a, "!example\\.com:443");
+    insta::assert_snapshot!("filter_typing_inverted_80x24", text(&a));
+    let mut a = app(80, 24);
+    a.update(key('4'));
+    insta::assert_snapshot!("only_errors_80x24", text(&a));
+    let mut a = app(80, 24);
+    a.update(key(':'));
+    typed(&mut a, "sort name desc");
+    insta::assert_snapshot!("command_line_80x24", text(&a));
+    a.update(code(KeyCode::Enter));
+    insta::assert_snapshot!("sorted_by_name_desc_80x24", text(&a));
+    a.update(key(':'));
+    typed(&mut a, "bogus");
+    a.update(code(KeyCode::Enter));
+    insta::assert_snapshot!("unknown_command_message_80x24", text(&a));
+}
+
+#[test]
+fn marked_frozen_and_redacted() {
+    let mut a = app(80, 24);
+    a.update(code(KeyCode::Char(' ')));
+    a.update(code(KeyCode::Char(' ')));
+    a.update(key('f'));
+    a.update(key('H'));
+    insta::assert_snapshot!("marked_frozen_redacted_80x24", text(&a));
+}
+
+#[test]
+fn empty_waiting_and_too_small() {
+    let mut a = App::new(NOW, Thresholds::default(), Keymap::default());
+    a.update(AppEvent::Resize(80, 24));
+    insta::assert_snapshot!("empty_fleet_80x24", text(&a));
+    let tls = std::sync::Arc::new(SourceId::new(SourceKind::TLS, ""));
+    a.apply_batch(vec![
+        SourceEvent::Started {
+            source: tls.clone(),
+            full: true,
+        },
+        SourceEvent::Planned {
+            source: tls,
+            total: 500,
+        },
+    ]);
+    insta::assert_snapshot!("waiting_for_results_80x24", text(&a));
+    let mut a = app(79, 24);
+    insta::assert_snapshot!("too_small_79x24", text(&a));
+    a.update(AppEvent::Resize(60, 15));
+    insta::assert_snapshot!("too_small_60x15", text(&a));
+}
+
+#[test]
+fn colours_carry_meaning_in_dark_and_monochrome_keeps_glyphs() {
+    let a = app(80, 24);
+    insta::assert_snapshot!(
+        "table_dark_styles_80x24",
+        styled(&a, &Theme::default_dark())
+    );
+    let mono = Theme::load("dark", None, true).unwrap();
+    let out = styled(&a, &mono);
+    assert!(
+        !out.contains("«red") && !out.contains("«green") && !out.contains("/red"),
+        "NO_COLOR uses no colour"
+    );
+    assert!(
+        out.contains("✖ EXPIRED") && out.contains("‼ CRIT") && out.contains("✔ OK"),
+        "glyphs and words carry meaning"
+    );
+    insta::assert_snapshot!("table_monochrome_styles_80x24", out);
+    // The selected row is visible without colour (reversed).
+    let buf = draw(&a, &mono);
+    assert!(buf[(3, 2)].modifier.contains(Modifier::REVERSED));
+}
+
+#[test]
+fn selection_and_sort_hold_while_results_arrive() {
+    let mut a = app(80, 24);
+    a.update(key('N'));
+    // Select www.example.com.
+    a.update(key('/'));
+    typed(&mut a, "www");
+    a.update(code(KeyCode::Enter));
+    let chosen = a.selected_record().unwrap().id.clone();
+    a.update(code(KeyCode::Esc));
+    assert_eq!(
+        a.selected_record().unwrap().id,
+        chosen,
+        "clearing the filter keeps the selection"
+    );
+    let before = a.ui.selected;
+    // A new certificate that sorts first by name arrives; the selection follows its row.
+    let mut r = sample_records().remove(3);
+    r.location = "aaa.example.com:443".into();
+    r.id = certdeck::model::record::location_id(SourceKind::TLS, &r.location);
+    let mut c = (**r.cert.as_ref().unwrap()).clone();
+    c.common_name = Some("aaa.example.com".into());
+    // Another certificate (the fleet holds one value per SHA-256).
+    c.sha256 = certdeck::model::cert::sha256_hex(b"aaa.example.com");
+    r.cert = Some(std::sync::Arc::new(c));
+    a.update(observed(r));
+    assert_eq!(
+        a.fleet.spec.sort,
+        certdeck::model::view::SortColumn::Name,
+        "the sort holds"
+    );
+    assert_eq!(a.selected_record().unwrap().id, chosen);
+    assert_eq!(
+        a.ui.selected,
+        before + 1,
+        "the row moved down by one and the selection moved with it"
+    );
+    let first = &a.fleet.records()[a.fleet.rows[0]];
+    assert_eq!(first.location, "aaa.example.com:443");
+}
+
+#[test]
+fn freeze_holds_updates_until_released() {
+    let mut a = app(80, 24);
+    let n = a.fleet.len();
+    a.update(key('f'));
+    let mut r = sample_records().remove(0);
+    r.location = "late.example.com:443".into();
+    r.id = certdeck::model::record::location_id(SourceKind::TLS, &r.location);
+    a.update(observed(r));
+    assert_eq!(a.fleet.len(), n, "frozen: nothing moves");
+    a.update(key('f'));
+    assert_eq!(a.fleet.len(), n + 1, "released: the held result is applied");
+}
+
+#[test]
+fn keys_produce_effects_and_mouse_selects() {
+    let mut a = app(80, 24);
+    assert_eq!(a.update(key('R')), vec![Effect::RefreshAll]);
+    let eff = a.update(key('r'));
+    let sel = a.selected_record().unwrap();
+    assert_eq!(eff, vec![Effect::Reobserve(vec![sel.id.clone()])]);
+    match a.update(key('y')).as_slice() {
+        [Effect::Copy(pem)] => assert!(pem.starts_with("-----BEGIN CERTIFICATE-----")),
+        other => panic!("{other:?}"),
+    }
+    a.update(AppEvent::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: 10,
+        row: 5,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!(a.ui.selected, 3, "row 5 of the screen is the 4th body row");
+    a.update(AppEvent::Mouse(MouseEvent {
+        kind: MouseEventKind::ScrollDown,
+        column: 10,
+        row: 5,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!(a.ui.selected, 6);
+    assert_eq!(a.update(key('q')), vec![Effect::Quit]);
+    assert!(a.should_quit);
+}
+
+/// The sample fleet, then a round of the `tls` source that fails as a whole an hour later.
+fn app_with_failing_tls(w: u16, h: u16) -> App {
+    let mut a = app(w, h);
+    let tls = std::sync::Arc::new(SourceId::new(SourceKind::TLS, ""));
+    a.update(AppEvent::Tick(NOW + 3600));
+    a.apply_batch(vec![
+        SourceEvent::Started {
+            source: tls.clone(),
+            full: true,
+        },
+        SourceEvent::Finished {
+            source: tls,
+            full: true,
+            end: RoundEnd::failed(Problem::new(
+                ProblemKind::Unreachable,
+                "no route to any endpoint",
+            )),
+        },
+    ]);
+    a
+}
+
+#[test]
+fn a_failing_source_keeps_its_rows_marked_stale_with_their_age() {
+    let a = app_with_failing_tls(120, 40);
+    let screen = text(&a);
+    insta::assert_snapshot!("table_stale_source_120x40", screen);
+    assert!(
+        screen.contains("tls ✖ unreachable"),
+        "the title names the failing source"
+    );
+    assert!(screen.contains("stale 1h"), "rows show their age: {screen}");
+    assert!(
+        screen.contains("tls: failing: unreachable: no route to any endpoint"),
+        "and the message line says why"
+    );
+    let files = a
+        .fleet
+        .records()
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.source == SourceKind::FILE)
+        .all(|(i, _)| a.fleet.stale_age(i, a.now).is_none());
+    assert!(files, "rows of the healthy source are not stale");
+}
+
+#[test]
+fn the_sources_popup_shows_every_source_with_its_health() {
+    let mut a = app_with_failing_tls(120, 40);
+    a.update(key('s'));
+    let screen = text(&a);
+    insta::assert_snapshot!("sources_popup_120x40", screen);
+    assert!(screen.contains("file  ok"), "{screen}");
+    assert!(
+        screen.contains("tls  failing since 12:06:40Z: unreachable"),
+        "{screen}"
+    );
+    a.update(key('s'));
+    assert!(a.ui.popup.is_none());
+}
+
+#[test]
+fn hostile_text_never_reaches_the_terminal_raw() {
+    let mut a = app(120, 40);
+    let mut r = sample_records().remove(0);
+    let mut c = (**r.cert.as_ref().unwrap()).clone();
+    c.common_name = Some("evil\u{1b}]52;c;aGk=\u{7}\u{1b}[2J\u{202e}moc".into());
+    c.subject = "CN=evil\u{1b}[31m".into();
+    r.cert = Some(std::sync::Arc::new(c));
+    r.location = "evil\u{1b}[H.example:443".into();
+    r.id = certdeck::model::record::location_id(SourceKind::TLS, &r.location);
+    a.update(observed(r));
+    a.update(key('/'));
+    typed(&mut a, "evil");
+    a.update(code(KeyCode::Enter));
+    for screen in [draw(&a, &Theme::default_dark()), {
+        a.update(code(KeyCode::Enter));
+        draw(&a, &Theme::default_dark())
+    }] {
+        let mut seen_name = false;
+        for cell in screen.content() {
+            assert!(
+                !cell
+                    .symbol()
+                    .chars()
+                    .any(|c| c.is_control() || c == '\u{202e}'),
+                "a control character reached the screen: {:?}",
+                cell.symbol()
+            );
+            seen_name |= cell.symbol() == "v";
+        }
+        assert!(seen_name, "the row is there, made safe");
+    }
+}
+
+#[test]
+fn rows_removed_by_a_source_leave_the_screen_and_the_selection_holds() {
+    let mut a = app(80, 24);
+    let victim = a.fleet.records()[a.fleet.rows[1]].id.clone();
+    a.update(key('j'));
+    a.update(key('j'));
+    let chosen = a.selected_record().unwrap().id.clone();
+    a.update(AppEvent::Source(SourceEvent::Removed {
+        source: std::sync::Arc::new(SourceId::new(SourceKind::TLS, "")),
+        id: victim.clone(),
+    }));
+    assert!(a.fleet.get(&victim).is_none());
+    assert_eq!(
+        a.selected_record().unwrap().id,
+        chosen,
+        "the selection follows its row"
+    );
+    assert!(!text(&a).contains(&victim));
+}
