@@ -26,7 +26,6 @@ fi
 
 # Python test peers in the venv target/testenv: moto's server (AWS ACM/ACM PCA/STS/IAM), boto3
 # (seeding) and the AWS CLI (cross-checks of the fixture proxy in tests/aws/).
-command -v python3 >/dev/null || { $SUDO apt-get update -qq; DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3 python3-venv >/dev/null; }
 [ -x target/testenv/bin/python ] || python3 -m venv target/testenv
 if ! [ -x target/testenv/bin/moto_server ] || ! [ -x target/testenv/bin/aws ]; then
   echo "tests/run.sh: installing moto[server] boto3 awscli into target/testenv"
