@@ -3,7 +3,7 @@
 # loopback: `certdeck scan --aws` (release binary, ROUNDS runs, median) against what a user does
 # today in the same run, `aws acm list-certificates` then `aws acm describe-certificate` per ARN
 # in a shell loop (BASE_ROUNDS runs). Then the library reader's peak RSS as the account grows.
-# Usage: bash benches/aws_read.sh        (N=1000 ROUNDS=5 BASE_ROUNDS=1)
+# Usage: bash benches/aws_read.sh        (N=1000 ROUNDS=5 BASE_ROUNDS=1; N divisible by 8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000}
@@ -39,11 +39,14 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 KT=RSA_1024,RSA_2048,RSA_3072,RSA_4096,EC_prime256v1,EC_secp384r1,EC_secp521r1
 aws_loop() {
   local n=0
+  LOOP_START=$(date +%s.%N)
   for r in us-east-1 eu-west-1; do
     for arn in $($VENV/bin/aws --profile bench --region $r acm list-certificates --includes keyTypes=$KT \
         --query 'CertificateSummaryList[].CertificateArn' --output text); do
       $VENV/bin/aws --profile bench --region $r acm describe-certificate --certificate-arn "$arn" >/dev/null
       n=$((n + 1))
+      echo "$n $(echo "$(date +%s.%N) - $LOOP_START" | bc)" >>"$WORK/loop.progress"
+      cp "$WORK/loop.progress" target/aws_loop.progress
     done
   done
   echo "$n"
@@ -52,19 +55,30 @@ aws_loop() {
 certdeck_once() { # prints: seconds peak_kib rows
   /usr/bin/time -f '%e %M' -o "$WORK/t" "$BIN" scan --aws --aws-profile bench \
     --aws-region us-east-1 --aws-region eu-west-1 -o json >"$WORK/out.json" || true
-  echo "$(cat "$WORK/t") $($VENV/bin/python -c 'import json,sys; print(sum(1 for r in json.load(open(sys.argv[1])) if r["sha256"]))' "$WORK/out.json")"
+  echo "$(tail -n 1 "$WORK/t") $($VENV/bin/python -c 'import json,sys; print(sum(1 for r in json.load(open(sys.argv[1])) if r["sha256"]))' "$WORK/out.json")"
 }
 
-echo "seeding $N certificates..."
-seed $((N / 2)) bench
+# Memory as the account grows, N/4, N/2, N: the library reader (records dropped as they arrive)
+# and the scan binary (which keeps every row for its sorted report).
+echo "count reader_records reader_s reader_peak_rss_kib scan_s scan_peak_rss_kib scan_rows"
+total=0
+for part in $((N / 4)) $((N / 4)) $((N / 2)); do
+  seed $((part / 2)) "g$total"
+  total=$((total + part))
+  r=$("$READ" bench us-east-1 eu-west-1)
+  s=$(certdeck_once)
+  echo "$total $(echo "$r" | awk '{print $2, $8, $10}') $s"
+done
+
+# certdeck against the AWS CLI loop, same account (N certificates), same run. The loop logs
+# its progress (count, seconds) to $WORK/loop.progress, copied to target/aws_loop.progress.
 : >"$WORK/cd"
 : >"$WORK/base"
-for i in $(seq "$ROUNDS"); do
+for i in $(seq "$ROUNDS"); do certdeck_once >>"$WORK/cd"; done
+for i in $(seq "$BASE_ROUNDS"); do
+  s=$(date +%s.%N); n=$(aws_loop); e=$(date +%s.%N)
+  echo "$(echo "$e - $s" | bc) $n" >>"$WORK/base"
   certdeck_once >>"$WORK/cd"
-  if [ "$i" -le "$BASE_ROUNDS" ]; then
-    s=$(date +%s.%N); n=$(aws_loop); e=$(date +%s.%N)
-    echo "$(echo "$e - $s" | bc) $n" >>"$WORK/base"
-  fi
 done
 cd_med=$(cut -d' ' -f1 "$WORK/cd" | median)
 cd_rss=$(cut -d' ' -f2 "$WORK/cd" | median)
@@ -72,16 +86,3 @@ base_med=$(cut -d' ' -f1 "$WORK/base" | median)
 echo "certdeck scan runs (s KiB rows):"; cat "$WORK/cd"
 echo "aws cli loop runs (s described):"; cat "$WORK/base"
 echo "RESULT certdeck_median_s=$cd_med certdeck_peak_rss_kib=$cd_rss aws_loop_median_s=$base_med ratio=$(echo "scale=1; $base_med / $cd_med" | bc)"
-
-# Memory as the account grows: the library reader (records dropped as they arrive) and the
-# scan binary (which keeps every row for the sorted report), at N and 2N certificates
-# (GROW=3 adds 4N).
-echo "count reader_records reader_s reader_peak_rss_kib scan_s scan_peak_rss_kib"
-total=$N
-GROW=${GROW:-2}
-for step in $(seq "$GROW"); do
-  r=$("$READ" bench us-east-1 eu-west-1)
-  s=$(certdeck_once)
-  echo "$total $(echo "$r" | awk '{print $2, $8, $10}') $(echo "$s" | cut -d' ' -f1,2)"
-  if [ "$step" -lt "$GROW" ]; then seed $((total / 2)) "grow$step"; total=$((total * 2)); fi
-done
