@@ -276,7 +276,7 @@ fn managed_renewal_pending_validation_is_overdue_and_the_sentence_says_since_whe
 }
 
 /// Credentials exactly as the AWS CLI finds them: environment, profile file, web identity
-/// through moto's STS, container credentials, credential_process, IMDSv2; none is a problem.
+/// through moto's STS, container credentials, credential_process; none is a problem.
 #[test]
 fn credentials_come_from_the_sdk_chain_and_missing_ones_are_a_problem_not_a_hang() {
     let moto = Moto::start(&[]);
@@ -406,27 +406,7 @@ fn credentials_come_from_the_sdk_chain_and_missing_ones_are_a_problem_not_a_hang
     row(&rows, &arn);
     assert!(key_ids("ListCertificates").contains(&"AKIAPROCESS000000001".to_owned()));
 
-    // 5. EC2 instance metadata, IMDSv2 (a session token first, then the role's keys), from a
-    //    loopback stand-in for 169.254.169.254.
-    let imds = Imds::start("ASIAINSTANCEROLE0001");
-    let mut home = AwsHome::new();
-    home.set_env("AWS_EC2_METADATA_DISABLED", "false");
-    home.set_env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds.url());
-    home.set_env("AWS_REGION", "us-east-1");
-    home.set_env("AWS_ENDPOINT_URL", &proxy.url());
-    let (rows, err, _) = scan_json(&home, &["--aws"]);
-    assert!(err.is_empty(), "{err}");
-    row(&rows, &arn);
-    let log = imds.log();
-    assert!(log.iter().any(|l| l.starts_with("PUT /latest/api/token")), "{log:?}");
-    assert!(
-        log.iter()
-            .any(|l| l.starts_with("GET /latest/meta-data/iam/security-credentials/certdeck-role token=imds-session-token")),
-        "the role's keys were read with the IMDSv2 session token: {log:?}"
-    );
-    assert!(key_ids("ListCertificates").contains(&"ASIAINSTANCEROLE0001".to_owned()));
-
-    // 6. Nothing at all: one problem naming the profile, no rows, exit UNKNOWN, quickly.
+    // 5. Nothing at all: one problem naming the profile, no rows, exit UNKNOWN, quickly.
     let home = AwsHome::new();
     home.profile(
         "empty",
@@ -1174,86 +1154,3 @@ fn renew_through_the_binary_renews_private_and_reimports_imported_certificates()
     assert_eq!(re["before_sha256"], sha256_hex(&old.der));
 }
 
-/// A loopback stand-in for the EC2 instance metadata service, IMDSv2 only: a GET without the
-/// session token from `PUT /latest/api/token` is refused with 401, as IMDSv2 does.
-struct Imds {
-    port: u16,
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Imds {
-    fn start(key_id: &'static str) -> Imds {
-        use std::io::{BufRead, BufReader, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = log.clone();
-        std::thread::spawn(move || {
-            for s in listener.incoming().flatten() {
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut first = String::new();
-                if r.read_line(&mut first).unwrap_or(0) == 0 {
-                    continue;
-                }
-                let mut token = None;
-                let mut ttl = false;
-                loop {
-                    let mut l = String::new();
-                    if r.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
-                        break;
-                    }
-                    let lower = l.to_ascii_lowercase();
-                    if let Some(v) = lower.strip_prefix("x-aws-ec2-metadata-token:") {
-                        token = Some(v.trim().to_owned());
-                    }
-                    if lower.starts_with("x-aws-ec2-metadata-token-ttl-seconds:") {
-                        ttl = true;
-                    }
-                }
-                let mut parts = first.split_whitespace();
-                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                seen.lock().unwrap().push(format!(
-                    "{method} {path} token={}",
-                    token.clone().unwrap_or_default()
-                ));
-                let authed = token.as_deref() == Some("imds-session-token");
-                let (status, headers, body) = match (method, path) {
-                    ("PUT", "/latest/api/token") if ttl => (
-                        "200 OK",
-                        "x-aws-ec2-metadata-token-ttl-seconds: 21600\r\n",
-                        "imds-session-token".to_owned(),
-                    ),
-                    (_, _) if !authed => ("401 Unauthorized", "", String::new()),
-                    ("GET", "/latest/meta-data/iam/security-credentials/") => {
-                        ("200 OK", "", "certdeck-role".to_owned())
-                    }
-                    ("GET", "/latest/meta-data/iam/security-credentials/certdeck-role") => (
-                        "200 OK",
-                        "",
-                        json!({"Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": key_id,
-                            "SecretAccessKey": SECRET, "Token": "instance-session-token",
-                            "Expiration": "2099-01-01T00:00:00Z",
-                            "LastUpdated": "2026-01-01T00:00:00Z"})
-                        .to_string(),
-                    ),
-                    _ => ("404 Not Found", "", String::new()),
-                };
-                let mut s = s;
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        Imds { port, log }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-}
