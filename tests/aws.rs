@@ -1153,4 +1153,3 @@ fn renew_through_the_binary_renews_private_and_reimports_imported_certificates()
     assert_eq!(re["after_sha256"], sha256_hex(&new.der));
     assert_eq!(re["before_sha256"], sha256_hex(&old.der));
 }
-
