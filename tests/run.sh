@@ -33,6 +33,14 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# Python test peers in the venv target/testenv: moto's server (AWS ACM/ACM PCA/STS/IAM), boto3
+# (seeding) and the AWS CLI (cross-checks of the fixture proxy in tests/aws/).
+[ -x target/testenv/bin/python ] || python3 -m venv target/testenv
+if ! [ -x target/testenv/bin/moto_server ] || ! [ -x target/testenv/bin/aws ]; then
+  echo "tests/run.sh: installing moto[server] boto3 awscli into target/testenv"
+  target/testenv/bin/pip install -q 'moto[server]' boto3 awscli
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -9,6 +9,7 @@
 //! does not grow a queue. The headless `scan`, the dashboard and the exporter consume the very
 //! same events.
 
+pub mod aws;
 pub mod file;
 pub mod k8s;
 pub mod pem;

@@ -15,6 +15,8 @@ pub static PLUGINS: &[&dyn Plugin] = &[
     &super::tls::source::PLUGIN,
     &super::file::source::PLUGIN,
     &super::k8s::source::PLUGIN,
+    #[cfg(feature = "aws")]
+    &super::aws::source::PLUGIN,
     &crate::acme::source::PLUGIN,
 ];
 
