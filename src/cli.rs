@@ -18,7 +18,7 @@ Exit codes (scan):
                config errors";
 
 pub const ACTION_EXIT_CODES_HELP: &str = "\
-Exit codes (renew, rotate, action):
+Exit codes (renew, rotate, revoke, action):
   0  done, or the dry run was shown
   1  an action failed (API error, timeout, issuance failure, verification); see the audit log
   3  nothing was done: refused (--read-only), declined, unknown id, or a usage error";
@@ -62,13 +62,17 @@ pub enum Command {
     Scan(ScanArgs),
     /// Start a built-in demo fleet on loopback and show it (no configuration needed).
     Demo(DemoArgs),
-    /// Renew rows: cert-manager Certificates (as `cmctl renew` does), ACME-managed files, the
-    /// demo fleet.
+    /// Renew rows: cert-manager Certificates (as `cmctl renew` does), ACME-managed files,
+    /// files renewed from a Vault/OpenBao role, the demo fleet.
     #[command(after_help = ACTION_EXIT_CODES_HELP)]
     Renew(RenewArgs),
     /// Rotate plain TLS Secrets: new key and certificate, old Secret saved first, verified.
     #[command(after_help = ACTION_EXIT_CODES_HELP)]
     Rotate(RotateArgs),
+    /// Revoke certificates: Vault/OpenBao-issued rows (the plan names each serial and subject;
+    /// the re-read confirms it).
+    #[command(after_help = ACTION_EXIT_CODES_HELP)]
+    Revoke(RenewArgs),
     /// Run a user-defined action (`[[action]]` in the config file) on rows, by its name.
     #[command(after_help = ACTION_EXIT_CODES_HELP)]
     Action(UserActionArgs),
@@ -162,6 +166,10 @@ pub struct ProbeArgs {
     /// Extra trust anchors (PEM file; repeatable).
     #[arg(long = "ca-file", value_name = "PEM")]
     pub ca_files: Vec<PathBuf>,
+    /// Do not check whether certificates are revoked (OCSP stapled or fetched, CRLs); also
+    /// `[probe] revocation = false`.
+    #[arg(long)]
+    pub no_revocation: bool,
 }
 
 #[derive(Debug, Args)]
@@ -200,7 +208,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// (the bare command), `scan` and the action commands.
 pub fn command() -> clap::Command {
     let mut cmd = crate::sources::registry::add_flags(Cli::command());
-    for sub in ["scan", "renew", "rotate", "action"] {
+    for sub in ["scan", "renew", "rotate", "revoke", "action"] {
         cmd = cmd.mut_subcommand(sub, crate::sources::registry::add_flags);
     }
     cmd

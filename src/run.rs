@@ -165,7 +165,7 @@ async fn find_rows(
     Ok((sources, rows))
 }
 
-/// `certdeck renew`, `rotate` and `action`.
+/// `certdeck renew`, `rotate`, `revoke` and `action`.
 async fn act(
     cli: &Cli,
     matches: &clap::ArgMatches,
@@ -284,10 +284,9 @@ pub fn init_logging(cli: &Cli) {
     }
     let _ = tracing_subscriber::fmt()
         // kube's client logs each failed connection; certdeck reports it as the context's row.
-        .with_env_filter(
-            EnvFilter::try_from_env("CERTDECK_LOG")
-                .unwrap_or_else(|_| "warn,kube_client::client::builder=off".into()),
-        )
+        .with_env_filter(EnvFilter::try_from_env("CERTDECK_LOG").unwrap_or_else(|_| {
+            "warn,kube_client::client::builder=off,vaultrs=off,rustify=off".into()
+        }))
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -364,6 +363,9 @@ pub async fn run(parsed: Parsed) -> anyhow::Result<i32> {
         Some(Command::Demo(args)) => demo(cli, args).await,
         Some(Command::Renew(args)) => {
             settled(act(cli, m, Request::Verb("renew".into()), &args.action, None).await)
+        }
+        Some(Command::Revoke(args)) => {
+            settled(act(cli, m, Request::Verb("revoke".into()), &args.action, None).await)
         }
         Some(Command::Rotate(args)) => match ca_source(args) {
             Ok(ca) => settled(act(cli, m, Request::Verb("rotate".into()), &args.action, ca).await),

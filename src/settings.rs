@@ -175,6 +175,7 @@ impl Settings {
                 concurrency,
                 ca_files,
                 extra_roots: Vec::new(),
+                revocation: !args.no_revocation && core.probe.revocation.unwrap_or(true),
             },
             thresholds,
             read_only: cli.read_only || core.read_only || k8s_read_only,

@@ -8,8 +8,11 @@ mod common;
 mod headless;
 #[path = "support/nginx.rs"]
 mod nginx;
+#[path = "support/openbao.rs"]
+mod openbao;
 
 mod actions {
     pub mod acme_pebble;
     pub mod flow;
+    pub mod vault;
 }

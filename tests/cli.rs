@@ -6,11 +6,15 @@
 mod common;
 #[path = "support/nginx.rs"]
 mod nginx;
+#[path = "support/openbao.rs"]
+mod openbao;
 
 mod cli {
     pub mod files;
     pub mod fleet_nginx;
     pub mod garbage_input;
     pub mod probe_tls;
+    pub mod revocation;
     pub mod scan_cli;
+    pub mod vault;
 }

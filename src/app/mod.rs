@@ -454,6 +454,7 @@ impl App {
                 self.rebuild();
             }
             Action::Act => return self.propose(None),
+            Action::Revoke => return self.propose_verb("revoke"),
             Action::UserAct(i) => return self.propose(Some(i)),
             Action::Confirm => {
                 if let Some(c) = self.tasks.confirm.take() {
@@ -482,6 +483,45 @@ impl App {
         Vec::new()
     }
 
+    /// Ask the runner to plan a built-in verb (`revoke`) for the marked rows, or the selected
+    /// one. The backends decide which rows can take it; the confirm popup shows the refusals.
+    fn propose_verb(&mut self, verb: &str) -> Vec<Effect> {
+        if self.read_only {
+            self.ui
+                .say("read-only mode: actions are disabled", Level::Error);
+            return Vec::new();
+        }
+        let ids = self.action_rows();
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let token = self.tasks.plan_token();
+        self.ui.say(
+            format!("planning {verb} for {} row(s)…", ids.len()),
+            Level::Info,
+        );
+        vec![Effect::Plan {
+            token,
+            request: Request::Verb(verb.to_owned()),
+            ids,
+        }]
+    }
+
+    /// The rows an action applies to: the marked ones in display order, else the selected one.
+    fn action_rows(&self) -> Vec<String> {
+        if self.fleet.marked.is_empty() {
+            self.ui.selected_id.iter().cloned().collect()
+        } else {
+            self.fleet
+                .rows
+                .iter()
+                .map(|&i| &self.fleet.records()[i].id)
+                .filter(|id| self.fleet.marked.contains(*id))
+                .cloned()
+                .collect()
+        }
+    }
+
     /// Ask the runner to plan the row's own action (or user action `user`) for the marked
     /// rows, or the selected one.
     fn propose(&mut self, user: Option<usize>) -> Vec<Effect> {
@@ -490,18 +530,7 @@ impl App {
                 .say("read-only mode: actions are disabled", Level::Error);
             return Vec::new();
         }
-        let mut ids: Vec<String> = if self.fleet.marked.is_empty() {
-            self.ui.selected_id.iter().cloned().collect()
-        } else {
-            // Marked rows in display order.
-            self.fleet
-                .rows
-                .iter()
-                .map(|&i| &self.fleet.records()[i].id)
-                .filter(|id| self.fleet.marked.contains(*id))
-                .cloned()
-                .collect()
-        };
+        let mut ids = self.action_rows();
         let request = match user {
             None => Request::Default,
             Some(i) => {

@@ -41,6 +41,8 @@ pub enum Action {
     Redact,
     /// The row's own action (renew, rotate, re-issue), or the marked rows' in bulk.
     Act,
+    /// Revoke the row's certificate (or the marked rows'), where its source can.
+    Revoke,
     /// A user-defined action from the config file, by index.
     UserAct(usize),
     /// The task view.
@@ -97,6 +99,7 @@ impl Action {
             Action::CopyPem,
             Action::Redact,
             Action::Act,
+            Action::Revoke,
             Action::Tasks,
             Action::Sources,
             Action::Confirm,
@@ -278,6 +281,12 @@ const DEFAULTS: &[(Mode, &str, &str, &str)] = &[
         "act",
         "renew / rotate (marked rows in bulk)",
     ),
+    (
+        Mode::Normal,
+        "X",
+        "revoke",
+        "revoke (confirm names the serial)",
+    ),
     (Mode::Normal, "T", "tasks", "tasks and their progress"),
     (Mode::Normal, "s", "sources", "sources' health"),
     (Mode::Confirm, "y", "confirm", "yes, do it"),
@@ -450,7 +459,7 @@ impl Keymap {
     /// Remove every binding of actions that change something (read-only mode).
     pub fn remove_actions(&mut self) {
         for list in self.modes.values_mut() {
-            list.retain(|b| !matches!(b.action, Action::Act | Action::UserAct(_)));
+            list.retain(|b| !matches!(b.action, Action::Act | Action::Revoke | Action::UserAct(_)));
         }
     }
 

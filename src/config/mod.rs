@@ -47,6 +47,8 @@ pub struct ProbeConfig {
     #[serde(default, deserialize_with = "de_duration")]
     pub timeout: Option<Duration>,
     pub concurrency: Option<usize>,
+    /// Check revocation (OCSP, CRLs) of leaf certificates (default true).
+    pub revocation: Option<bool>,
     /// Protocol of plain `host:port` targets: `auto` (well-known ports select theirs),
     /// `none`, or one protocol (`smtp`, `imap`...), as `--starttls`.
     pub starttls: Option<crate::sources::starttls::StarttlsMode>,

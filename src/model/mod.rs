@@ -10,6 +10,7 @@ pub mod view;
 pub use cert::{CertError, CertFacts, San};
 pub use fleet::Fleet;
 pub use record::{
-    CertManagerInfo, Extra, K8sCondition, K8sInfo, Record, SourceKind, TlsInfo, Verification,
+    CertManagerInfo, Extra, K8sCondition, K8sInfo, Record, Revocation, RevocationState, SourceKind,
+    TlsInfo, Verification,
 };
 pub use status::{assess, Assessment, Status, Thresholds};

@@ -131,6 +131,91 @@ pub struct K8sInfo {
     pub forbidden: bool,
 }
 
+/// Whether a certificate has been revoked, as far as certdeck could tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevocationState {
+    /// The issuer (or its responder) says the certificate is not revoked.
+    Good,
+    /// Revoked at `time` (unix seconds), for `reason` (RFC 5280 name) when one is given.
+    Revoked { time: i64, reason: Option<String> },
+    /// Soft-fail: no conclusive answer, and why (responder down, slow, unsigned answer...).
+    Unknown(String),
+}
+
+/// The revocation status of a row's certificate and where it came from. `None` on a record
+/// means not checked: checking is off, the certificate is a CA or self-issued, or it names no
+/// OCSP responder or CRL and nothing was stapled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub state: RevocationState,
+    /// What answered: `stapled OCSP response`, `OCSP http://...`, `CRL http://...`, `Vault pki_int`.
+    pub by: Option<String>,
+    /// The certificate demands a stapled OCSP response (TLS feature "Must-Staple") and the
+    /// server sent none: clients that honour it refuse the connection.
+    pub must_staple_unmet: bool,
+}
+
+impl Revocation {
+    pub fn good(by: impl Into<String>) -> Revocation {
+        Revocation {
+            state: RevocationState::Good,
+            by: Some(by.into()),
+            must_staple_unmet: false,
+        }
+    }
+
+    pub fn revoked(time: i64, reason: Option<String>, by: impl Into<String>) -> Revocation {
+        Revocation {
+            state: RevocationState::Revoked { time, reason },
+            by: Some(by.into()),
+            must_staple_unmet: false,
+        }
+    }
+
+    pub fn unknown(why: impl Into<String>) -> Revocation {
+        Revocation {
+            state: RevocationState::Unknown(why.into()),
+            by: None,
+            must_staple_unmet: false,
+        }
+    }
+
+    pub fn is_revoked(&self) -> bool {
+        matches!(self.state, RevocationState::Revoked { .. })
+    }
+
+    /// `good`, `revoked` or `unknown` (the JSON `state`).
+    pub fn state_str(&self) -> &'static str {
+        match self.state {
+            RevocationState::Good => "good",
+            RevocationState::Revoked { .. } => "revoked",
+            RevocationState::Unknown(_) => "unknown",
+        }
+    }
+
+    /// One line for notes and details: `revoked 2026-12-02T04:55:52Z (keyCompromise)`.
+    pub fn describe(&self) -> String {
+        let mut s = match &self.state {
+            RevocationState::Good => "not revoked".to_owned(),
+            RevocationState::Revoked { time, reason } => {
+                let mut s = format!("revoked {}", crate::clock::rfc3339(*time));
+                if let Some(r) = reason {
+                    s.push_str(&format!(" ({r})"));
+                }
+                s
+            }
+            RevocationState::Unknown(why) => why.clone(),
+        };
+        if let Some(by) = &self.by {
+            s.push_str(&format!(", by {by}"));
+        }
+        if self.must_staple_unmet {
+            s.push_str("; Must-Staple but no OCSP response stapled");
+        }
+        s
+    }
+}
+
 /// One location's latest result: a certificate (with the rest of its chain), or an error.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -148,6 +233,8 @@ pub struct Record {
     pub k8s: Option<K8sInfo>,
     /// Facts of sources without a typed field of their own.
     pub extra: Option<Arc<Extra>>,
+    /// Revocation status of `cert`, when checked.
+    pub revocation: Option<Revocation>,
     /// Why the location could not be read (or a problem found while reading it).
     pub error: Option<String>,
     /// Unix seconds when observed.
@@ -171,6 +258,7 @@ impl Record {
             tls: None,
             k8s: None,
             extra: None,
+            revocation: None,
             error: None,
             observed_at,
         }

@@ -29,6 +29,8 @@ impl Default for Thresholds {
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Expired,
+    /// The issuer revoked it (OCSP, CRL, or the PKI that issued it says so).
+    Revoked,
     Critical,
     NotYetValid,
     Error,
@@ -40,6 +42,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Expired => "expired",
+            Status::Revoked => "revoked",
             Status::Critical => "critical",
             Status::NotYetValid => "not_yet_valid",
             Status::Error => "error",
@@ -49,8 +52,9 @@ impl Status {
     }
 
     /// Every status, worst first.
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::Expired,
+        Status::Revoked,
         Status::Critical,
         Status::NotYetValid,
         Status::Error,
@@ -113,13 +117,21 @@ pub fn assess(record: &Record, now: i64, t: Thresholds) -> Assessment {
         }
     }
     let left = effective - now;
+    let revoked = record.revocation.as_ref().is_some_and(|r| r.is_revoked());
+    let must_staple_unmet = record
+        .revocation
+        .as_ref()
+        .is_some_and(|r| r.must_staple_unmet);
     let status = if left <= 0 {
         Status::Expired
+    } else if revoked {
+        Status::Revoked
     } else if leaf.not_before > now {
         Status::NotYetValid
     } else if left < t.crit_secs {
         Status::Critical
-    } else if left < t.warn_secs {
+    } else if left < t.warn_secs || must_staple_unmet {
+        // Must-Staple without a staple: clients that honour it refuse the connection.
         Status::Warning
     } else {
         Status::Ok
@@ -135,6 +147,46 @@ pub fn assess(record: &Record, now: i64, t: Thresholds) -> Assessment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Revocation, SourceKind};
+
+    fn record(not_before: i64, not_after: i64) -> Record {
+        let mut p = rcgen::CertificateParams::new(vec!["r.example".to_owned()]).expect("params");
+        p.not_before = time::OffsetDateTime::from_unix_timestamp(not_before).expect("nb");
+        p.not_after = time::OffsetDateTime::from_unix_timestamp(not_after).expect("na");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = p.self_signed(&key).expect("cert");
+        let facts = crate::model::CertFacts::from_der(cert.der()).expect("facts");
+        Record::new(SourceKind::TLS, "r.example:443".into(), 0)
+            .with_cert(std::sync::Arc::new(facts))
+    }
+
+    #[test]
+    fn a_revoked_certificate_is_revoked_unless_expired_and_unknown_changes_nothing() {
+        let now = 1_800_000_000;
+        let t = Thresholds::default();
+        let mut r = record(now - DAY, now + 100 * DAY);
+        assert_eq!(assess(&r, now, t).status, Status::Ok);
+        r.revocation = Some(Revocation::unknown("revocation unknown: responder down"));
+        assert_eq!(assess(&r, now, t).status, Status::Ok, "soft-fail");
+        r.revocation = Some(Revocation::revoked(
+            now - 10,
+            Some("keyCompromise".into()),
+            "CRL x",
+        ));
+        let a = assess(&r, now, t);
+        assert_eq!(a.status, Status::Revoked);
+        assert_eq!(a.days_left, Some(100), "days left still shown");
+        assert!(Status::Revoked < Status::Critical && Status::Expired < Status::Revoked);
+        let mut old = record(now - 10 * DAY, now - DAY);
+        old.revocation = r.revocation.clone();
+        assert_eq!(assess(&old, now, t).status, Status::Expired);
+        let mut ms = record(now - DAY, now + 100 * DAY);
+        ms.revocation = Some(Revocation {
+            must_staple_unmet: true,
+            ..Revocation::good("OCSP http://x")
+        });
+        assert_eq!(assess(&ms, now, t).status, Status::Warning);
+    }
 
     #[test]
     fn days_round_down_like_fleet_sh() {

@@ -77,7 +77,9 @@ impl QuickFilter {
     fn admits(self, s: Status) -> bool {
         match self {
             QuickFilter::Expired => s == Status::Expired,
-            QuickFilter::Critical => matches!(s, Status::Critical | Status::NotYetValid),
+            QuickFilter::Critical => {
+                matches!(s, Status::Revoked | Status::Critical | Status::NotYetValid)
+            }
             QuickFilter::Warning => s == Status::Warning,
             QuickFilter::Errors => s == Status::Error,
         }

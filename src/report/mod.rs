@@ -38,7 +38,9 @@ pub fn exit_code(statuses: impl IntoIterator<Item = Status>) -> i32 {
     };
     for s in statuses {
         let c = match s {
-            Status::Expired | Status::Critical | Status::NotYetValid => exit::CRITICAL,
+            Status::Expired | Status::Revoked | Status::Critical | Status::NotYetValid => {
+                exit::CRITICAL
+            }
             Status::Warning => exit::WARNING,
             Status::Error => exit::UNKNOWN,
             Status::Ok => exit::OK,
@@ -128,9 +130,43 @@ struct JsonRecord<'a> {
     /// Kubernetes rows: context, namespace, kind, name, key, managing Certificate, drift.
     #[serde(skip_serializing_if = "Option::is_none")]
     k8s: Option<&'a crate::model::K8sInfo>,
+    /// Revocation status, when checked (`null`: not checked).
+    revocation: Option<JsonRevocation<'a>>,
     /// Facts of other sources, under their key (`"aws": {...}`).
     #[serde(flatten)]
     extra: std::collections::BTreeMap<&'static str, &'a serde_json::Value>,
+}
+
+/// The `revocation` object of a JSON record.
+#[derive(Serialize)]
+struct JsonRevocation<'a> {
+    /// `good`, `revoked` or `unknown`.
+    state: &'static str,
+    /// Revoked: when (RFC 3339) and why (RFC 5280 reason name, when given).
+    time: Option<String>,
+    reason: Option<&'a str>,
+    /// Unknown: why there is no conclusive answer.
+    why: Option<&'a str>,
+    /// What answered: `stapled OCSP`, `OCSP URL`, `CRL URL`, `Vault MOUNT`.
+    by: Option<&'a str>,
+    must_staple_unmet: bool,
+}
+
+fn json_revocation(r: &crate::model::Revocation) -> JsonRevocation<'_> {
+    use crate::model::RevocationState as S;
+    let (time, reason, why) = match &r.state {
+        S::Good => (None, None, None),
+        S::Revoked { time, reason } => (Some(rfc3339(*time)), reason.as_deref(), None),
+        S::Unknown(w) => (None, None, Some(w.as_str())),
+    };
+    JsonRevocation {
+        state: r.state_str(),
+        time,
+        reason,
+        why,
+        by: r.by.as_deref(),
+        must_staple_unmet: r.must_staple_unmet,
+    }
 }
 
 fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
@@ -162,7 +198,7 @@ fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
             not_after: rfc3339(x.not_after),
         }),
         observed_at: rfc3339(r.observed_at),
-        chain: (tls.is_some() || r.k8s.is_some()).then(|| {
+        chain: (tls.is_some() || r.k8s.is_some() || r.extra.is_some()).then(|| {
             r.chain
                 .iter()
                 .map(|c| JsonChainCert {
@@ -180,6 +216,7 @@ fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
         peer_address: tls.map(|t| t.peer_addr.as_deref()),
         starttls: tls.map(|t| t.starttls),
         k8s: r.k8s.as_ref(),
+        revocation: r.revocation.as_ref().map(json_revocation),
         extra: r.extra.iter().map(|x| (x.key, &x.json)).collect(),
     }
 }
@@ -196,6 +233,9 @@ pub fn note(row: &Row<'_>) -> String {
     let r = row.record;
     if let Some(e) = &r.error {
         return e.clone();
+    }
+    if let Some(v) = r.revocation.as_ref().filter(|v| v.is_revoked()) {
+        return v.describe();
     }
     if let Some(n) = r.extra.as_ref().and_then(|x| x.note.clone()) {
         return n;
@@ -228,6 +268,11 @@ pub fn note(row: &Row<'_>) -> String {
                 s.push_str("; mTLS");
             }
             return s;
+        }
+    }
+    if let Some(v) = &r.revocation {
+        if v.must_staple_unmet || matches!(v.state, crate::model::RevocationState::Unknown(_)) {
+            return v.describe();
         }
     }
     if r.tls.as_ref().is_some_and(|t| t.client_auth_requested) {
@@ -388,6 +433,7 @@ pub fn truncate_left(s: &str, max: usize) -> String {
 pub fn status_label(s: Status) -> &'static str {
     match s {
         Status::Expired => "EXPIRED",
+        Status::Revoked => "REVOKED",
         Status::Critical => "CRITICAL",
         Status::NotYetValid => "NOT-YET-VALID",
         Status::Error => "ERROR",
@@ -398,7 +444,7 @@ pub fn status_label(s: Status) -> &'static str {
 
 fn ansi(s: Status) -> &'static str {
     match s {
-        Status::Expired | Status::Critical | Status::NotYetValid => "\x1b[1;31m",
+        Status::Expired | Status::Revoked | Status::Critical | Status::NotYetValid => "\x1b[1;31m",
         Status::Warning => "\x1b[33m",
         Status::Error => "\x1b[35m",
         Status::Ok => "\x1b[32m",

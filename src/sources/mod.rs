@@ -14,11 +14,13 @@ pub mod file;
 pub mod k8s;
 pub mod pem;
 pub mod registry;
+pub mod revocation;
 pub mod starttls;
 pub mod store;
 pub mod supervisor;
 pub mod target;
 pub mod tls;
+pub mod vault;
 
 use std::fmt;
 use std::future::Future;
@@ -349,6 +351,9 @@ pub struct ProbeSettings {
     pub ca_files: Vec<PathBuf>,
     /// Extra trust anchors given as DER (the demo CA, for instance).
     pub extra_roots: Vec<Vec<u8>>,
+    /// Check whether leaf certificates are revoked (stapled OCSP, else OCSP, else CRL), within
+    /// `timeout` per certificate. Off with `--no-revocation` or `[probe] revocation = false`.
+    pub revocation: bool,
 }
 
 impl Default for ProbeSettings {
@@ -358,6 +363,7 @@ impl Default for ProbeSettings {
             concurrency: DEFAULT_CONCURRENCY,
             ca_files: Vec::new(),
             extra_roots: Vec::new(),
+            revocation: true,
         }
     }
 }

@@ -18,6 +18,7 @@ pub static PLUGINS: &[&dyn Plugin] = &[
     #[cfg(feature = "aws")]
     &super::aws::source::PLUGIN,
     &crate::acme::source::PLUGIN,
+    &super::vault::source::PLUGIN,
 ];
 
 /// What the sources are built for.

@@ -49,10 +49,12 @@ pub enum ProberError {
     Config(String),
 }
 
-/// Per-connection capture: the served chain, a client-certificate request, the first bytes.
+/// Per-connection capture: the served chain, the stapled OCSP response, a client-certificate
+/// request, the first bytes.
 #[derive(Debug)]
 struct Capture {
     chain: Mutex<Option<Vec<CertificateDer<'static>>>>,
+    ocsp: Mutex<Option<Vec<u8>>>,
     client_auth: AtomicBool,
     first_bytes: Mutex<Vec<u8>>,
     algs: WebPkiSupportedAlgorithms,
@@ -62,6 +64,7 @@ impl Capture {
     fn new(algs: WebPkiSupportedAlgorithms) -> Capture {
         Capture {
             chain: Mutex::new(None),
+            ocsp: Mutex::new(None),
             client_auth: AtomicBool::new(false),
             first_bytes: Mutex::new(Vec::new()),
             algs,
@@ -75,9 +78,14 @@ impl ServerCertVerifier for Capture {
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
+        ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        if !ocsp.is_empty() {
+            if let Ok(mut slot) = self.ocsp.lock() {
+                *slot = Some(ocsp.to_vec());
+            }
+        }
         let mut all = Vec::with_capacity(1 + intermediates.len());
         all.push(end_entity.clone().into_owned());
         all.extend(intermediates.iter().map(|c| c.clone().into_owned()));
@@ -245,6 +253,18 @@ impl TlsProber {
 
     /// Probe one endpoint. Always returns a record; failures are in `error`.
     pub async fn probe(&self, target: &Target) -> Record {
+        self.probe_stapled(target).await.0
+    }
+
+    /// [`TlsProber::probe`], with the OCSP response the server stapled, if it stapled one.
+    pub async fn probe_stapled(&self, target: &Target) -> (Record, Option<Vec<u8>>) {
+        let capture = Arc::new(Capture::new(self.algs));
+        let rec = self.probe_with(target, &capture).await;
+        let ocsp = capture.ocsp.lock().ok().and_then(|mut o| o.take());
+        (rec, ocsp)
+    }
+
+    async fn probe_with(&self, target: &Target, capture: &Arc<Capture>) -> Record {
         let now = crate::clock::now_unix();
         let mut rec = Record::new(SourceKind::TLS, target.to_string(), now);
         let server_name = match ServerName::try_from(target.server_name().to_owned()) {
@@ -256,14 +276,13 @@ impl TlsProber {
                 ))
             }
         };
-        let capture = Arc::new(Capture::new(self.algs));
         let phase = AtomicU8::new(PHASE_RESOLVE);
         let stage = Stage::default();
         let mut peer = None;
         let attempt = self.handshake(
             target,
             server_name.clone(),
-            &capture,
+            capture,
             (&phase, &stage),
             &mut peer,
         );
@@ -309,11 +328,8 @@ impl TlsProber {
                 .lock()
                 .map(|b| b.clone())
                 .unwrap_or_default();
-            let msg = describe_handshake_error(
-                handshake_error.as_ref(),
-                &first,
-                info_requested(&capture),
-            );
+            let msg =
+                describe_handshake_error(handshake_error.as_ref(), &first, info_requested(capture));
             return rec.with_error(after_starttls(target, msg));
         };
         if let Some(e) = handshake_error {
@@ -323,7 +339,7 @@ impl TlsProber {
                 .lock()
                 .map(|b| b.clone())
                 .unwrap_or_default();
-            let why = describe_handshake_error(Some(&e), &first, info_requested(&capture));
+            let why = describe_handshake_error(Some(&e), &first, info_requested(capture));
             tracing::debug!(target = %rec.location, "handshake failed after the certificate: {why}");
             if !info.client_auth_requested {
                 rec.error = Some(format!(

@@ -105,6 +105,21 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         lines.push(field(theme, "Key", c.key.clone()));
         lines.push(field(theme, "Signature", c.signature_algorithm.clone()));
         lines.push(field(theme, "CA", if c.is_ca { "yes" } else { "no" }));
+        if let Some(v) = &r.revocation {
+            let role = match v.state {
+                crate::model::RevocationState::Revoked { .. } => Role::Critical,
+                crate::model::RevocationState::Unknown(_) => Role::Unknown,
+                crate::model::RevocationState::Good if v.must_staple_unmet => Role::Warning,
+                crate::model::RevocationState::Good => Role::Healthy,
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{:<14}", "Revocation"), theme.style(Role::Muted)),
+                Span::styled(
+                    crate::model::text::clean(&v.describe()).into_owned(),
+                    theme.style(role),
+                ),
+            ]));
+        }
         if app.ui.redact {
             lines.push(field(theme, "SANs", format!("{} (redacted)", c.sans.len())));
         } else {

@@ -21,6 +21,7 @@ use crate::model::Status;
 pub fn glyph(s: Status) -> &'static str {
     match s {
         Status::Expired => "✖",
+        Status::Revoked => "⊘",
         Status::Critical => "‼",
         Status::NotYetValid => "◷",
         Status::Error => "?",
@@ -33,6 +34,7 @@ pub fn glyph(s: Status) -> &'static str {
 pub fn word(s: Status) -> &'static str {
     match s {
         Status::Expired => "EXPIRED",
+        Status::Revoked => "REVOKED",
         Status::Critical => "CRIT",
         Status::NotYetValid => "NOTYET",
         Status::Error => "ERROR",
@@ -44,6 +46,7 @@ pub fn word(s: Status) -> &'static str {
 pub fn status_role(s: Status) -> Role {
     match s {
         Status::Expired => Role::Expired,
+        Status::Revoked => Role::Critical,
         Status::Critical => Role::Critical,
         Status::NotYetValid => Role::NotYetValid,
         Status::Error => Role::Unknown,

@@ -151,9 +151,9 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             label_style,
         ));
         let st = theme.style(status_role(a.status));
-        // Pin column: expired and unreadable rows sit here.
+        // Pin column: expired, revoked and unreadable rows sit here.
         let pin = match a.status {
-            Status::Expired => Span::styled(glyph(Status::Expired), st),
+            Status::Expired | Status::Revoked => Span::styled(glyph(a.status), st),
             Status::Error => Span::styled("?", st),
             _ => Span::raw(" "),
         };
@@ -163,7 +163,7 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         let mut track: Vec<(char, Style)> = (0..track_w).map(band).collect();
         let mut beyond = Span::raw(" ");
         match (a.status, a.effective_not_after) {
-            (Status::Expired | Status::Error, _) | (_, None) => {}
+            (Status::Expired | Status::Revoked | Status::Error, _) | (_, None) => {}
             (_, Some(na)) => {
                 let secs = na - app.now;
                 match column(secs, horizon, track_w) {

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,7 +46,15 @@ pub struct Nginx {
 }
 
 impl Drop for Nginx {
+    /// Stop the master and its workers: they run in their own process group, killed as one
+    /// (killing only the master would leave a worker holding the ports).
     fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -80,6 +89,7 @@ impl Nginx {
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("dup"))
             .stderr(out)
+            .process_group(0)
             .spawn()
             .expect("start nginx (apt-get install nginx-light; tests/run.sh installs it)");
         let n = Nginx {

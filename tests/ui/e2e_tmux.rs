@@ -569,3 +569,54 @@ fn read_only_in_the_config_file_disables_actions_in_the_dashboard() {
     let s = t.wait_for("exit", |s| s.contains("EXITED:"));
     assert!(s.contains("EXITED:0"), "{s}");
 }
+
+/// The dashboard over a real OpenBao (`[[vault]]` in the config file): its certificates are
+/// rows; `X` on one plans a revocation whose confirm names the serial and the subject, `y`
+/// revokes it, and the row turns ⊘ REVOKED; OpenBao says so too.
+#[test]
+fn a_vault_certificate_is_revoked_from_the_dashboard() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let b = rt.block_on(crate::openbao::Bao::start());
+    let pki = rt.block_on(crate::openbao::setup_pki(&b, 2, 0));
+    let home = tempfile::tempdir().expect("home");
+    let tok = home.path().join("token");
+    std::fs::write(&tok, "root\n").expect("token");
+    let cfg = home.path().join("certdeck.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[vault]]\naddress = \"{}\"\nmounts = [\"pki_int\"]\ntoken_file = \"{}\"\n",
+            b.addr,
+            tok.display()
+        ),
+    )
+    .expect("config");
+    let t = start(
+        "vault",
+        env!("CARGO_BIN_EXE_certdeck"),
+        &format!("--config {}", cfg.display()),
+    );
+    t.wait_for("the Vault rows", |s| {
+        s.contains("vault") && s.contains("host1.example.test")
+    });
+    t.keys(&["/", "h", "o", "s", "t", "1", "Enter"]);
+    t.wait_for("filtered", |s| !s.contains("host0.example.test"));
+    t.keys(&["X"]);
+    let s = t.wait_for("confirm", |s| s.contains("Confirm: 1 action(s)"));
+    assert!(
+        s.contains("Revoke (Vault pki_int)") && s.contains("CN=host1.example.test"),
+        "{s}"
+    );
+    let serial = &pki.issued[1];
+    assert!(
+        s.contains(&serial[..20]),
+        "the confirm names the serial {serial}: {s}"
+    );
+    assert!(!rt.block_on(b.is_revoked("pki_int", serial)));
+    t.keys(&["y"]);
+    t.wait_for("the row revoked", |s| s.contains("⊘ REVOKED"));
+    assert!(rt.block_on(b.is_revoked("pki_int", serial)));
+    t.keys(&["q"]);
+    let s = t.wait_for("exit", |s| s.contains("EXITED:"));
+    assert!(s.contains("EXITED:0"), "{s}");
+}

@@ -433,3 +433,58 @@ fn rows_removed_by_a_source_leave_the_screen_and_the_selection_holds() {
     );
     assert!(!text(&a).contains(&victim));
 }
+
+/// A TLS row whose certificate is revoked (by an OCSP answer), and one whose responder did not
+/// answer: the table's glyph and word, the details' revocation line, the timeline's pin.
+#[test]
+fn revoked_rows_show_their_status_and_the_details_say_when_and_by_what() {
+    use certdeck::model::status::DAY;
+    use certdeck::model::{Record, Revocation};
+    use certdeck::testing::facts;
+    let mut a = app(120, 40);
+    let mut revoked = Record::new(SourceKind::TLS, "revoked.example:443".into(), NOW);
+    revoked.cert = Some(std::sync::Arc::new(facts(
+        "revoked.example",
+        "Example Intermediate CA",
+        NOW - 10 * DAY,
+        NOW + 80 * DAY,
+        "ECDSA P-256",
+        &["revoked.example"],
+    )));
+    revoked.revocation = Some(Revocation::revoked(
+        NOW - 2 * DAY,
+        Some("keyCompromise".into()),
+        "OCSP http://ocsp.example/",
+    ));
+    let mut unknown = Record::new(SourceKind::TLS, "quiet.example:443".into(), NOW);
+    unknown.cert = Some(std::sync::Arc::new(facts(
+        "quiet.example",
+        "Example Intermediate CA",
+        NOW - 10 * DAY,
+        NOW + 300 * DAY,
+        "ECDSA P-256",
+        &["quiet.example"],
+    )));
+    unknown.revocation = Some(Revocation::unknown(
+        "revocation unknown: OCSP http://ocsp.example/: timed out",
+    ));
+    a.update(observed(revoked));
+    a.update(observed(unknown));
+    let table = text(&a);
+    assert!(table.contains("⊘ REVOKED"), "{table}");
+    insta::assert_snapshot!("table_with_revoked_120x40", table);
+    a.update(key('/'));
+    typed(&mut a, "revoked.example");
+    a.update(code(KeyCode::Enter));
+    a.update(code(KeyCode::Enter));
+    let details = text(&a);
+    assert!(
+        details.contains("revoked 2026-11-16T11:06:40Z (keyCompromise), by OCSP"),
+        "{details}"
+    );
+    insta::assert_snapshot!("details_revoked_120x40", details);
+    a.update(code(KeyCode::Esc));
+    a.update(code(KeyCode::Esc));
+    a.update(key('t'));
+    insta::assert_snapshot!("timeline_with_revoked_120x40", text(&a));
+}

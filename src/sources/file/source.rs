@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::{expand, read_file, FileEntry};
 use crate::model::{Record, SourceKind};
 use crate::sources::registry::{BuildContext, BuildError, Plugin};
-use crate::sources::{BoxFut, RoundEnd, Schedule, Sink, Source, SourceId};
+use crate::sources::revocation::SourceChecks;
+use crate::sources::{BoxFut, ProbeSettings, RoundEnd, Schedule, Sink, Source, SourceId};
 
 /// The file source's flags.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -53,7 +54,9 @@ impl Plugin for FilePlugin {
         if specs.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(vec![Arc::new(FileSource::new(specs))])
+        Ok(vec![Arc::new(
+            FileSource::new(specs).with_probe(ctx.probe.clone()),
+        )])
     }
 }
 
@@ -62,6 +65,8 @@ pub struct FileSource {
     id: SourceId,
     pub specs: Vec<String>,
     schedule: Schedule,
+    /// Revocation checks of the leaves read, and how many run at once.
+    revocation: Option<(Arc<SourceChecks>, usize)>,
 }
 
 impl FileSource {
@@ -70,7 +75,22 @@ impl FileSource {
             id: SourceId::new(SourceKind::FILE, ""),
             specs,
             schedule: Schedule::every(Duration::from_secs(60), Duration::from_secs(300)),
+            revocation: None,
         }
+    }
+
+    /// Check the revocation of the leaves read, as the probe settings say (on by default;
+    /// bounded by their timeout and concurrency).
+    pub fn with_probe(mut self, settings: ProbeSettings) -> FileSource {
+        self.revocation =
+            SourceChecks::for_probe(&settings).map(|c| (c, settings.concurrency.max(1)));
+        self
+    }
+
+    fn checks(&self, fresh: bool) -> Option<Checks> {
+        self.revocation
+            .as_ref()
+            .map(|(c, n)| (c.clone(), *n, fresh))
     }
 
     /// The same source under another instance label and schedule.
@@ -85,18 +105,99 @@ impl FileSource {
 /// listens any more. `specs` are expanded (directories walked, globs matched) first; with
 /// `plan`, the number of files is announced.
 pub async fn read_specs(specs: Vec<String>, sink: &Sink, plan: bool) -> bool {
-    read_on_blocking_pool(sink, move |now| {
+    read_on_blocking_pool(sink, None, move |now| {
         let exp = expand(&specs, now);
         (exp.files, exp.problems, plan)
     })
     .await
 }
 
-/// Read the files `what` gives (entries, problem rows, whether to announce their number).
+/// Revocation checks, how many at once, and whether to ask afresh (a re-read).
+type Checks = (Arc<SourceChecks>, usize, bool);
+
+/// What the files `what` gives are: entries, problem rows, whether to announce their number.
+type Listing = (Vec<FileEntry>, Vec<Record>, bool);
+
+/// Read the files `what` gives, checking revocation with `checks` when given.
 async fn read_on_blocking_pool(
     sink: &Sink,
-    what: impl FnOnce(i64) -> (Vec<FileEntry>, Vec<Record>, bool) + Send + 'static,
+    checks: Option<Checks>,
+    what: impl FnOnce(i64) -> Listing + Send + 'static,
 ) -> bool {
+    match checks {
+        None => read_plain(sink, what).await,
+        Some(c) => read_checked(sink, c, what).await,
+    }
+}
+
+/// Records read on the blocking pool go through `checks` (at most `n` at once) to the sink.
+/// Each record travels with the certificates of its file: a leaf's issuer is often its
+/// neighbour (`fullchain.pem`).
+async fn read_checked(
+    sink: &Sink,
+    (checks, n, fresh): Checks,
+    what: impl FnOnce(i64) -> Listing + Send + 'static,
+) -> bool {
+    use futures::StreamExt as _;
+    type Item = (Record, Arc<Vec<Arc<crate::model::CertFacts>>>);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Item>(256);
+    let sink2 = sink.clone();
+    let reader = tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Handle::current();
+        let now = crate::clock::now_unix();
+        let (files, problems, plan) = what(now);
+        if plan {
+            rt.block_on(sink2.planned(files.len() + problems.len()));
+        }
+        let none = Arc::new(Vec::new());
+        for r in problems {
+            if rt.block_on(tx.send((r, none.clone()))).is_err() {
+                return false;
+            }
+        }
+        for f in &files {
+            let recs = read_file(f, now);
+            let certs = Arc::new(recs.iter().filter_map(|r| r.cert.clone()).collect());
+            for r in recs {
+                if rt.block_on(tx.send((r, Arc::clone(&certs)))).is_err() {
+                    return false;
+                }
+            }
+        }
+        true
+    });
+    let incoming = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let mut checked = Box::pin(
+        incoming
+            .map(|(mut rec, others): Item| {
+                let checks = checks.clone();
+                async move {
+                    checks.check(&mut rec, None, &others, fresh).await;
+                    rec
+                }
+            })
+            .buffer_unordered(n),
+    );
+    let mut listening = true;
+    while let Some(rec) = checked.next().await {
+        if !sink.observed(rec).await {
+            listening = false;
+            break;
+        }
+    }
+    // Dropping the stream closes the channel, so an abandoned reader stops.
+    drop(checked);
+    let read_all = reader.await.unwrap_or_else(|e| {
+        tracing::error!("file reader task failed: {e}");
+        false
+    });
+    listening && read_all
+}
+
+/// Read the files `what` gives straight to the sink.
+async fn read_plain(sink: &Sink, what: impl FnOnce(i64) -> Listing + Send + 'static) -> bool {
     let sink2 = sink.clone();
     let handle = tokio::task::spawn_blocking(move || {
         let rt = tokio::runtime::Handle::current();
@@ -143,7 +244,14 @@ impl Source for FileSource {
     }
 
     fn round<'a>(&'a self, sink: &'a Sink) -> BoxFut<'a, RoundEnd> {
-        Box::pin(async move { end(read_specs(self.specs.clone(), sink, true).await) })
+        let specs = self.specs.clone();
+        Box::pin(async move {
+            end(read_on_blocking_pool(sink, self.checks(false), move |now| {
+                let exp = expand(&specs, now);
+                (exp.files, exp.problems, true)
+            })
+            .await)
+        })
     }
 
     fn reobserve<'a>(&'a self, rows: &'a [Record], sink: &'a Sink) -> BoxFut<'a, RoundEnd> {
@@ -161,7 +269,10 @@ impl Source for FileSource {
             })
             .collect();
         Box::pin(async move {
-            end(read_on_blocking_pool(sink, move |_| (entries, Vec::new(), false)).await)
+            end(read_on_blocking_pool(sink, self.checks(true), move |_| {
+                (entries, Vec::new(), false)
+            })
+            .await)
         })
     }
 

@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use super::TlsProber;
 use crate::model::{Record, SourceKind};
 use crate::sources::registry::{BuildContext, BuildError, Plugin};
+use crate::sources::revocation::SourceChecks;
 use crate::sources::starttls::StarttlsMode;
 use crate::sources::{
     build_prober, BoxFut, ProbeSettings, Problem, ProblemKind, RoundEnd, Schedule, Sink, Source,
@@ -156,6 +157,7 @@ pub struct TlsSource {
     settings: ProbeSettings,
     prober: Result<Arc<TlsProber>, String>,
     schedule: Schedule,
+    revocation: Option<Arc<SourceChecks>>,
 }
 
 impl TlsSource {
@@ -171,6 +173,7 @@ impl TlsSource {
             id: SourceId::new(SourceKind::TLS, ""),
             targets,
             bad,
+            revocation: SourceChecks::for_probe(&settings),
             settings,
             prober,
             schedule: Schedule::every(Duration::from_secs(300), Duration::from_secs(600)),
@@ -184,12 +187,15 @@ impl TlsSource {
         self
     }
 
-    async fn probe_all(&self, targets: Vec<Target>, sink: &Sink) -> RoundEnd {
+    /// `fresh`: a re-read the user asked for, so revocation is asked again, not taken from
+    /// the cache.
+    async fn probe_all(&self, targets: Vec<Target>, sink: &Sink, fresh: bool) -> RoundEnd {
         let prober = match &self.prober {
             Ok(p) => p.clone(),
             Err(e) => return RoundEnd::failed(Problem::new(ProblemKind::Config, e.clone())),
         };
-        if run_probes(prober, targets, self.settings.concurrency, sink).await {
+        let checks = self.revocation.clone().map(|c| (c, fresh));
+        if probe_and_check(prober, targets, self.settings.concurrency, sink, checks).await {
             RoundEnd::complete()
         } else {
             RoundEnd::abandoned()
@@ -204,6 +210,18 @@ pub async fn run_probes(
     concurrency: usize,
     sink: &Sink,
 ) -> bool {
+    probe_and_check(prober, targets, concurrency, sink, None).await
+}
+
+/// [`run_probes`], checking each leaf's revocation (stapled response first) in the probe's
+/// slot, so the checks share its concurrency.
+async fn probe_and_check(
+    prober: Arc<TlsProber>,
+    targets: Vec<Target>,
+    concurrency: usize,
+    sink: &Sink,
+    checks: Option<(Arc<SourceChecks>, bool)>,
+) -> bool {
     let sem = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for t in targets {
@@ -215,8 +233,12 @@ pub async fn run_probes(
         };
         let prober = prober.clone();
         let sink = sink.clone();
+        let checks = checks.clone();
         tasks.spawn(async move {
-            let rec = prober.probe(&t).await;
+            let (mut rec, stapled) = prober.probe_stapled(&t).await;
+            if let Some((c, fresh)) = &checks {
+                c.check(&mut rec, stapled.as_deref(), &[], *fresh).await;
+            }
             // Holding the permit until the record is handed over bounds what is in memory.
             let _ = sink.observed(rec).await;
             drop(permit);
@@ -247,7 +269,7 @@ impl Source for TlsSource {
                     return RoundEnd::abandoned();
                 }
             }
-            self.probe_all(self.targets.clone(), sink).await
+            self.probe_all(self.targets.clone(), sink, false).await
         })
     }
 
@@ -258,7 +280,7 @@ impl Source for TlsSource {
                 .filter(|r| r.source == SourceKind::TLS)
                 .filter_map(|r| Target::parse(&r.location, None).ok())
                 .collect();
-            self.probe_all(targets, sink).await
+            self.probe_all(targets, sink, true).await
         })
     }
 
