@@ -51,7 +51,8 @@ pub struct ProbeConfig {
     pub revocation: Option<bool>,
     /// Protocol of plain `host:port` targets: `auto` (well-known ports select theirs),
     /// `none`, or one protocol (`smtp`, `imap`...), as `--starttls`.
-    pub starttls: Option<crate::sources::starttls::StarttlsMode>,
+    /// Plain data here; the TLS source parses it (so an unknown name is its error).
+    pub starttls: Option<String>,
 }
 
 /// `[ui]`: dashboard settings.

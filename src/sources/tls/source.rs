@@ -45,6 +45,13 @@ pub struct TlsArgs {
 }
 
 /// Read a targets file: one target per line, `#` comments.
+/// `[probe] starttls`, as this source reads it.
+#[derive(serde::Deserialize)]
+struct ProbeStarttls {
+    #[serde(default)]
+    starttls: Option<StarttlsMode>,
+}
+
 pub fn read_targets_file(path: &std::path::Path, out: &mut Vec<String>) -> Result<(), BuildError> {
     let text = crate::fsx::read_to_string_bounded(path, MAX_TARGETS_FILE).map_err(|e| {
         BuildError::Invalid(format!("cannot read targets file {}: {e}", path.display()))
@@ -128,17 +135,19 @@ impl Plugin for TlsPlugin {
                 read_targets_file(&p, &mut raw)?;
             }
         }
-        if raw.is_empty() {
-            return Ok(Vec::new());
-        }
         let mode = match args.starttls {
             Some(m) => m,
+            // The source's own typed view of `[probe]`: the config module keeps the value as
+            // plain data, and a bad name is still reported at its line.
             None => ctx
                 .config
-                .section::<crate::config::ProbeConfig>("probe")?
+                .section::<ProbeStarttls>("probe")?
                 .and_then(|p| p.starttls)
                 .unwrap_or_default(),
         };
+        if raw.is_empty() {
+            return Ok(Vec::new());
+        }
         let (targets, bad) = parse_targets_with(raw, args.sni.as_deref(), mode);
         Ok(vec![Arc::new(TlsSource::new(
             targets,
