@@ -28,7 +28,7 @@ Exit codes (renew, rotate, revoke, action):
     name = "certdeck",
     version,
     about = "A terminal dashboard for certificate fleets",
-    long_about = "A terminal dashboard for certificate fleets: every certificate on TLS endpoints, in files and in Kubernetes, in one expiry timeline. Without a subcommand, opens the dashboard over the sources named by the flags below, or by the config file.",
+    long_about = "A terminal dashboard for certificate fleets: every certificate on TLS and STARTTLS endpoints, in files, in Kubernetes, in AWS Certificate Manager and in Vault/OpenBao PKI, in one expiry timeline. Without a subcommand, opens the dashboard over the sources named by the flags below, or by the config file.",
     after_help = EXIT_CODES_HELP
 )]
 pub struct Cli {

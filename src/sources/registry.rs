@@ -143,7 +143,18 @@ pub fn sections() -> Vec<&'static str> {
 /// Add every plugin's flags to a command.
 pub fn add_flags(mut cmd: clap::Command) -> clap::Command {
     for p in PLUGINS {
+        // A derived `Args` struct's doc comment would become the command's description: keep
+        // the command's own.
+        let (about, long_about) = (cmd.get_about().cloned(), cmd.get_long_about().cloned());
         cmd = p.flags(cmd);
+        cmd = match about {
+            Some(a) => cmd.about(a),
+            None => cmd.about(None::<&str>),
+        };
+        cmd = match long_about {
+            Some(a) => cmd.long_about(a),
+            None => cmd.long_about(None::<&str>),
+        };
     }
     cmd
 }

@@ -84,6 +84,16 @@ async fn usage_errors_exit_3_with_a_clear_message_and_help_exits_0() {
         out.contains("Exit codes") && out.contains("3  UNKNOWN"),
         "{out}"
     );
+    // Every command keeps its own description: a source's flags do not replace it.
+    assert!(out.starts_with("Read every certificate headless"), "{out}");
+    let (_, out, _) = run_bin(&["--help"]).await;
+    for line in [
+        "scan         Read every certificate headless",
+        "demo         Start a built-in demo fleet",
+    ] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
+    assert!(!out.contains("source's flags"), "{out}");
     let (code, out, _) = run_bin(&["scan", "bad target with spaces", "-o", "json"]).await;
     assert_eq!(code, 3);
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
