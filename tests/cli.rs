@@ -13,6 +13,7 @@ mod cli {
     pub mod files;
     pub mod fleet_nginx;
     pub mod garbage_input;
+    pub mod keystores;
     pub mod probe_tls;
     pub mod revocation;
     pub mod scan_cli;

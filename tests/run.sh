@@ -28,6 +28,8 @@ command -v exim4 >/dev/null || need+=(exim4-daemon-light)
 command -v mariadbd >/dev/null || need+=(mariadb-server)
 [ -x /usr/sbin/slapd ] || need+=(slapd)
 command -v prosody >/dev/null || need+=(prosody)
+# Keystores (tests/cli/keystores.rs): keytool from the JDK.
+command -v keytool >/dev/null || need+=(openjdk-17-jre-headless)
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${need[*]}"
   $SUDO apt-get update -qq

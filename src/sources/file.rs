@@ -2,12 +2,14 @@
 //!
 //! Every named file gives at least one record: a certificate, or an error naming the file.
 //! In a walked directory, files that are neither certificate-like by name nor PEM by content
-//! are passed over, and so are files holding only private keys.
+//! are passed over, and so are files holding only private keys. Keystores (PKCS#12, JKS,
+//! JCEKS, found by content) give one row per entry through [`keystore`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::model::{CertFacts, Record, SourceKind};
+use crate::sources::keystore::{self, PasswordSource, Passwords};
 use crate::sources::pem::{self, PemItem};
 
 pub mod source;
@@ -114,9 +116,11 @@ fn walk(dir: &Path, out: &mut Expansion, now: i64) {
 }
 
 fn is_certish_name(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| CERT_EXTENSIONS.iter().any(|c| c.eq_ignore_ascii_case(e)))
+    keystore::is_keystore_name(&path.to_string_lossy())
+        || path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| CERT_EXTENSIONS.iter().any(|c| c.eq_ignore_ascii_case(e)))
 }
 
 fn io_message(e: &std::io::Error) -> String {
@@ -134,9 +138,20 @@ fn error_record(location: &str, msg: &str, now: i64) -> Record {
 /// Read one file into records. Returns nothing for a walked file that holds no certificate.
 /// Reads are bounded: a FIFO, a device or a socket is an error row, never a blocked read.
 pub fn read_file(entry: &FileEntry, now: i64) -> Vec<Record> {
+    read_file_with(entry, now, &Passwords::default())
+}
+
+/// [`read_file`], with the configured keystore passwords.
+pub fn read_file_with(entry: &FileEntry, now: i64, passwords: &Passwords) -> Vec<Record> {
     let shown = entry.path.display().to_string();
     match crate::fsx::read_bounded(&entry.path, MAX_FILE_BYTES) {
-        Ok(data) => records_from_bytes(&shown, &data, entry.explicit, now),
+        Ok(data) => records_from_bytes_with(
+            &shown,
+            &data,
+            entry.explicit,
+            now,
+            passwords.for_path(&entry.path),
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::InvalidInput && !entry.explicit => Vec::new(),
         Err(e)
             if matches!(
@@ -173,6 +188,20 @@ pub fn first_certificate(path: &Path) -> Result<CertFacts, String> {
 /// certificate. A walked file with a certificate-like name gives an error row when it is not a
 /// certificate, unless it holds only private keys (those are skipped quietly).
 pub fn records_from_bytes(shown: &str, data: &[u8], named: bool, now: i64) -> Vec<Record> {
+    records_from_bytes_with(shown, data, named, now, None)
+}
+
+/// [`records_from_bytes`], reading a keystore with `password` (the empty one when `None`).
+pub fn records_from_bytes_with(
+    shown: &str,
+    data: &[u8],
+    named: bool,
+    now: i64,
+    password: Option<&PasswordSource>,
+) -> Vec<Record> {
+    if let Some(format) = keystore::detect(shown, data) {
+        return keystore::records(SourceKind::FILE, shown, data, format, password, now);
+    }
     let explicit = named || is_certish_name(Path::new(shown));
     if pem::looks_like_pem(data) {
         let items = pem::scan(data);
@@ -220,15 +249,11 @@ pub fn records_from_bytes(shown: &str, data: &[u8], named: bool, now: i64) -> Ve
                 vec![Record::new(SourceKind::FILE, shown.to_owned(), now).with_cert(Arc::new(c))]
             }
             Err(_) if !explicit => Vec::new(),
-            Err(e) => {
-                let lower = shown.to_ascii_lowercase();
-                let msg = if lower.ends_with(".p12") || lower.ends_with(".pfx") {
-                    "PKCS#12 files are not read yet: export the certificate as PEM".to_owned()
-                } else {
-                    format!("not a DER certificate: {e}")
-                };
-                vec![error_record(shown, &msg, now)]
-            }
+            Err(e) => vec![error_record(
+                shown,
+                &format!("not a DER certificate: {e}"),
+                now,
+            )],
         }
     } else if explicit {
         vec![error_record(

@@ -12,6 +12,7 @@
 pub mod aws;
 pub mod file;
 pub mod k8s;
+pub mod keystore;
 pub mod pem;
 pub mod registry;
 pub mod revocation;

@@ -380,6 +380,51 @@ fn the_sources_popup_shows_every_source_with_its_health() {
     assert!(a.ui.popup.is_none());
 }
 
+/// A keystore entry's details: format, alias, entry kind, where the password came from,
+/// integrity, and what was skipped.
+#[test]
+fn keystore_entry_details() {
+    use certdeck::sources::keystore::{extra, Entry, EntryKind, Format, Opened};
+    let mut a = app(120, 40);
+    let mut r = sample_records().remove(0);
+    r.source = SourceKind::FILE;
+    r.location = "/etc/kafka/ssl/broker.jceks#kafka".into();
+    r.id = certdeck::model::record::location_id(SourceKind::FILE, &r.location);
+    r.tls = None;
+    let opened = Opened {
+        format: Format::Jceks,
+        entries: Vec::new(),
+        skipped: vec!["aes (secret key)".into()],
+        verified: true,
+    };
+    let entry = Entry {
+        alias: "kafka".into(),
+        kind: EntryKind::PrivateKey,
+        certs: Vec::new(),
+    };
+    r.extra = Some(std::sync::Arc::new(extra(
+        &opened,
+        &entry,
+        "kafka",
+        2,
+        "environment variable KAFKA_SSL_PASSWORD",
+    )));
+    a.update(AppEvent::Source(SourceEvent::Observed {
+        source: std::sync::Arc::new(SourceId::new(SourceKind::FILE, "")),
+        record: r,
+    }));
+    a.update(key('/'));
+    typed(&mut a, "broker.jceks");
+    a.update(code(KeyCode::Enter));
+    a.update(code(KeyCode::Enter));
+    let t = text(&a);
+    assert!(
+        t.contains("JCEKS, alias kafka") && t.contains("aes (secret key)"),
+        "{t}"
+    );
+    insta::assert_snapshot!("details_keystore_entry_120x40", t);
+}
+
 #[test]
 fn hostile_text_never_reaches_the_terminal_raw() {
     let mut a = app(120, 40);

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{expand, read_file, FileEntry};
+use super::{expand, read_file_with, FileEntry};
 use crate::model::{Record, SourceKind};
+use crate::sources::keystore::{KeystoreConfig, Passwords};
 use crate::sources::registry::{BuildContext, BuildError, Plugin};
 use crate::sources::revocation::SourceChecks;
 use crate::sources::{BoxFut, ProbeSettings, RoundEnd, Schedule, Sink, Source, SourceId};
@@ -29,7 +30,7 @@ impl Plugin for FilePlugin {
     }
 
     fn sections(&self) -> &'static [&'static str] {
-        &["files"]
+        &["files", "keystores"]
     }
 
     fn flags(&self, cmd: clap::Command) -> clap::Command {
@@ -54,8 +55,16 @@ impl Plugin for FilePlugin {
         if specs.is_empty() {
             return Ok(Vec::new());
         }
+        // Keystore passwords apply to files named on the command line too.
+        let blocks = ctx
+            .config
+            .section::<Vec<KeystoreConfig>>("keystores")?
+            .unwrap_or_default();
+        let passwords = Passwords::from_config(&blocks).map_err(BuildError::Invalid)?;
         Ok(vec![Arc::new(
-            FileSource::new(specs).with_probe(ctx.probe.clone()),
+            FileSource::new(specs)
+                .with_probe(ctx.probe.clone())
+                .with_passwords(passwords),
         )])
     }
 }
@@ -67,6 +76,8 @@ pub struct FileSource {
     schedule: Schedule,
     /// Revocation checks of the leaves read, and how many run at once.
     revocation: Option<(Arc<SourceChecks>, usize)>,
+    /// Keystore passwords (`[[keystores]]`).
+    passwords: Arc<Passwords>,
 }
 
 impl FileSource {
@@ -76,7 +87,14 @@ impl FileSource {
             specs,
             schedule: Schedule::every(Duration::from_secs(60), Duration::from_secs(300)),
             revocation: None,
+            passwords: Arc::default(),
         }
+    }
+
+    /// Open keystores with these passwords (else the empty password only).
+    pub fn with_passwords(mut self, passwords: Passwords) -> FileSource {
+        self.passwords = Arc::new(passwords);
+        self
     }
 
     /// Check the revocation of the leaves read, as the probe settings say (on by default;
@@ -105,7 +123,7 @@ impl FileSource {
 /// listens any more. `specs` are expanded (directories walked, globs matched) first; with
 /// `plan`, the number of files is announced.
 pub async fn read_specs(specs: Vec<String>, sink: &Sink, plan: bool) -> bool {
-    read_on_blocking_pool(sink, None, move |now| {
+    read_on_blocking_pool(sink, None, Arc::default(), move |now| {
         let exp = expand(&specs, now);
         (exp.files, exp.problems, plan)
     })
@@ -122,11 +140,12 @@ type Listing = (Vec<FileEntry>, Vec<Record>, bool);
 async fn read_on_blocking_pool(
     sink: &Sink,
     checks: Option<Checks>,
+    passwords: Arc<Passwords>,
     what: impl FnOnce(i64) -> Listing + Send + 'static,
 ) -> bool {
     match checks {
-        None => read_plain(sink, what).await,
-        Some(c) => read_checked(sink, c, what).await,
+        None => read_plain(sink, passwords, what).await,
+        Some(c) => read_checked(sink, c, passwords, what).await,
     }
 }
 
@@ -136,6 +155,7 @@ async fn read_on_blocking_pool(
 async fn read_checked(
     sink: &Sink,
     (checks, n, fresh): Checks,
+    passwords: Arc<Passwords>,
     what: impl FnOnce(i64) -> Listing + Send + 'static,
 ) -> bool {
     use futures::StreamExt as _;
@@ -156,7 +176,7 @@ async fn read_checked(
             }
         }
         for f in &files {
-            let recs = read_file(f, now);
+            let recs = read_file_with(f, now, &passwords);
             let certs = Arc::new(recs.iter().filter_map(|r| r.cert.clone()).collect());
             for r in recs {
                 if rt.block_on(tx.send((r, Arc::clone(&certs)))).is_err() {
@@ -197,7 +217,11 @@ async fn read_checked(
 }
 
 /// Read the files `what` gives straight to the sink.
-async fn read_plain(sink: &Sink, what: impl FnOnce(i64) -> Listing + Send + 'static) -> bool {
+async fn read_plain(
+    sink: &Sink,
+    passwords: Arc<Passwords>,
+    what: impl FnOnce(i64) -> Listing + Send + 'static,
+) -> bool {
     let sink2 = sink.clone();
     let handle = tokio::task::spawn_blocking(move || {
         let rt = tokio::runtime::Handle::current();
@@ -212,7 +236,7 @@ async fn read_plain(sink: &Sink, what: impl FnOnce(i64) -> Listing + Send + 'sta
             }
         }
         for f in &files {
-            for r in read_file(f, now) {
+            for r in read_file_with(f, now, &passwords) {
                 if !rt.block_on(sink2.observed(r)) {
                     return false;
                 }
@@ -246,10 +270,15 @@ impl Source for FileSource {
     fn round<'a>(&'a self, sink: &'a Sink) -> BoxFut<'a, RoundEnd> {
         let specs = self.specs.clone();
         Box::pin(async move {
-            end(read_on_blocking_pool(sink, self.checks(false), move |now| {
-                let exp = expand(&specs, now);
-                (exp.files, exp.problems, true)
-            })
+            end(read_on_blocking_pool(
+                sink,
+                self.checks(false),
+                self.passwords.clone(),
+                move |now| {
+                    let exp = expand(&specs, now);
+                    (exp.files, exp.problems, true)
+                },
+            )
             .await)
         })
     }
@@ -269,10 +298,12 @@ impl Source for FileSource {
             })
             .collect();
         Box::pin(async move {
-            end(read_on_blocking_pool(sink, self.checks(true), move |_| {
-                (entries, Vec::new(), false)
-            })
-            .await)
+            end(
+                read_on_blocking_pool(sink, self.checks(true), self.passwords.clone(), move |_| {
+                    (entries, Vec::new(), false)
+                })
+                .await,
+            )
         })
     }
 
@@ -281,10 +312,17 @@ impl Source for FileSource {
     }
 }
 
-/// The file of a file row's location (`path`, or `path#N` for the Nth certificate).
+/// The file of a file row's location (`path`, `path#N` for the Nth certificate, or
+/// `path#alias` for a keystore entry).
 pub fn file_of(location: &str) -> &str {
     match location.rsplit_once('#') {
         Some((p, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => p,
-        _ => location,
+        _ if std::path::Path::new(location).exists() => location,
+        // A keystore alias may itself hold `#`: the first prefix that is a file.
+        _ => location
+            .match_indices('#')
+            .map(|(i, _)| &location[..i])
+            .find(|p| std::path::Path::new(p).is_file())
+            .unwrap_or(location),
     }
 }
