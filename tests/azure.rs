@@ -206,3 +206,152 @@ fn scan_reads_every_certificate_and_version_paged_as_the_python_sdk_does() {
     assert_eq!(api["lifetime_actions"][0]["lifetime_percentage"], 80);
     assert!(api["pending"].is_null());
 }
+
+fn small_seed() -> Value {
+    json!([
+        {"name": "a", "policy": policy("Self", "AutoRenew", Some(80), None),
+         "versions": [{"version": "a1", "der_b64": b64(&der("a.example.com", -1, 90))}]},
+        {"name": "b", "policy": policy("Self", "AutoRenew", None, Some(30)),
+         "versions": [{"version": "b1", "der_b64": b64(&der("b.example.com", -1, 90))}]},
+        {"name": "c", "policy": policy("Self", "EmailContacts", Some(90), None),
+         "versions": [{"version": "c1", "der_b64": b64(&der("c.example.com", -1, 90))}]},
+    ])
+}
+
+/// Missing, rejected and refused credentials: each a health message that names what is
+/// missing, never the secret or a token; workload identity (a federated token file) works.
+#[test]
+fn credentials_missing_or_rejected_are_health_messages_naming_what_is_missing() {
+    let ca = TestCa::new();
+    let fx = Fixture::start(&ca, small_seed());
+    let mut home = Home::new(&fx, &ca);
+    let label = format!("azure 127.0.0.1:{}", fx.port);
+
+    // A wrong client secret: Entra ID's answer, not the secret.
+    home.set("AZURE_CLIENT_SECRET", "wrong-secret-Zq9");
+    let (rows, err, code) = scan_json(&home, &ca, &[]);
+    assert!(azure_rows(&rows).is_empty(), "{rows:#?}");
+    assert_ne!(code, 0);
+    assert!(err.contains(&label), "{err}");
+    assert!(err.contains("no Azure credentials"), "{err}");
+    assert!(err.contains("AADSTS7000215"), "{err}");
+    assert!(
+        !err.contains("wrong-secret-Zq9") && !err.contains("kvtok-"),
+        "{err}"
+    );
+
+    // Nothing configured: every credential of the chain says why it is not usable.
+    home.unset("AZURE_CLIENT_SECRET");
+    home.unset("AZURE_CLIENT_ID");
+    home.unset("AZURE_TENANT_ID");
+    let (_, err, code) = scan_json(&home, &ca, &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET not set"),
+        "{err}"
+    );
+    assert!(err.contains("AZURE_FEDERATED_TOKEN_FILE not set"), "{err}");
+    assert!(err.contains("managed identity"), "{err}");
+
+    // Workload identity (AKS): a federated token file, exchanged as a client assertion.
+    let token = home.path("azure-identity-token");
+    write_file(&token, FEDERATED);
+    home.set("AZURE_TENANT_ID", TENANT);
+    home.set("AZURE_CLIENT_ID", CLIENT_ID);
+    home.set("AZURE_FEDERATED_TOKEN_FILE", token.to_str().unwrap());
+    let (rows, err, _) = scan_json(&home, &ca, &[]);
+    assert!(err.is_empty(), "{err}\n{}", fx.log());
+    assert_eq!(azure_rows(&rows).len(), 3);
+
+    // A token the vault does not accept: the vault's 401.
+    fx.control(json!({"reject_tokens": true}));
+    let (_, err, code) = scan_json(&home, &ca, &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("certificates list on 127.0.0.1") && err.contains("401 Unauthorized"),
+        "{err}"
+    );
+    assert!(err.contains("AKV10032"), "{err}");
+    assert!(!err.contains("kvtok-") && !err.contains(FEDERATED), "{err}");
+}
+
+/// 403 names the permission and the role; 429 with Retry-After is waited out; a list page
+/// that fails half way and a `cer` that does not parse keep what was read.
+#[test]
+fn forbidden_throttled_broken_pages_and_bodies_are_health_messages_or_error_rows() {
+    let ca = TestCa::new();
+    let fx = Fixture::start(&ca, small_seed());
+    let home = Home::new(&fx, &ca);
+    let vault = fx.url();
+
+    fx.control(json!({"forbid": ["list"]}));
+    let (rows, err, code) = scan_json(&home, &ca, &["--azure-vault", &vault]);
+    assert!(azure_rows(&rows).is_empty());
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("certificates list denied on 127.0.0.1")
+            && err.contains("403 Forbidden/AccessDenied")
+            && err.contains("needs the 'certificates/list' permission (access policy)")
+            && err.contains("Key Vault Certificate User"),
+        "{err}"
+    );
+    assert!(
+        err.contains("does not have certificates list permission"),
+        "{err}"
+    );
+
+    // Listing allowed, reading denied: error rows, and the vault's health says why.
+    fx.control(json!({"forbid": ["get"]}));
+    let (rows, err, _) = scan_json(&home, &ca, &["--azure-vault", &vault]);
+    let az = azure_rows(&rows);
+    assert_eq!(az.len(), 3, "{rows:#?}");
+    for r in &az {
+        assert!(
+            r["error"]
+                .as_str()
+                .unwrap()
+                .contains("needs the 'certificates/get' permission"),
+            "{r:#?}"
+        );
+    }
+    assert!(err.contains("certificates/get"), "{err}");
+
+    // Throttled: three 429s with Retry-After 1 s, retried by the SDK's pipeline.
+    fx.control(json!({"throttle": 3, "retry_after": 1}));
+    let t = std::time::Instant::now();
+    let (rows, err, _) = scan_json(&home, &ca, &["--azure-vault", &vault]);
+    assert!(err.is_empty(), "{err}");
+    assert_eq!(azure_rows(&rows).len(), 3);
+    assert_eq!(fx.stats()["throttled"], 3);
+    assert!(
+        t.elapsed() >= std::time::Duration::from_secs(2),
+        "Retry-After honoured"
+    );
+
+    // The second list page fails (500, retried, then given up): page one's rows stay.
+    fx.control(json!({"page_size": 2, "fail_page": 2}));
+    let (rows, err, _) = scan_json(&home, &ca, &["--azure-vault", &vault]);
+    assert_eq!(azure_rows(&rows).len(), 2, "{rows:#?}");
+    assert!(
+        err.contains("page 2 failed after 2 certificates were read"),
+        "{err}"
+    );
+
+    // A `cer` that does not parse: an error row; the others load.
+    fx.control(json!({"bad_cer": ["b"]}));
+    let (rows, _, _) = scan_json(&home, &ca, &["--azure-vault", &vault]);
+    let r = row(&rows, &format!("{vault}certificates/b/b1"));
+    assert!(
+        r["error"].as_str().unwrap().contains("does not parse"),
+        "{r:#?}"
+    );
+    assert!(row(&rows, &format!("{vault}certificates/a/a1"))["error"].is_null());
+    assert_eq!(
+        row(&rows, &format!("{vault}certificates/b/b1"))["azure"]["renewal"],
+        "Key Vault auto-renews 30 days before expiry: due ".to_owned()
+            + &row(&rows, &format!("{vault}certificates/b/b1"))["azure"]["renewal_due"]
+                .as_i64()
+                .map(|d| certdeck::clock::date(d))
+                .unwrap()
+    );
+}

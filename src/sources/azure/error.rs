@@ -189,7 +189,15 @@ pub fn classify(e: &azure_core::Error, op: Op, vault: &str, retries: u32) -> AzE
                 },
             }
         }
-        ErrorKind::Credential => AzError::NoCredentials(clean(&chain(e))),
+        ErrorKind::Credential => {
+            let text = chain(e);
+            // The pipeline's retry policy wraps the chain's own message: keep the message.
+            let text = match text.find("tried ") {
+                Some(i) => &text[i..],
+                None => &text,
+            };
+            AzError::NoCredentials(super::clean(text, 900))
+        }
         _ => {
             let text = clean(&chain(e));
             let lower = text.to_ascii_lowercase();
