@@ -351,7 +351,7 @@ fn forbidden_throttled_broken_pages_and_bodies_are_health_messages_or_error_rows
         "Key Vault auto-renews 30 days before expiry: due ".to_owned()
             + &row(&rows, &format!("{vault}certificates/b/b1"))["azure"]["renewal_due"]
                 .as_i64()
-                .map(|d| certdeck::clock::date(d))
+                .map(certdeck::clock::date)
                 .unwrap()
     );
 }
