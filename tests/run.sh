@@ -28,6 +28,10 @@ command -v exim4 >/dev/null || need+=(exim4-daemon-light)
 command -v mariadbd >/dev/null || need+=(mariadb-server)
 [ -x /usr/sbin/slapd ] || need+=(slapd)
 command -v prosody >/dev/null || need+=(prosody)
+# Prometheus stack (tests/prom.rs): the exporter scraped, the Prometheus source, Alertmanager.
+command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+command -v prometheus-blackbox-exporter >/dev/null || need+=(prometheus-blackbox-exporter)
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${need[*]}"
   $SUDO apt-get update -qq
