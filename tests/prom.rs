@@ -10,4 +10,5 @@ mod nginx;
 mod prom {
     pub mod peers;
     pub mod serve;
+    pub mod source;
 }

@@ -13,6 +13,7 @@ pub mod aws;
 pub mod file;
 pub mod k8s;
 pub mod pem;
+pub mod prometheus;
 pub mod registry;
 pub mod revocation;
 pub mod starttls;

@@ -19,6 +19,7 @@ pub static PLUGINS: &[&dyn Plugin] = &[
     &super::aws::source::PLUGIN,
     &crate::acme::source::PLUGIN,
     &super::vault::source::PLUGIN,
+    &super::prometheus::source::PLUGIN,
 ];
 
 /// What the sources are built for.
