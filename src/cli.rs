@@ -62,6 +62,9 @@ pub enum Command {
     Scan(ScanArgs),
     /// Start a built-in demo fleet on loopback and show it (no configuration needed).
     Demo(DemoArgs),
+    /// Run the sources on their schedules and serve /metrics (Prometheus text or OpenMetrics),
+    /// /healthz and /readyz.
+    Serve(ServeArgs),
     /// Renew rows: cert-manager Certificates (as `cmctl renew` does), ACME-managed files,
     /// files renewed from a Vault/OpenBao role, the demo fleet.
     #[command(after_help = ACTION_EXIT_CODES_HELP)]
@@ -189,6 +192,15 @@ pub struct ScanArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default `[serve] listen`, else 127.0.0.1:9793).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Keep the demo servers running and print their addresses, until Ctrl-C.
     #[arg(long)]
@@ -208,7 +220,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// (the bare command), `scan` and the action commands.
 pub fn command() -> clap::Command {
     let mut cmd = crate::sources::registry::add_flags(Cli::command());
-    for sub in ["scan", "renew", "rotate", "revoke", "action"] {
+    for sub in ["scan", "serve", "renew", "rotate", "revoke", "action"] {
         cmd = cmd.mut_subcommand(sub, crate::sources::registry::add_flags);
     }
     cmd

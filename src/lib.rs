@@ -13,6 +13,7 @@ pub mod fsx;
 pub mod model;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod settings;
 pub mod sources;
 pub mod testing;

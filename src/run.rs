@@ -78,6 +78,37 @@ pub async fn scan(
     .map_err(|e| SettingsError::Build(format!("cannot write the report: {e}")))
 }
 
+/// `certdeck serve`: the exporter, until Ctrl-C or SIGTERM.
+pub async fn serve(
+    cli: &Cli,
+    args: &crate::cli::ServeArgs,
+    matches: &clap::ArgMatches,
+) -> Result<i32, SettingsError> {
+    let settings = Settings::resolve(cli, &args.probe)?;
+    let cfg: crate::serve::ServeConfig = settings.config.section("serve")?.unwrap_or_default();
+    let listen = args
+        .listen
+        .clone()
+        .or(cfg.listen)
+        .unwrap_or_else(|| crate::serve::DEFAULT_LISTEN.to_owned());
+    let addr =
+        crate::serve::parse_listen(&listen).map_err(|e| SettingsError::Build(e.to_string()))?;
+    let sources = settings.sources(Some(matches), &[], &Purpose::Dashboard)?;
+    if sources.is_empty() {
+        return Err(SettingsError::Nothing(settings.config.name()));
+    }
+    crate::serve::run(
+        sources,
+        &settings.refresh,
+        settings.thresholds,
+        addr,
+        shutdown_signal(),
+    )
+    .await
+    .map_err(|e| SettingsError::Build(e.to_string()))?;
+    Ok(exit::OK)
+}
+
 /// Open the dashboard over `sources`, with the actions of `session`.
 pub async fn dashboard(
     settings: &Settings,
@@ -361,6 +392,7 @@ pub async fn run(parsed: Parsed) -> anyhow::Result<i32> {
     match &cli.command {
         Some(Command::Scan(args)) => settled(scan(cli, args, m).await),
         Some(Command::Demo(args)) => demo(cli, args).await,
+        Some(Command::Serve(args)) => settled(serve(cli, args, m).await),
         Some(Command::Renew(args)) => {
             settled(act(cli, m, Request::Verb("renew".into()), &args.action, None).await)
         }

@@ -67,6 +67,7 @@ pub struct Settings {
 pub fn known_sections() -> Vec<&'static str> {
     let mut all = registry::sections();
     all.extend(crate::actions::SECTIONS);
+    all.extend(crate::serve::SECTIONS);
     all
 }
 

@@ -30,6 +30,10 @@ command -v mariadbd >/dev/null || need+=(mariadb-server)
 command -v prosody >/dev/null || need+=(prosody)
 # Keystores (tests/cli/keystores.rs): keytool from the JDK.
 command -v keytool >/dev/null || need+=(openjdk-17-jre-headless)
+# Prometheus stack (tests/prom.rs): the exporter scraped, the Prometheus source, Alertmanager.
+command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+command -v prometheus-blackbox-exporter >/dev/null || need+=(prometheus-blackbox-exporter)
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${need[*]}"
   $SUDO apt-get update -qq

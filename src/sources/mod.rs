@@ -15,6 +15,7 @@ pub mod file;
 pub mod k8s;
 pub mod keystore;
 pub mod pem;
+pub mod prometheus;
 pub mod registry;
 pub mod revocation;
 pub mod starttls;

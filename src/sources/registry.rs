@@ -21,6 +21,7 @@ pub static PLUGINS: &[&dyn Plugin] = &[
     &super::azure::source::PLUGIN,
     &crate::acme::source::PLUGIN,
     &super::vault::source::PLUGIN,
+    &super::prometheus::source::PLUGIN,
 ];
 
 /// What the sources are built for.
