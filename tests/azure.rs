@@ -355,3 +355,119 @@ fn forbidden_throttled_broken_pages_and_bodies_are_health_messages_or_error_rows
                 .unwrap()
     );
 }
+
+/// `certdeck renew ID` on a Key Vault row: the preview, a dry run that writes nothing, then a
+/// new version from the policy (create, pending until completed), verified by re-reading; the
+/// audit record; an issuer that cannot issue is refused with the reason; a creation that fails
+/// leaves the previous version current. The official Python SDK's own create goes through the
+/// same fixture shapes.
+#[test]
+fn renew_creates_a_new_version_from_the_policy_verified_and_audited() {
+    let ca = TestCa::new();
+    let mut certs = small_seed();
+    certs.as_array_mut().unwrap().push(json!(
+        {"name": "byo", "policy": policy("Unknown", "EmailContacts", Some(80), None),
+         "versions": [{"version": "e1", "der_b64": b64(&der("byo.example.com", -1, 90))}]}
+    ));
+    let fx = Fixture::start(&ca, certs);
+    fx.control(json!({"pending_polls": 2}));
+    let home = Home::new(&fx, &ca);
+    // `renew` finds its rows from the config file; the test CA is trusted there too.
+    let config = format!(
+        "ca_files = [\"{}\"]\n[[azure]]\nvault = \"{}\"\nverify_challenge_resource = false\ntimeout = \"5s\"\n",
+        ca.ca().display(),
+        fx.url()
+    );
+    write_file(&home.path("config.toml"), &config);
+    let vault = fx.url();
+    let certdeck = |args: &[&str]| run(home.certdeck().args(args));
+    let scan = || {
+        let (out, err, _) = certdeck(&["scan", "-o", "json"]);
+        serde_json::from_str::<Vec<Value>>(&out).unwrap_or_else(|_| panic!("{out}{err}"))
+    };
+    let rows = scan();
+    let a1 = row(&rows, &format!("{vault}certificates/a/a1")).clone();
+    let id = a1["id"].as_str().unwrap().to_owned();
+
+    let (out, err, code) = certdeck(&["renew", &id, "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Renew a (new Key Vault version from its policy)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "POST {vault}certificates/a/create?api-version=7.5"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("issuer:     Self"), "{out}");
+    assert!(out.contains("12 months from issue"), "{out}");
+    assert!(out.contains("dry run: nothing was written"), "{out}");
+    assert_eq!(fx.stats()["creates"], 0);
+
+    let (out, err, code) = certdeck(&["renew", &id, "--yes", "--wait", "30s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("renewed: version "), "{out}");
+    assert!(err.contains("[wait] operation inProgress"), "{err}");
+    assert_eq!(fx.stats()["creates"], 1);
+    let sent = &fx.stats()["create_bodies"][0];
+    assert_eq!(sent["policy"]["issuer"]["name"], "Self", "{sent}");
+    assert_eq!(
+        sent["policy"]["lifetime_actions"][0]["action"]["action_type"],
+        "AutoRenew"
+    );
+
+    // Re-read: a new current version, the old one kept as an older version.
+    let rows = scan();
+    let mine: Vec<&Value> = rows.iter().filter(|r| r["azure"]["name"] == "a").collect();
+    assert_eq!(mine.len(), 2, "{mine:#?}");
+    let new = mine.iter().find(|r| r["azure"]["current"] == true).unwrap();
+    assert_ne!(new["sha256"], a1["sha256"]);
+    assert!(new["azure"]["expires"].as_i64() > a1["azure"]["expires"].as_i64());
+    let old = row(&rows, &format!("{vault}certificates/a/a1"));
+    assert_eq!(old["azure"]["current"], false);
+    assert_eq!(old["sha256"], a1["sha256"]);
+
+    // The audit record: before and after.
+    let audit = std::fs::read_to_string(home.path("data/audit.jsonl")).unwrap();
+    let rec: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(rec["action"], "azure-renew", "{rec}");
+    assert_eq!(rec["before_sha256"], a1["sha256"], "{rec}");
+    assert_eq!(rec["after_sha256"], new["sha256"], "{rec}");
+    assert!(!audit.contains(SECRET) && !audit.contains("kvtok-"));
+
+    // Issuer Unknown: refused, and why.
+    let byo = row(&rows, &format!("{vault}certificates/byo/e1"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (out, err, code) = certdeck(&["renew", &byo, "--yes"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("issuer is Unknown"), "{err}");
+
+    // A creation that fails: the step is named, the previous version stays current.
+    fx.control(json!({"create_fails": true}));
+    let b1 = row(&rows, &format!("{vault}certificates/b/b1")).clone();
+    let (out, err, code) = certdeck(&["renew", b1["id"].as_str().unwrap(), "--yes"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("FAILED") && out.contains("step wait"), "{out}");
+    assert!(out.contains("CertificateOperationFailed"), "{out}");
+    let rows = scan();
+    let b = row(&rows, &format!("{vault}certificates/b/b1"));
+    assert_eq!(b["azure"]["current"], true);
+    assert_eq!(b["sha256"], b1["sha256"]);
+    assert_eq!(b["azure"]["pending"]["status"], "failed");
+
+    // The official Python SDK's create through the same shapes (202, pending, completed).
+    fx.control(json!({}));
+    let made = home.sdk(&[&vault, "create", "c"]);
+    assert_eq!(made["name"], "c");
+    let rows = scan();
+    let c_cur = rows
+        .iter()
+        .find(|r| r["azure"]["name"] == "c" && r["azure"]["current"] == true)
+        .unwrap();
+    assert_eq!(c_cur["sha256"], made["sha256"]);
+    assert_eq!(c_cur["azure"]["version"], made["version"]);
+}
