@@ -354,6 +354,19 @@ fn forbidden_throttled_broken_pages_and_bodies_are_health_messages_or_error_rows
                 .map(certdeck::clock::date)
                 .unwrap()
     );
+
+    // A vault slower than the time limit: timed out, not hung.
+    write_file(
+        &home.path("config.toml"),
+        &format!(
+            "[[azure]]\nvault = \"{vault}\"\nverify_challenge_resource = false\ntimeout = \"1s\"\nmax_retries = 0\n"
+        ),
+    );
+    fx.control(json!({"delay": 3}));
+    let (rows, err, code) = scan_json(&home, &ca, &[]);
+    assert!(azure_rows(&rows).is_empty());
+    assert_ne!(code, 0);
+    assert!(err.contains("timed out"), "{err}");
 }
 
 /// `certdeck renew ID` on a Key Vault row: the preview, a dry run that writes nothing, then a
@@ -470,4 +483,108 @@ fn renew_creates_a_new_version_from_the_policy_verified_and_audited() {
         .unwrap();
     assert_eq!(c_cur["sha256"], made["sha256"]);
     assert_eq!(c_cur["azure"]["version"], made["version"]);
+}
+
+/// The dashboard's table and details of Key Vault rows: the overdue renewal is a critical row
+/// saying so, and the details carry the vault, version, policy and renewal window.
+#[test]
+fn dashboard_shows_an_overdue_key_vault_row_as_critical_with_its_renewal_details() {
+    use certdeck::app::{App, AppEvent};
+    use certdeck::config::keymap::Keymap;
+    use certdeck::config::theme::Theme;
+    use certdeck::model::status::DAY;
+    use certdeck::model::{Record, Thresholds};
+    use certdeck::sources::azure::facts::{record_for, KvFacts, LifetimeAction};
+    use certdeck::sources::{SourceEvent, SourceId};
+    use certdeck::testing::{facts, NOW};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    let kv = |name: &str, version: &str, nbf: i64, exp: i64, current: bool| -> Record {
+        let f = KvFacts {
+            vault: "https://shop.vault.azure.net/".into(),
+            vault_name: "shop".into(),
+            name: name.into(),
+            version: version.into(),
+            id: format!("https://shop.vault.azure.net/certificates/{name}/{version}"),
+            current,
+            current_version: Some("v2".into()),
+            enabled: Some(true),
+            not_before: Some(nbf),
+            expires: Some(exp),
+            issuer: Some("Self".into()),
+            validity_months: Some(12),
+            lifetime_actions: vec![LifetimeAction {
+                action: "AutoRenew".into(),
+                lifetime_percentage: Some(80),
+                days_before_expiry: None,
+            }],
+            versions: 2,
+            ..KvFacts::default()
+        };
+        let cert = facts(
+            &format!("{name}.example.com"),
+            &format!("{name}.example.com"),
+            nbf,
+            exp,
+            "ECDSA P-256",
+            &[&format!("{name}.example.com")],
+        );
+        record_for(
+            &f.id.clone(),
+            Some(std::sync::Arc::new(cert)),
+            f.into_extra(NOW),
+            NOW,
+        )
+    };
+    let mut a = App::new(NOW, Thresholds::default(), Keymap::default());
+    a.update(AppEvent::Resize(120, 40));
+    let src = std::sync::Arc::new(SourceId::new(certdeck::sources::azure::facts::KIND, "shop"));
+    for r in [
+        kv("api", "v2", NOW - 85 * DAY, NOW + 15 * DAY, true),
+        kv("web", "v2", NOW - 10 * DAY, NOW + 90 * DAY, true),
+    ] {
+        a.update(AppEvent::Source(SourceEvent::Observed {
+            source: src.clone(),
+            record: r,
+        }));
+    }
+    let draw = |a: &App| {
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
+        term.draw(|f| certdeck::ui::render(a, &Theme::default_dark(), f))
+            .unwrap();
+        let buf = term.backend().buffer().clone();
+        let mut out = String::new();
+        for y in 0..buf.area.height {
+            let mut line = String::new();
+            for x in 0..buf.area.width {
+                line.push_str(buf[(x, y)].symbol());
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    };
+    let table = draw(&a);
+    let api = table
+        .lines()
+        .find(|l| l.contains("api.example.com"))
+        .unwrap();
+    assert!(
+        api.contains("CRIT") && api.contains(" 15 "),
+        "15 days left, yet critical: {table}"
+    );
+    insta::assert_snapshot!("azure_table_120x40", table);
+    let key = |c: KeyCode| AppEvent::Key(KeyEvent::new(c, KeyModifiers::NONE));
+    a.update(key(KeyCode::Char('/')));
+    for c in "api.example".chars() {
+        a.update(key(KeyCode::Char(c)));
+    }
+    a.update(key(KeyCode::Enter));
+    a.update(key(KeyCode::Enter));
+    let details = draw(&a);
+    assert!(
+        details.contains("auto-renews at 80% of lifetime"),
+        "{details}"
+    );
+    insta::assert_snapshot!("azure_details_120x40", details);
 }

@@ -300,9 +300,9 @@ impl KvFacts {
             (
                 "Version".to_owned(),
                 format!(
-                    "{}{} ({} versions)",
+                    "{} ({}{} versions)",
                     self.version,
-                    if self.current { " (current)" } else { "" },
+                    if self.current { "current; " } else { "older; " },
                     self.versions
                 ),
             ),
@@ -321,7 +321,7 @@ impl KvFacts {
         ];
         for a in &self.lifetime_actions {
             d.push((
-                "Lifetime action".to_owned(),
+                "Lifetime".to_owned(),
                 format!("{} {}", a.action, a.trigger()),
             ));
         }
