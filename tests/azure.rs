@@ -263,6 +263,19 @@ fn credentials_missing_or_rejected_are_health_messages_naming_what_is_missing() 
     assert!(err.is_empty(), "{err}\n{}", fx.log());
     assert_eq!(azure_rows(&rows).len(), 3);
 
+    // The Azure CLI's login: `az account get-access-token` for the vault's scope.
+    home.unset("AZURE_FEDERATED_TOKEN_FILE");
+    home.unset("AZURE_CLIENT_ID");
+    home.fake_az();
+    let (rows, err, _) = scan_json(&home, &ca, &[]);
+    assert!(err.is_empty(), "{err}\n{}", fx.log());
+    assert_eq!(azure_rows(&rows).len(), 3);
+    let args = std::fs::read_to_string(home.path("az-args")).unwrap();
+    assert!(
+        args.contains("account get-access-token -o json --scope https://vault.azure.net/.default"),
+        "{args}"
+    );
+
     // A token the vault does not accept: the vault's 401.
     fx.control(json!({"reject_tokens": true}));
     let (_, err, code) = scan_json(&home, &ca, &[]);

@@ -51,7 +51,8 @@ LOCK = threading.Lock()
 with open(SEED) as f:
     SEEDED = json.load(f)
 TENANT = SEEDED["tenant"]
-TOKENS = set()
+# Tokens issued here, plus any the seed names (the Azure CLI's, handed out by `az`).
+TOKENS = set(SEEDED.get("static_tokens", []))
 STATS_DATA = {"requests": 0, "throttled": 0, "tokens": 0, "challenges": 0, "forbidden": 0,
               "creates": 0, "paths": []}
 STATE = {"control_raw": None, "throttle_left": 0}
