@@ -103,6 +103,10 @@ fn scan_reads_every_certificate_and_version_paged_as_the_python_sdk_does() {
         r["azure"]["renewal"],
         "older version: Key Vault serves version 1f2e3d4c5b6a79880796a5b4c3d2e1f0"
     );
+    // Expired 35 days ago, but replaced: history, not a risk.
+    assert!(r["days_left"].as_i64().unwrap() < 0, "{r:#}");
+    assert_eq!(r["status"], "ok");
+    assert_eq!(r["azure"]["superseded"], true);
     // Auto-renew point passed five days ago and nothing renewed it: overdue, critical although
     // 15 days are left (the warning threshold alone would say warning).
     let r = row(&rows, &loc(&fx, "api", "aa00000000000000000000000000000a"));

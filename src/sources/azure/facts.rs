@@ -119,6 +119,8 @@ pub struct KvFacts {
     pub renewal_due: Option<i64>,
     /// `renewal_overdue` at observation time.
     pub renewal_overdue: bool,
+    /// Not the current version: Key Vault serves a newer one (the row never ranks above ok).
+    pub superseded: bool,
 }
 
 /// Where a certificate version stands with renewal.
@@ -350,6 +352,7 @@ impl KvFacts {
     /// The row's extra facts (`Record::extra`), with the note and sentence at `now`.
     pub fn into_extra(mut self, now: i64) -> Extra {
         self.kind = "kv-certificate".to_owned();
+        self.superseded = !self.current && self.current_version.is_some();
         self.renewal = renewal_sentence(&self, now);
         self.renewal_overdue = renewal_overdue(&self, now);
         self.renewal_due = match renewal_state(&self) {
