@@ -169,7 +169,21 @@ impl Backend for AzureBackend {
             });
             plan.issuer = cur.facts.issuer.clone();
             plan.names = cur.facts.dns_names.clone();
-            plan.key_type = cur.facts.key_type.clone();
+            // Key Vault makes a new key unless the policy reuses the current one.
+            let reuse = cur
+                .policy
+                .key_properties
+                .as_ref()
+                .and_then(|k| k.reuse_key)
+                .unwrap_or(false);
+            if reuse {
+                if let Some(k) = &cur.facts.key_type {
+                    plan.details
+                        .push(("key".to_owned(), format!("{k} (the policy reuses the key)")));
+                }
+            } else {
+                plan.key_type = cur.facts.key_type.clone();
+            }
             plan.details.push((
                 "current".to_owned(),
                 format!("version {}", cur.version.as_deref().unwrap_or("-")),
