@@ -103,6 +103,10 @@ fn scan_reads_every_certificate_and_version_paged_as_the_python_sdk_does() {
         r["azure"]["renewal"],
         "older version: Key Vault serves version 1f2e3d4c5b6a79880796a5b4c3d2e1f0"
     );
+    // Expired 35 days ago, but replaced: history, not a risk.
+    assert!(r["days_left"].as_i64().unwrap() < 0, "{r:#}");
+    assert_eq!(r["status"], "ok");
+    assert_eq!(r["azure"]["superseded"], true);
     // Auto-renew point passed five days ago and nothing renewed it: overdue, critical although
     // 15 days are left (the warning threshold alone would say warning).
     let r = row(&rows, &loc(&fx, "api", "aa00000000000000000000000000000a"));
@@ -263,6 +267,19 @@ fn credentials_missing_or_rejected_are_health_messages_naming_what_is_missing() 
     assert!(err.is_empty(), "{err}\n{}", fx.log());
     assert_eq!(azure_rows(&rows).len(), 3);
 
+    // The Azure CLI's login: `az account get-access-token` for the vault's scope.
+    home.unset("AZURE_FEDERATED_TOKEN_FILE");
+    home.unset("AZURE_CLIENT_ID");
+    home.fake_az();
+    let (rows, err, _) = scan_json(&home, &ca, &[]);
+    assert!(err.is_empty(), "{err}\n{}", fx.log());
+    assert_eq!(azure_rows(&rows).len(), 3);
+    let args = std::fs::read_to_string(home.path("az-args")).unwrap();
+    assert!(
+        args.contains("account get-access-token -o json --scope https://vault.azure.net/.default"),
+        "{args}"
+    );
+
     // A token the vault does not accept: the vault's 401.
     fx.control(json!({"reject_tokens": true}));
     let (_, err, code) = scan_json(&home, &ca, &[]);
@@ -354,4 +371,237 @@ fn forbidden_throttled_broken_pages_and_bodies_are_health_messages_or_error_rows
                 .map(certdeck::clock::date)
                 .unwrap()
     );
+
+    // A vault slower than the time limit: timed out, not hung.
+    write_file(
+        &home.path("config.toml"),
+        &format!(
+            "[[azure]]\nvault = \"{vault}\"\nverify_challenge_resource = false\ntimeout = \"1s\"\nmax_retries = 0\n"
+        ),
+    );
+    fx.control(json!({"delay": 3}));
+    let (rows, err, code) = scan_json(&home, &ca, &[]);
+    assert!(azure_rows(&rows).is_empty());
+    assert_ne!(code, 0);
+    assert!(err.contains("timed out"), "{err}");
+}
+
+/// `certdeck renew ID` on a Key Vault row: the preview, a dry run that writes nothing, then a
+/// new version from the policy (create, pending until completed), verified by re-reading; the
+/// audit record; an issuer that cannot issue is refused with the reason; a creation that fails
+/// leaves the previous version current. The official Python SDK's own create goes through the
+/// same fixture shapes.
+#[test]
+fn renew_creates_a_new_version_from_the_policy_verified_and_audited() {
+    let ca = TestCa::new();
+    let mut certs = small_seed();
+    certs.as_array_mut().unwrap().push(json!(
+        {"name": "byo", "policy": policy("Unknown", "EmailContacts", Some(80), None),
+         "versions": [{"version": "e1", "der_b64": b64(&der("byo.example.com", -1, 90))}]}
+    ));
+    let fx = Fixture::start(&ca, certs);
+    fx.control(json!({"pending_polls": 2}));
+    let home = Home::new(&fx, &ca);
+    // `renew` finds its rows from the config file; the test CA is trusted there too.
+    let config = format!(
+        "ca_files = [\"{}\"]\n[[azure]]\nvault = \"{}\"\nverify_challenge_resource = false\ntimeout = \"5s\"\n",
+        ca.ca().display(),
+        fx.url()
+    );
+    write_file(&home.path("config.toml"), &config);
+    let vault = fx.url();
+    let certdeck = |args: &[&str]| run(home.certdeck().args(args));
+    let scan = || {
+        let (out, err, _) = certdeck(&["scan", "-o", "json"]);
+        serde_json::from_str::<Vec<Value>>(&out).unwrap_or_else(|_| panic!("{out}{err}"))
+    };
+    let rows = scan();
+    let a1 = row(&rows, &format!("{vault}certificates/a/a1")).clone();
+    let id = a1["id"].as_str().unwrap().to_owned();
+
+    let (out, err, code) = certdeck(&["renew", &id, "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Renew a (new Key Vault version from its policy)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "POST {vault}certificates/a/create?api-version=7.5"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("issuer:     Self"), "{out}");
+    assert!(out.contains("12 months from issue"), "{out}");
+    assert!(out.contains("dry run: nothing was written"), "{out}");
+    assert_eq!(fx.stats()["creates"], 0);
+
+    let (out, err, code) = certdeck(&["renew", &id, "--yes", "--wait", "30s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("renewed: version "), "{out}");
+    assert!(err.contains("[wait] operation inProgress"), "{err}");
+    assert_eq!(fx.stats()["creates"], 1);
+    let sent = &fx.stats()["create_bodies"][0];
+    assert_eq!(sent["policy"]["issuer"]["name"], "Self", "{sent}");
+    assert_eq!(
+        sent["policy"]["lifetime_actions"][0]["action"]["action_type"],
+        "AutoRenew"
+    );
+
+    // Re-read: a new current version, the old one kept as an older version.
+    let rows = scan();
+    let mine: Vec<&Value> = rows.iter().filter(|r| r["azure"]["name"] == "a").collect();
+    assert_eq!(mine.len(), 2, "{mine:#?}");
+    let new = mine.iter().find(|r| r["azure"]["current"] == true).unwrap();
+    assert_ne!(new["sha256"], a1["sha256"]);
+    assert!(new["azure"]["expires"].as_i64() > a1["azure"]["expires"].as_i64());
+    let old = row(&rows, &format!("{vault}certificates/a/a1"));
+    assert_eq!(old["azure"]["current"], false);
+    assert_eq!(old["sha256"], a1["sha256"]);
+
+    // The audit record: before and after.
+    let audit = std::fs::read_to_string(home.path("data/audit.jsonl")).unwrap();
+    let rec: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(rec["action"], "azure-renew", "{rec}");
+    assert_eq!(rec["before_sha256"], a1["sha256"], "{rec}");
+    assert_eq!(rec["after_sha256"], new["sha256"], "{rec}");
+    assert!(!audit.contains(SECRET) && !audit.contains("kvtok-"));
+
+    // Issuer Unknown: refused, and why.
+    let byo = row(&rows, &format!("{vault}certificates/byo/e1"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (out, err, code) = certdeck(&["renew", &byo, "--yes"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("issuer is Unknown"), "{err}");
+
+    // A creation that fails: the step is named, the previous version stays current.
+    fx.control(json!({"create_fails": true}));
+    let b1 = row(&rows, &format!("{vault}certificates/b/b1")).clone();
+    let (out, err, code) = certdeck(&["renew", b1["id"].as_str().unwrap(), "--yes"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("FAILED") && out.contains("step wait"), "{out}");
+    assert!(out.contains("CertificateOperationFailed"), "{out}");
+    let rows = scan();
+    let b = row(&rows, &format!("{vault}certificates/b/b1"));
+    assert_eq!(b["azure"]["current"], true);
+    assert_eq!(b["sha256"], b1["sha256"]);
+    assert_eq!(b["azure"]["pending"]["status"], "failed");
+
+    // The official Python SDK's create through the same shapes (202, pending, completed).
+    fx.control(json!({}));
+    let made = home.sdk(&[&vault, "create", "c"]);
+    assert_eq!(made["name"], "c");
+    let rows = scan();
+    let c_cur = rows
+        .iter()
+        .find(|r| r["azure"]["name"] == "c" && r["azure"]["current"] == true)
+        .unwrap();
+    assert_eq!(c_cur["sha256"], made["sha256"]);
+    assert_eq!(c_cur["azure"]["version"], made["version"]);
+}
+
+/// The dashboard's table and details of Key Vault rows: the overdue renewal is a critical row
+/// saying so, and the details carry the vault, version, policy and renewal window.
+#[test]
+fn dashboard_shows_an_overdue_key_vault_row_as_critical_with_its_renewal_details() {
+    use certdeck::app::{App, AppEvent};
+    use certdeck::config::keymap::Keymap;
+    use certdeck::config::theme::Theme;
+    use certdeck::model::status::DAY;
+    use certdeck::model::{Record, Thresholds};
+    use certdeck::sources::azure::facts::{record_for, KvFacts, LifetimeAction};
+    use certdeck::sources::{SourceEvent, SourceId};
+    use certdeck::testing::{facts, NOW};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    let kv = |name: &str, version: &str, nbf: i64, exp: i64, current: bool| -> Record {
+        let f = KvFacts {
+            vault: "https://shop.vault.azure.net/".into(),
+            vault_name: "shop".into(),
+            name: name.into(),
+            version: version.into(),
+            id: format!("https://shop.vault.azure.net/certificates/{name}/{version}"),
+            current,
+            current_version: Some("v2".into()),
+            enabled: Some(true),
+            not_before: Some(nbf),
+            expires: Some(exp),
+            issuer: Some("Self".into()),
+            validity_months: Some(12),
+            lifetime_actions: vec![LifetimeAction {
+                action: "AutoRenew".into(),
+                lifetime_percentage: Some(80),
+                days_before_expiry: None,
+            }],
+            versions: 2,
+            ..KvFacts::default()
+        };
+        let cert = facts(
+            &format!("{name}.example.com"),
+            &format!("{name}.example.com"),
+            nbf,
+            exp,
+            "ECDSA P-256",
+            &[&format!("{name}.example.com")],
+        );
+        record_for(
+            &f.id.clone(),
+            Some(std::sync::Arc::new(cert)),
+            f.into_extra(NOW),
+            NOW,
+        )
+    };
+    let mut a = App::new(NOW, Thresholds::default(), Keymap::default());
+    a.update(AppEvent::Resize(120, 40));
+    let src = std::sync::Arc::new(SourceId::new(certdeck::sources::azure::facts::KIND, "shop"));
+    for r in [
+        kv("api", "v2", NOW - 85 * DAY, NOW + 15 * DAY, true),
+        kv("web", "v2", NOW - 10 * DAY, NOW + 90 * DAY, true),
+    ] {
+        a.update(AppEvent::Source(SourceEvent::Observed {
+            source: src.clone(),
+            record: r,
+        }));
+    }
+    let draw = |a: &App| {
+        let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
+        term.draw(|f| certdeck::ui::render(a, &Theme::default_dark(), f))
+            .unwrap();
+        let buf = term.backend().buffer().clone();
+        let mut out = String::new();
+        for y in 0..buf.area.height {
+            let mut line = String::new();
+            for x in 0..buf.area.width {
+                line.push_str(buf[(x, y)].symbol());
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    };
+    let table = draw(&a);
+    let api = table
+        .lines()
+        .find(|l| l.contains("api.example.com"))
+        .unwrap();
+    assert!(
+        api.contains("CRIT") && api.contains(" 15 "),
+        "15 days left, yet critical: {table}"
+    );
+    insta::assert_snapshot!("azure_table_120x40", table);
+    let key = |c: KeyCode| AppEvent::Key(KeyEvent::new(c, KeyModifiers::NONE));
+    a.update(key(KeyCode::Char('/')));
+    for c in "api.example".chars() {
+        a.update(key(KeyCode::Char(c)));
+    }
+    a.update(key(KeyCode::Enter));
+    a.update(key(KeyCode::Enter));
+    let details = draw(&a);
+    assert!(
+        details.contains("auto-renews at 80% of lifetime"),
+        "{details}"
+    );
+    insta::assert_snapshot!("azure_details_120x40", details);
 }

@@ -99,6 +99,17 @@ pub fn renewal_overdue(record: &Record) -> bool {
         .is_some_and(|x| x.json.get("renewal_overdue") == Some(&serde_json::Value::Bool(true)))
 }
 
+/// True when the row's source says this certificate is an older version that is not served
+/// any more (a Key Vault version replaced by a newer one; facts carry `superseded: true`): its
+/// expiry is history, not a risk, so it never ranks above ok (unless revoked) and the current
+/// version's status is the one that counts.
+pub fn superseded(record: &Record) -> bool {
+    record
+        .extra
+        .as_ref()
+        .is_some_and(|x| x.json.get("superseded") == Some(&serde_json::Value::Bool(true)))
+}
+
 /// Judge a record at `now` (unix seconds).
 pub fn assess(record: &Record, now: i64, t: Thresholds) -> Assessment {
     let Some(leaf) = record.cert.as_deref() else {
@@ -146,6 +157,11 @@ pub fn assess(record: &Record, now: i64, t: Thresholds) -> Assessment {
         Status::Warning
     } else {
         Status::Ok
+    };
+    let status = if superseded(record) && status != Status::Revoked {
+        Status::Ok
+    } else {
+        status
     };
     Assessment {
         status,

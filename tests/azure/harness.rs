@@ -16,6 +16,8 @@ use serde_json::{json, Value};
 pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 pub const CLIENT_ID: &str = "0b8e9d5a-1111-4c3b-9a6e-certdeck0001";
 pub const SECRET: &str = "fixture-secret-Q7~never-printed";
+/// The token the stand-in `az` prints (the fixture accepts it).
+pub const CLI_TOKEN: &str = "cli-token-7f3e9a";
 pub const FEDERATED: &str = "eyJhbGciOiJSUzI1NiJ9.fixture-federated-token.sig";
 
 pub fn repo() -> PathBuf {
@@ -161,6 +163,7 @@ impl Fixture {
         let seed = json!({
             "tenant": TENANT, "client_id": CLIENT_ID, "client_secret": SECRET,
             "federated_token": FEDERATED, "certificates": certificates,
+            "static_tokens": [CLI_TOKEN],
         });
         std::fs::write(dir.path().join("seed.json"), seed.to_string()).unwrap();
         std::fs::write(dir.path().join("control.json"), "{}").unwrap();
@@ -255,6 +258,24 @@ impl Home {
 
     pub fn unset(&mut self, k: &str) {
         self.env.retain(|(a, _)| a != k);
+    }
+
+    /// A stand-in for the Azure CLI on PATH (azure-cli is not installed here): it answers
+    /// `az account get-access-token -o json --scope S` as the real one does after `az login`,
+    /// and records its arguments.
+    pub fn fake_az(&mut self) {
+        let bin = self.path("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let az = bin.join("az");
+        let script = format!(
+            "#!/bin/sh\necho \"$@\" >> {}\nexp=$(( $(date +%s) + 3600 ))\nprintf '{{\"accessToken\": \"%s\", \"expiresOn\": \"2099-01-01 00:00:00.000000\", \"expires_on\": %s, \"subscription\": \"sub\", \"tenant\": \"{TENANT}\", \"tokenType\": \"Bearer\"}}\\n' {CLI_TOKEN} $exp\n",
+            self.path("az-args").display()
+        );
+        std::fs::write(&az, script).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:/usr/bin:/bin", bin.display());
+        self.set("PATH", &path);
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -13,7 +13,7 @@ proves it faithful by driving it with the official Python SDK (sdk_client.py) be
   `WWW-Authenticate: Bearer authorization="https://HOST/TENANT", resource="https://vault.azure.net"`;
   `GET /certificates` and `/certificates/NAME/versions` paged with `maxresults` and an absolute
   `nextLink` (`$skiptoken`); `GET /certificates/NAME/[VERSION]` with `cer` (base64 DER),
-  `attributes` (epoch seconds) and `policy`; `GET /certificates/NAME/pending` (404
+  `attributes` (epoch seconds) and `policy`; `GET /certificates/NAME/policy`, `GET /certificates/NAME/pending` (404
   PendingCertificateNotFound when none); `POST /certificates/NAME/create` -> 202 and an
   operation that completes (a new self-signed version from the policy) or fails.
 - Faults from the control file (re-read on every request): 429 with Retry-After, 403
@@ -51,7 +51,8 @@ LOCK = threading.Lock()
 with open(SEED) as f:
     SEEDED = json.load(f)
 TENANT = SEEDED["tenant"]
-TOKENS = set()
+# Tokens issued here, plus any the seed names (the Azure CLI's, handed out by `az`).
+TOKENS = set(SEEDED.get("static_tokens", []))
 STATS_DATA = {"requests": 0, "throttled": 0, "tokens": 0, "challenges": 0, "forbidden": 0,
               "creates": 0, "paths": []}
 STATE = {"control_raw": None, "throttle_left": 0}
@@ -325,6 +326,8 @@ class Handler(BaseHTTPRequestHandler):
                       "x5t": der_facts(v["der"])[2], "attributes": attributes(v)}
                      for v in c["versions"]]
             return self.page(items, q, f"/certificates/{name}/versions", ctl)
+        if rest == ["policy"] and method == "GET":
+            return self.send_json(200, policy_json(name, c))
         if rest == ["pending"] and method == "GET":
             if not c["pending"]:
                 return self.kv_error(404, "PendingCertificateNotFound", f"Pending certificate not found: {name}")

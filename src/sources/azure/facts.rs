@@ -119,6 +119,8 @@ pub struct KvFacts {
     pub renewal_due: Option<i64>,
     /// `renewal_overdue` at observation time.
     pub renewal_overdue: bool,
+    /// Not the current version: Key Vault serves a newer one (the row never ranks above ok).
+    pub superseded: bool,
 }
 
 /// Where a certificate version stands with renewal.
@@ -300,9 +302,9 @@ impl KvFacts {
             (
                 "Version".to_owned(),
                 format!(
-                    "{}{} ({} versions)",
+                    "{} ({}{} versions)",
                     self.version,
-                    if self.current { " (current)" } else { "" },
+                    if self.current { "current; " } else { "older; " },
                     self.versions
                 ),
             ),
@@ -321,7 +323,7 @@ impl KvFacts {
         ];
         for a in &self.lifetime_actions {
             d.push((
-                "Lifetime action".to_owned(),
+                "Lifetime".to_owned(),
                 format!("{} {}", a.action, a.trigger()),
             ));
         }
@@ -350,6 +352,7 @@ impl KvFacts {
     /// The row's extra facts (`Record::extra`), with the note and sentence at `now`.
     pub fn into_extra(mut self, now: i64) -> Extra {
         self.kind = "kv-certificate".to_owned();
+        self.superseded = !self.current && self.current_version.is_some();
         self.renewal = renewal_sentence(&self, now);
         self.renewal_overdue = renewal_overdue(&self, now);
         self.renewal_due = match renewal_state(&self) {
