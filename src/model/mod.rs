@@ -2,6 +2,7 @@
 
 pub mod cert;
 pub mod fleet;
+pub mod keyaudit;
 pub mod record;
 pub mod status;
 pub mod text;

@@ -235,6 +235,10 @@ pub struct Record {
     pub extra: Option<Arc<Extra>>,
     /// Revocation status of `cert`, when checked.
     pub revocation: Option<Revocation>,
+    /// Findings about the certificate's private key where its source could see it (file
+    /// modes, location, match); weak keys and signatures are derived by
+    /// [`super::keyaudit::all_findings`].
+    pub key_findings: Vec<super::keyaudit::KeyFinding>,
     /// Why the location could not be read (or a problem found while reading it).
     pub error: Option<String>,
     /// Unix seconds when observed.
@@ -259,6 +263,7 @@ impl Record {
             k8s: None,
             extra: None,
             revocation: None,
+            key_findings: Vec::new(),
             error: None,
             observed_at,
         }

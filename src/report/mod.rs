@@ -132,6 +132,8 @@ struct JsonRecord<'a> {
     k8s: Option<&'a crate::model::K8sInfo>,
     /// Revocation status, when checked (`null`: not checked).
     revocation: Option<JsonRevocation<'a>>,
+    /// Findings about the certificate's private key, worst first (never key material).
+    key_findings: Vec<crate::model::keyaudit::KeyFinding>,
     /// Facts of other sources, under their key (`"aws": {...}`).
     #[serde(flatten)]
     extra: std::collections::BTreeMap<&'static str, &'a serde_json::Value>,
@@ -217,6 +219,7 @@ fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
         starttls: tls.map(|t| t.starttls),
         k8s: r.k8s.as_ref(),
         revocation: r.revocation.as_ref().map(json_revocation),
+        key_findings: crate::model::keyaudit::all_findings(r),
         extra: r.extra.iter().map(|x| (x.key, &x.json)).collect(),
     }
 }
@@ -236,6 +239,12 @@ pub fn note(row: &Row<'_>) -> String {
     }
     if let Some(v) = r.revocation.as_ref().filter(|v| v.is_revoked()) {
         return v.describe();
+    }
+    if let Some(f) = crate::model::keyaudit::all_findings(r)
+        .into_iter()
+        .find(|f| f.severity >= crate::model::keyaudit::Severity::Warning)
+    {
+        return format!("key: {}", f.message);
     }
     if let Some(n) = r.extra.as_ref().and_then(|x| x.note.clone()) {
         return n;

@@ -145,13 +145,24 @@ pub fn read_file(entry: &FileEntry, now: i64) -> Vec<Record> {
 pub fn read_file_with(entry: &FileEntry, now: i64, passwords: &Passwords) -> Vec<Record> {
     let shown = entry.path.display().to_string();
     match crate::fsx::read_bounded(&entry.path, MAX_FILE_BYTES) {
-        Ok(data) => records_from_bytes_with(
-            &shown,
-            &data,
-            entry.explicit,
-            now,
-            passwords.for_path(&entry.path),
-        ),
+        Ok(data) => {
+            let mut recs = records_from_bytes_with(
+                &shown,
+                &data,
+                entry.explicit,
+                now,
+                passwords.for_path(&entry.path),
+            );
+            if recs
+                .iter()
+                .any(|r| r.extra.as_ref().is_some_and(|x| x.key == "keystore"))
+            {
+                keystore::atrest::keystore_findings(&entry.path, &mut recs);
+            } else {
+                keystore::atrest::file_findings(&entry.path, &data, &mut recs);
+            }
+            recs
+        }
         Err(e) if e.kind() == std::io::ErrorKind::InvalidInput && !entry.explicit => Vec::new(),
         Err(e)
             if matches!(

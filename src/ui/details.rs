@@ -133,6 +133,31 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             }
         }
     }
+    let findings = crate::model::keyaudit::all_findings(r);
+    if !findings.is_empty() {
+        use crate::model::keyaudit::Severity;
+        lines.push(Line::raw(""));
+        lines.push(Line::styled("Private key", theme.style(Role::Header)));
+        for f in &findings {
+            let role = match f.severity {
+                Severity::Critical => Role::Critical,
+                Severity::Warning => Role::Warning,
+                Severity::Info => Role::Muted,
+                Severity::Protected => Role::Healthy,
+            };
+            let mut text = f.message.clone();
+            if let Some(l) = f.location.as_ref().filter(|_| !app.ui.redact) {
+                text.push_str(&format!(" [{l}]"));
+            }
+            lines.push(Line::from(vec![
+                Span::styled(format!("{:<14}", f.severity.as_str()), theme.style(role)),
+                Span::styled(
+                    crate::model::text::clean(&text).into_owned(),
+                    theme.style(role),
+                ),
+            ]));
+        }
+    }
     if let Some(x) = &r.extra {
         lines.push(Line::raw(""));
         lines.push(Line::styled(

@@ -48,8 +48,9 @@ impl Stores {
 fn stores() -> &'static Stores {
     static S: OnceLock<Stores> = OnceLock::new();
     S.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("keystores-{}", std::process::id()));
+        // In the system's temporary directory: the project's target/ is inside a checkout,
+        // which the key audit rightly reports.
+        let dir = std::env::temp_dir().join(format!("certdeck-keystores-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let d = dir.as_path();
@@ -621,5 +622,190 @@ async fn a_walked_directory_finds_keystores_by_content_and_a_bad_config_block_is
     assert!(
         err.contains("give exactly one of password_env, password_file, password_command"),
         "{err}"
+    );
+}
+
+/// Private keys at rest: each finding made to happen on real files, through the binary's
+/// JSON, and no key material anywhere in the output.
+#[tokio::test]
+async fn key_findings_name_readable_misplaced_mismatched_weak_and_keystore_keys() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = stores();
+    // Outside the project's own checkout (target/ is inside one).
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path().to_path_buf();
+    std::fs::create_dir_all(d.join("etc")).expect("dir");
+    std::fs::create_dir_all(d.join("checkout/.git")).expect("dir");
+    let cp = |from: &str, to: &str, mode: u32| {
+        let dst = d.join(to);
+        std::fs::copy(s.dir.join(from), &dst).expect("copy");
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    cp("leaf.crt", "etc/world.crt", 0o644);
+    cp("leaf.key", "etc/world.key", 0o644);
+    cp("leaf.crt", "etc/group.crt", 0o644);
+    cp("leaf.key", "etc/group.key", 0o640);
+    cp("leaf.crt", "etc/fine.crt", 0o644);
+    cp("leaf.key", "etc/fine.key", 0o600);
+    cp("leaf.crt", "etc/wrong.crt", 0o644);
+    cp("ca.key", "etc/wrong.key", 0o600);
+    cp("leaf.crt", "checkout/server.crt", 0o644);
+    cp("leaf.key", "checkout/server.key", 0o600);
+    let cert = std::fs::read_to_string(s.dir.join("leaf.crt")).expect("crt");
+    let key = std::fs::read_to_string(s.dir.join("leaf.key")).expect("key");
+    std::fs::write(d.join("etc/app.yaml"), format!("tls:\n{cert}{key}")).expect("yaml");
+    std::fs::set_permissions(
+        d.join("etc/app.yaml"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
+    // Encrypted key beside its certificate.
+    openssl(
+        &d,
+        &[
+            "pkey",
+            "-in",
+            &s.path("leaf.key"),
+            "-aes256",
+            "-passout",
+            "pass:x",
+            "-out",
+            "etc/enc.key",
+        ],
+    );
+    cp("leaf.crt", "etc/enc.crt", 0o644);
+    // A weak certificate: RSA 1024 signed with SHA-1 by the CA.
+    openssl(
+        &d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:1024",
+            "-nodes",
+            "-keyout",
+            "etc/weak.key",
+            "-out",
+            "weak.csr",
+            "-subj",
+            "/CN=weak.test",
+        ],
+    );
+    openssl(
+        &d,
+        &[
+            "x509",
+            "-req",
+            "-sha1",
+            "-in",
+            "weak.csr",
+            "-CA",
+            &s.path("ca.crt"),
+            "-CAkey",
+            &s.path("ca.key"),
+            "-CAcreateserial",
+            "-out",
+            "etc/weak.crt",
+            "-days",
+            "30",
+        ],
+    );
+    std::fs::set_permissions(
+        d.join("etc/weak.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
+    let dir = d.display().to_string();
+    let (empty, modern) = (s.path("empty.p12"), s.path("modern.p12"));
+    let cfg = config(
+        &s.dir,
+        &format!("[[keystores]]\npath = \"{modern}\"\npassword_env = \"CD_P12_PASS\"\n"),
+    );
+    let (rows, out, _) = scan(
+        &["--config", &cfg, &dir, &empty, &modern],
+        &[("CD_P12_PASS", P12_PASS)],
+    )
+    .await;
+    for line in key.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!out.contains(line), "key material in the output");
+    }
+    let codes = |loc: &str| -> Vec<(String, String, Option<String>)> {
+        by_location(&rows, loc)["key_findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .map(|f| {
+                (
+                    f["code"].as_str().expect("code").to_owned(),
+                    f["severity"].as_str().expect("sev").to_owned(),
+                    f["location"].as_str().map(str::to_owned),
+                )
+            })
+            .collect()
+    };
+    let at = |n: &str| Some(format!("{dir}/{n}"));
+    let f = |c: &str, s: &str, l: Option<String>| (c.to_owned(), s.to_owned(), l);
+    assert_eq!(
+        codes(&format!("{dir}/etc/world.crt")),
+        [f("key_readable_by_others", "critical", at("etc/world.key"))]
+    );
+    assert_eq!(
+        codes(&format!("{dir}/etc/group.crt")),
+        [f("key_readable_by_group", "warning", at("etc/group.key"))]
+    );
+    assert_eq!(
+        codes(&format!("{dir}/etc/fine.crt")),
+        [f("key_unencrypted", "info", at("etc/fine.key"))]
+    );
+    assert_eq!(
+        codes(&format!("{dir}/etc/enc.crt")),
+        [f("key_encrypted", "protected", at("etc/enc.key"))]
+    );
+    assert_eq!(
+        codes(&format!("{dir}/etc/wrong.crt")),
+        [
+            f("key_mismatch", "critical", at("etc/wrong.key")),
+            f("key_unencrypted", "info", at("etc/wrong.key"))
+        ]
+    );
+    assert_eq!(
+        codes(&format!("{dir}/etc/app.yaml")),
+        [
+            f("key_in_config_file", "critical", at("etc/app.yaml")),
+            f("key_unencrypted", "info", at("etc/app.yaml"))
+        ]
+    );
+    assert_eq!(
+        codes(&format!("{dir}/checkout/server.crt")),
+        [
+            f(
+                "key_in_source_checkout",
+                "critical",
+                at("checkout/server.key")
+            ),
+            f("key_unencrypted", "info", at("checkout/server.key"))
+        ]
+    );
+    assert_eq!(
+        codes(&format!("{dir}/etc/weak.crt")),
+        [
+            f("weak_key", "critical", None),
+            f("weak_signature", "critical", None),
+            f("key_unencrypted", "info", at("etc/weak.key"))
+        ]
+    );
+    assert_eq!(
+        codes(&format!("{empty}#nopass")),
+        [f("key_empty_password", "critical", Some(empty.clone()))]
+    );
+    assert_eq!(
+        codes(&format!("{modern}#kafka")),
+        [f("key_in_keystore", "protected", Some(modern.clone()))]
+    );
+    // The table's note says the worst.
+    let (_, table, _) =
+        crate::common::run_bin(&["scan", "--no-revocation", &format!("{dir}/etc/world.crt")]).await;
+    assert!(
+        table.contains("key: unencrypted private key readable by others (mode 0644)"),
+        "{table}"
     );
 }

@@ -8,6 +8,7 @@
 //! wrong password is a row saying so; key material is decrypted only where the format needs it
 //! (PKCS#12 bags) and never kept, copied into a record or printed.
 
+pub mod atrest;
 pub mod javaks;
 pub mod password;
 
