@@ -102,6 +102,50 @@ fn records(n: usize) -> Vec<(Arc<SourceId>, Record)> {
         .collect()
 }
 
+/// The Prometheus source's share of reading N series: parsing a `/api/v1/query` answer of N
+/// x509-certificate-exporter series and turning it into rows, against parsing the same body
+/// into a bare `serde_json::Value` (the baseline).
+fn prometheus_source(n: usize, rounds: usize) {
+    let mut body = String::from(r#"{"status":"success","data":{"resultType":"vector","result":["#);
+    for i in 0..n {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!(
+            r#"{{"metric":{{"__name__":"x509_cert_not_after","cluster":"c{}","instance":"10.0.0.1:9793","job":"x509","issuer_CN":"Bench CA","secret_key":"tls.crt","secret_name":"web-{i}","secret_namespace":"ns-{}","serial_number":"{:x}","subject_CN":"web-{i}.bench"}},"value":[1800000000.123,"{}"]}}"#,
+            i % 10,
+            i % 100,
+            i * 7919,
+            NOW + (i as i64 % 400) * 86_400
+        ));
+    }
+    body.push_str("]}}");
+    let mut parse = Vec::new();
+    let mut base = Vec::new();
+    let mut got = 0;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let a: certdeck::sources::prometheus::Answer = serde_json::from_str(&body).expect("answer");
+        let rows = certdeck::sources::prometheus::rows(
+            &a.data.expect("data").result,
+            "prometheus bench",
+            NOW,
+        );
+        parse.push(t.elapsed().as_secs_f64() * 1e3);
+        got = rows.len();
+        let t = Instant::now();
+        let v: serde_json::Value = serde_json::from_str(&body).expect("value");
+        std::hint::black_box(&v);
+        base.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    println!(
+        "prometheus_source n={n} rows={got} body_bytes={} median_ms: parse_and_rows={:.1} baseline_json_value={:.1}",
+        body.len(),
+        median(parse),
+        median(base)
+    );
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args
@@ -109,6 +153,9 @@ fn main() {
         .map(|s| s.parse().expect("N"))
         .unwrap_or(100_000);
     let rounds: usize = args.next().map(|s| s.parse().expect("ROUNDS")).unwrap_or(9);
+    if std::env::var_os("PROM_SOURCE").is_some() {
+        return prometheus_source(n, rounds);
+    }
     let recs = records(n);
     let rss0 = rss_kib();
     let mut cache = RowCache::default();

@@ -7,3 +7,4 @@ cargo build --release --example metrics_render
 for n in 10000 100000; do
   target/release/examples/metrics_render "$n" "${ROUNDS:-9}"
 done
+PROM_SOURCE=1 target/release/examples/metrics_render 100000 "${ROUNDS:-5}"

@@ -187,6 +187,10 @@ pub struct ScanArgs {
     /// Colour in the table output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// After the scan, notify `[[notify]]` NAME of what changed since its last delivery
+    /// (repeatable; nothing is sent when nothing changed).
+    #[arg(long = "notify", value_name = "NAME")]
+    pub notify: Vec<String>,
     #[command(flatten)]
     pub probe: ProbeArgs,
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod fsx;
 pub mod model;
+pub mod notify;
 pub mod report;
 pub mod run;
 pub mod serve;

@@ -68,14 +68,29 @@ pub async fn scan(
     if sources.is_empty() {
         return Err(SettingsError::Nothing(settings.config.name()));
     }
+    let notifiers = crate::notify::select(&settings.config, &args.notify)?;
     let result = sources::scan(sources).await;
-    print_report(
+    let mut code = print_report(
         &result,
         args.output,
         settings.thresholds,
         color_of(args.color),
     )
-    .map_err(|e| SettingsError::Build(format!("cannot write the report: {e}")))
+    .map_err(|e| SettingsError::Build(format!("cannot write the report: {e}")))?;
+    let now = crate::clock::now_unix();
+    for n in &notifiers {
+        match crate::notify::run(n, &result.records, settings.thresholds, now).await {
+            Ok(Some(line)) => eprintln!("certdeck: {}", crate::model::text::clean(&line)),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("certdeck: {}", crate::model::text::clean(&e.to_string()));
+                if code == exit::OK {
+                    code = exit::UNKNOWN;
+                }
+            }
+        }
+    }
+    Ok(code)
 }
 
 /// `certdeck serve`: the exporter, until Ctrl-C or SIGTERM.

@@ -8,6 +8,7 @@ mod common;
 mod nginx;
 
 mod prom {
+    pub mod notify;
     pub mod peers;
     pub mod serve;
     pub mod source;

@@ -23,7 +23,7 @@ use crate::sources::{FleetStore, Mode, Source, SourceEvent, SourceId, Supervisor
 use metrics::{Format, RowCache, Shared};
 
 /// Config-file sections of the exporter and the notifiers.
-pub const SECTIONS: &[&str] = &["serve"];
+pub const SECTIONS: &[&str] = &["serve", crate::notify::SECTION];
 
 /// The default listen address (`--listen`, `[serve] listen`).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9793";

@@ -141,6 +141,8 @@ pub fn rows(series: &[Series], base: &str, now: i64) -> Vec<Record> {
     }
     let mut out: Vec<Record> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
+    // Rows per place (row id), to tell apart several certificates at one place.
+    let mut places: HashMap<String, usize> = HashMap::new();
     for s in series {
         let name = s.metric.get("__name__").map(String::as_str).unwrap_or("");
         if !(name.ends_with("_not_after") || name == "probe_ssl_earliest_cert_expiry") {
@@ -249,13 +251,11 @@ pub fn rows(series: &[Series], base: &str, now: i64) -> Vec<Record> {
         if seen.contains_key(&key) {
             continue;
         }
-        if out.iter().any(|o| o.id == r.id) {
+        let at_place = places.entry(r.id.clone()).or_insert(0);
+        *at_place += 1;
+        if *at_place > 1 {
             // Same place, another certificate (a bundle): tell them apart.
-            let n = out
-                .iter()
-                .filter(|o| o.location.starts_with(&r.location))
-                .count()
-                + 1;
+            let n = *at_place;
             r = Record {
                 id: crate::model::record::location_id(KIND, &format!("{}@{n}", r.location)),
                 location: format!("{} ({n})", r.location),
