@@ -160,6 +160,16 @@ pub struct ProbeArgs {
     /// Critical threshold before expiry (e.g. 7d).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub crit: Option<Duration>,
+    /// Short-lived certificates: warning from this percentage of the lifetime used (default 60).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100), value_name = "PERCENT")]
+    pub warn_lifetime_used: Option<u8>,
+    /// Short-lived certificates: critical, rotation overdue, from this percentage (default 70).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100), value_name = "PERCENT")]
+    pub crit_lifetime_used: Option<u8>,
+    /// Certificates with a lifetime shorter than this are judged by lifetime used, not days
+    /// left (default 7d).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub short_lived: Option<Duration>,
     /// Per-location time limit (TLS: DNS, connect and handshake together).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Option<Duration>,

@@ -26,6 +26,8 @@ pub enum SettingsError {
     Nothing(String),
     #[error("--crit ({crit}) must not be longer than --warn ({warn})")]
     Thresholds { warn: String, crit: String },
+    #[error("--crit-lifetime-used ({crit}%) must not be below --warn-lifetime-used ({warn}%), and both must be 1 to 100")]
+    LifetimeThresholds { warn: u8, crit: u8 },
     #[error("--concurrency must be at least 1")]
     Concurrency,
     #[error("--timeout must be longer than zero")]
@@ -116,7 +118,24 @@ impl Settings {
         let thresholds = Thresholds {
             warn_secs: warn.map(|d| d.as_secs() as i64).unwrap_or(def.warn_secs),
             crit_secs: crit.map(|d| d.as_secs() as i64).unwrap_or(def.crit_secs),
+            warn_lifetime_pct: args
+                .warn_lifetime_used
+                .or(core.thresholds.warn_lifetime_used)
+                .unwrap_or(def.warn_lifetime_pct),
+            crit_lifetime_pct: args
+                .crit_lifetime_used
+                .or(core.thresholds.crit_lifetime_used)
+                .unwrap_or(def.crit_lifetime_pct),
+            short_lived_secs: args
+                .short_lived
+                .or(core.thresholds.short_lived)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(def.short_lived_secs),
         };
+        let (wl, cl) = (thresholds.warn_lifetime_pct, thresholds.crit_lifetime_pct);
+        if cl < wl || !(1..=100).contains(&wl) || !(1..=100).contains(&cl) {
+            return Err(SettingsError::LifetimeThresholds { warn: wl, crit: cl });
+        }
         if thresholds.crit_secs > thresholds.warn_secs {
             return Err(SettingsError::Thresholds {
                 warn: human(Duration::from_secs(thresholds.warn_secs as u64)),

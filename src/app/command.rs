@@ -65,7 +65,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
         }),
         ("horizon", [h]) => match Horizon::parse(h) {
             Some(h) => Command::Horizon(h),
-            None => return Err("horizon takes 7d, 30d, 90d or 1y".to_owned()),
+            None => return Err("horizon takes 1h, 24h, 7d, 30d, 90d or 1y".to_owned()),
         },
         ("redact", [onoff]) => Command::Redact(*onoff == "on"),
         ("", []) => Command::Nothing,

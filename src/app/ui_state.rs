@@ -35,6 +35,10 @@ pub enum Input {
 /// Timeline horizons (+/-).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Horizon {
+    /// One hour: short-lived workload certificates (SPIFFE SVIDs, mesh leaves).
+    Hour,
+    /// One day.
+    Day,
     Week,
     Month,
     Quarter,
@@ -44,6 +48,8 @@ pub enum Horizon {
 impl Horizon {
     pub fn secs(self) -> i64 {
         match self {
+            Horizon::Hour => 3600,
+            Horizon::Day => DAY,
             Horizon::Week => 7 * DAY,
             Horizon::Month => 30 * DAY,
             Horizon::Quarter => 90 * DAY,
@@ -53,6 +59,8 @@ impl Horizon {
 
     pub fn label(self) -> &'static str {
         match self {
+            Horizon::Hour => "1 hour",
+            Horizon::Day => "24 hours",
             Horizon::Week => "7 days",
             Horizon::Month => "30 days",
             Horizon::Quarter => "90 days",
@@ -64,12 +72,16 @@ impl Horizon {
         match self {
             Horizon::Year => Horizon::Quarter,
             Horizon::Quarter => Horizon::Month,
-            _ => Horizon::Week,
+            Horizon::Month => Horizon::Week,
+            Horizon::Week => Horizon::Day,
+            _ => Horizon::Hour,
         }
     }
 
     pub fn longer(self) -> Horizon {
         match self {
+            Horizon::Hour => Horizon::Day,
+            Horizon::Day => Horizon::Week,
             Horizon::Week => Horizon::Month,
             Horizon::Month => Horizon::Quarter,
             _ => Horizon::Year,
@@ -78,6 +90,8 @@ impl Horizon {
 
     pub fn parse(s: &str) -> Option<Horizon> {
         match s {
+            "1h" | "hour" => Some(Horizon::Hour),
+            "24h" | "1d" | "day" => Some(Horizon::Day),
             "7d" | "week" => Some(Horizon::Week),
             "30d" | "month" => Some(Horizon::Month),
             "90d" | "quarter" => Some(Horizon::Quarter),

@@ -38,6 +38,13 @@ pub struct ThresholdsConfig {
     pub warn: Option<Duration>,
     #[serde(default, deserialize_with = "de_duration")]
     pub crit: Option<Duration>,
+    /// Short-lived certificates: warning from this percentage of the lifetime used.
+    pub warn_lifetime_used: Option<u8>,
+    /// Short-lived certificates: critical (rotation overdue) from this percentage.
+    pub crit_lifetime_used: Option<u8>,
+    /// A lifetime shorter than this makes a certificate short-lived (default 7d).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub short_lived: Option<Duration>,
 }
 
 /// `[probe]`.

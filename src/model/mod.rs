@@ -14,4 +14,4 @@ pub use record::{
     CertManagerInfo, Extra, K8sCondition, K8sInfo, Record, Revocation, RevocationState, SourceKind,
     TlsInfo, Verification,
 };
-pub use status::{assess, Assessment, Status, Thresholds};
+pub use status::{assess, Assessment, Lifetime, Status, Thresholds};

@@ -8,19 +8,73 @@ use super::record::Record;
 
 pub const DAY: i64 = 86_400;
 
-/// Warning and critical thresholds, as durations before expiry.
+/// Warning and critical thresholds: durations before expiry for ordinary certificates, and
+/// percentages of lifetime used for short-lived ones (a lifetime under `short_lived_secs`),
+/// whose agents rotate them long before any day-based threshold could say something useful.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Thresholds {
     pub warn_secs: i64,
     pub crit_secs: i64,
+    /// Short-lived: warning from this percentage of the lifetime used.
+    pub warn_lifetime_pct: u8,
+    /// Short-lived: critical (rotation overdue) from this percentage of the lifetime used.
+    pub crit_lifetime_pct: u8,
+    /// A certificate whose whole lifetime is shorter than this is short-lived.
+    pub short_lived_secs: i64,
 }
+
+/// SPIRE's agent rotates an SVID at half its lifetime: at 60% it is late, at 70% overdue.
+pub const DEFAULT_WARN_LIFETIME_PCT: u8 = 60;
+pub const DEFAULT_CRIT_LIFETIME_PCT: u8 = 70;
 
 impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
             warn_secs: 30 * DAY,
             crit_secs: 7 * DAY,
+            warn_lifetime_pct: DEFAULT_WARN_LIFETIME_PCT,
+            crit_lifetime_pct: DEFAULT_CRIT_LIFETIME_PCT,
+            short_lived_secs: 7 * DAY,
         }
+    }
+}
+
+/// How much of a certificate's validity window has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetime {
+    /// not_after - not_before, in seconds.
+    pub total_secs: i64,
+    /// Percentage of the lifetime used at the instant judged, 0..=100, rounded down.
+    pub used_pct: u8,
+    /// Judged by lifetime used rather than days left (lifetime under the short-lived bound).
+    pub short_lived: bool,
+}
+
+impl Lifetime {
+    pub fn new(not_before: i64, not_after: i64, now: i64, t: Thresholds) -> Lifetime {
+        let total = (not_after - not_before).max(1);
+        let used = ((now - not_before) as i128 * 100 / total as i128).clamp(0, 100) as u8;
+        Lifetime {
+            total_secs: total,
+            used_pct: used,
+            short_lived: total < t.short_lived_secs,
+        }
+    }
+}
+
+/// A duration in the largest whole unit that fits: `1h`, `90m`, `7d`, `45s`.
+pub fn compact_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    if s >= DAY && s % DAY == 0 {
+        format!("{}d", s / DAY)
+    } else if s >= 3600 && s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s >= 60 && s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else if s >= 3600 {
+        format!("{}h{}m", s / 3600, s % 3600 / 60)
+    } else {
+        format!("{s}s")
     }
 }
 
@@ -82,6 +136,27 @@ pub struct Assessment {
     pub effective_not_after: Option<i64>,
     /// Set when something other than the leaf expires first.
     pub cause: Option<ExpiryCause>,
+    /// The leaf's lifetime used; `short_lived` when the status was judged by it.
+    pub lifetime: Option<Lifetime>,
+}
+
+impl Assessment {
+    /// For a short-lived certificate: `72% of 1h lifetime used; rotation overdue` (critical),
+    /// `...; rotation late` (warning), or just the share used. `None` for other certificates.
+    pub fn lifetime_note(&self) -> Option<String> {
+        let l = self.lifetime.filter(|l| l.short_lived)?;
+        let mut s = format!(
+            "{}% of {} lifetime used",
+            l.used_pct,
+            compact_duration(l.total_secs)
+        );
+        match self.status {
+            Status::Critical if self.cause.is_none() => s.push_str("; rotation overdue"),
+            Status::Warning if self.cause.is_none() => s.push_str("; rotation late"),
+            _ => {}
+        }
+        Some(s)
+    }
 }
 
 /// Floor division of seconds into days (so -1 s is day -1, like `fleet.sh`).
@@ -118,6 +193,7 @@ pub fn assess(record: &Record, now: i64, t: Thresholds) -> Assessment {
             days_left: None,
             effective_not_after: None,
             cause: None,
+            lifetime: None,
         };
     };
     // The earliest expiry among the leaf and the served intermediates. A self-issued CA in the
@@ -143,14 +219,28 @@ pub fn assess(record: &Record, now: i64, t: Thresholds) -> Assessment {
         .revocation
         .as_ref()
         .is_some_and(|r| r.must_staple_unmet);
+    let lifetime = Lifetime::new(leaf.not_before, leaf.not_after, now, t);
+    // A short-lived leaf is judged by how much of its lifetime is used, unless something in its
+    // chain expires first (then the days left of that one decide, as for any certificate).
+    let by_lifetime = lifetime.short_lived && cause.is_none();
     let status = if left <= 0 {
         Status::Expired
     } else if revoked {
         Status::Revoked
     } else if leaf.not_before > now {
         Status::NotYetValid
-    } else if left < t.crit_secs || renewal_overdue(record) {
+    } else if renewal_overdue(record) {
         // A store that should have renewed it by itself and has not: the loudest live row.
+        Status::Critical
+    } else if by_lifetime {
+        if lifetime.used_pct >= t.crit_lifetime_pct {
+            Status::Critical
+        } else if lifetime.used_pct >= t.warn_lifetime_pct || must_staple_unmet {
+            Status::Warning
+        } else {
+            Status::Ok
+        }
+    } else if left < t.crit_secs {
         Status::Critical
     } else if left < t.warn_secs || must_staple_unmet {
         // Must-Staple without a staple: clients that honour it refuse the connection.
@@ -168,6 +258,7 @@ pub fn assess(record: &Record, now: i64, t: Thresholds) -> Assessment {
         days_left: Some(days_floor(left)),
         effective_not_after: Some(effective),
         cause,
+        lifetime: Some(lifetime),
     }
 }
 
@@ -235,6 +326,77 @@ mod tests {
             assess(&old, now, Thresholds::default()).status,
             Status::Expired
         );
+    }
+
+    #[test]
+    fn a_short_lived_certificate_is_judged_by_lifetime_used_not_days() {
+        let now = 1_800_000_000;
+        let t = Thresholds::default();
+        // A 1-hour SVID: half used is fine (the agent rotates at half-life) even with 30 min
+        // left, far inside the 7-day critical threshold.
+        let half = record(now - 1800, now + 1800);
+        let a = assess(&half, now, t);
+        assert_eq!(a.status, Status::Ok);
+        assert_eq!(
+            a.lifetime_note().as_deref(),
+            Some("50% of 1h lifetime used")
+        );
+        let late = record(now - 2340, now + 1260); // 65%
+        let a = assess(&late, now, t);
+        assert_eq!(a.status, Status::Warning);
+        assert_eq!(
+            a.lifetime_note().as_deref(),
+            Some("65% of 1h lifetime used; rotation late")
+        );
+        let overdue = record(now - 2592, now + 1008); // 72%
+        let a = assess(&overdue, now, t);
+        assert_eq!(a.status, Status::Critical);
+        assert_eq!(
+            a.lifetime_note().as_deref(),
+            Some("72% of 1h lifetime used; rotation overdue")
+        );
+        assert_eq!(
+            assess(&record(now - 3600, now), now, t).status,
+            Status::Expired
+        );
+        // Settable: with 80/90 the 72% one is fine.
+        let loose = Thresholds {
+            warn_lifetime_pct: 80,
+            crit_lifetime_pct: 90,
+            ..t
+        };
+        assert_eq!(assess(&overdue, now, loose).status, Status::Ok);
+        // A 90-day certificate is judged by days; its lifetime is reported, not used.
+        let long = record(now - 80 * DAY, now + 10 * DAY);
+        let a = assess(&long, now, t);
+        assert_eq!(a.status, Status::Warning);
+        assert_eq!(
+            a.lifetime.map(|l| (l.used_pct, l.short_lived)),
+            Some((88, false))
+        );
+        assert_eq!(a.lifetime_note(), None);
+        // The short-lived bound is settable: a 24-hour certificate with 1 hour left is
+        // critical by days when the bound is below a day.
+        let day = record(now - 23 * 3600, now + 3600);
+        assert_eq!(assess(&day, now, t).status, Status::Critical, "95% used");
+        let mut r = record(now - 3 * 3600, now + 21 * 3600);
+        assert_eq!(assess(&r, now, t).status, Status::Ok, "12% of 24h");
+        let bound = Thresholds {
+            short_lived_secs: 3600,
+            ..t
+        };
+        assert_eq!(assess(&r, now, bound).status, Status::Critical, "21h < 7d");
+        r.revocation = Some(Revocation::revoked(now, None, "x"));
+        assert_eq!(assess(&r, now, t).status, Status::Revoked);
+    }
+
+    #[test]
+    fn compact_durations_use_the_largest_whole_unit() {
+        assert_eq!(compact_duration(3600), "1h");
+        assert_eq!(compact_duration(86_400), "1d");
+        assert_eq!(compact_duration(5400), "90m");
+        assert_eq!(compact_duration(3601), "1h0m");
+        assert_eq!(compact_duration(45), "45s");
     }
 
     #[test]

@@ -134,9 +134,24 @@ struct JsonRecord<'a> {
     revocation: Option<JsonRevocation<'a>>,
     /// Findings about the certificate's private key, worst first (never key material).
     key_findings: Vec<crate::model::keyaudit::KeyFinding>,
+    /// The leaf's lifetime used; short-lived certificates are judged by it.
+    lifetime: Option<JsonLifetime>,
     /// Facts of other sources, under their key (`"aws": {...}`).
     #[serde(flatten)]
     extra: std::collections::BTreeMap<&'static str, &'a serde_json::Value>,
+}
+
+/// The `lifetime` object of a JSON record.
+#[derive(Serialize)]
+struct JsonLifetime {
+    /// not_after - not_before, seconds.
+    total_secs: i64,
+    /// Percentage used at the scan's instant, rounded down.
+    used_percent: u8,
+    /// True when the status was judged by `used_percent` (lifetime under `short_lived`).
+    short_lived: bool,
+    /// For short-lived certificates: `72% of 1h lifetime used; rotation overdue`.
+    note: Option<String>,
 }
 
 /// The `revocation` object of a JSON record.
@@ -220,6 +235,12 @@ fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
         k8s: r.k8s.as_ref(),
         revocation: r.revocation.as_ref().map(json_revocation),
         key_findings: crate::model::keyaudit::all_findings(r),
+        lifetime: row.a.lifetime.map(|l| JsonLifetime {
+            total_secs: l.total_secs,
+            used_percent: l.used_pct,
+            short_lived: l.short_lived,
+            note: row.a.lifetime_note(),
+        }),
         extra: r.extra.iter().map(|x| (x.key, &x.json)).collect(),
     }
 }
@@ -239,6 +260,13 @@ pub fn note(row: &Row<'_>) -> String {
     }
     if let Some(v) = r.revocation.as_ref().filter(|v| v.is_revoked()) {
         return v.describe();
+    }
+    let lifetime = row.a.lifetime_note();
+    if let Some(l) = lifetime
+        .as_ref()
+        .filter(|_| matches!(row.a.status, Status::Critical | Status::Warning))
+    {
+        return l.clone();
     }
     if let Some(f) = crate::model::keyaudit::all_findings(r)
         .into_iter()
@@ -287,7 +315,7 @@ pub fn note(row: &Row<'_>) -> String {
     if r.tls.as_ref().is_some_and(|t| t.client_auth_requested) {
         return "server asks for a client certificate (mTLS)".to_owned();
     }
-    String::new()
+    lifetime.unwrap_or_default()
 }
 
 const CSV_HEADER: &[&str] = &[

@@ -34,10 +34,11 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     let inner = super::popup_frame(f, area, &title, theme);
     let mut lines: Vec<Line<'_>> = Vec::new();
     let st = theme.style(status_role(a.status));
-    let days = a
-        .days_left
-        .map(|d| format!(", {d} days left"))
-        .unwrap_or_default();
+    let days = match (a.lifetime_note(), a.days_left) {
+        (Some(l), _) => format!(", {l}"),
+        (None, Some(d)) => format!(", {d} days left"),
+        (None, None) => String::new(),
+    };
     lines.push(Line::from(vec![
         Span::styled(format!("{:<14}", "Status"), theme.style(Role::Muted)),
         Span::styled(format!("{} {}{days}", glyph(a.status), word(a.status)), st),
@@ -85,14 +86,27 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         ]));
     }
     if let Some(c) = r.cert.as_deref() {
-        let used = lifetime_used(c.not_before, c.not_after, app.now);
+        let used = match a.lifetime {
+            Some(l) if l.short_lived => f64::from(l.used_pct),
+            _ => lifetime_used(c.not_before, c.not_after, app.now),
+        };
         let filled = (used / 5.0).round() as usize;
         let bar = format!("{}{}", "█".repeat(filled), "░".repeat(20 - filled.min(20)));
-        let life_days = (c.not_after - c.not_before) / DAY;
+        let life = c.not_after - c.not_before;
+        let of = if a.lifetime.is_some_and(|l| l.short_lived) {
+            format!(
+                "{} (short-lived: warn {}%, crit {}%)",
+                crate::model::status::compact_duration(life),
+                app.thresholds.warn_lifetime_pct,
+                app.thresholds.crit_lifetime_pct
+            )
+        } else {
+            format!("{} days", life / DAY)
+        };
         lines.push(field(
             theme,
             "Lifetime used",
-            format!("{bar} {used:.0}% of {life_days} days"),
+            format!("{bar} {used:.0}% of {of}"),
         ));
         if !app.ui.redact {
             lines.push(field(theme, "Subject", c.subject.clone()));

@@ -51,7 +51,7 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         ":sort COLUMN [asc|desc]   status days name location source issuer key",
         ":filter TEXT              regex over every field, !TEXT inverts",
         ":only expired|critical|warning|errors|all",
-        ":horizon 7d|30d|90d|1y    :timeline  :table  :sources  :redact on|off  :q",
+        ":horizon 1h|24h|7d..1y    :timeline  :table  :sources  :redact on|off  :q",
     ] {
         lines.push(Line::raw(c));
     }

@@ -16,20 +16,61 @@ use crate::model::Status;
 
 const LABEL_W: usize = 22;
 
+const HOUR: i64 = 3600;
+
+/// Axis ticks: (seconds from now, label).
 fn ticks(h: Horizon) -> &'static [(i64, &'static str)] {
     match h {
-        Horizon::Week => &[
-            (1, "1d"),
-            (2, "2d"),
-            (3, "3d"),
-            (4, "4d"),
-            (5, "5d"),
-            (6, "6d"),
-            (7, "7d"),
+        Horizon::Hour => &[
+            (15 * 60, "15m"),
+            (30 * 60, "30m"),
+            (45 * 60, "45m"),
+            (HOUR, "1h"),
         ],
-        Horizon::Month => &[(7, "7d"), (14, "14d"), (21, "21d"), (30, "30d")],
-        Horizon::Quarter => &[(7, "7d"), (30, "30d"), (60, "60d"), (90, "90d")],
-        Horizon::Year => &[(30, "30d"), (90, "90d"), (180, "180d"), (365, "1y")],
+        Horizon::Day => &[
+            (3 * HOUR, "3h"),
+            (6 * HOUR, "6h"),
+            (12 * HOUR, "12h"),
+            (18 * HOUR, "18h"),
+            (24 * HOUR, "24h"),
+        ],
+        Horizon::Week => &[
+            (DAY, "1d"),
+            (2 * DAY, "2d"),
+            (3 * DAY, "3d"),
+            (4 * DAY, "4d"),
+            (5 * DAY, "5d"),
+            (6 * DAY, "6d"),
+            (7 * DAY, "7d"),
+        ],
+        Horizon::Month => &[
+            (7 * DAY, "7d"),
+            (14 * DAY, "14d"),
+            (21 * DAY, "21d"),
+            (30 * DAY, "30d"),
+        ],
+        Horizon::Quarter => &[
+            (7 * DAY, "7d"),
+            (30 * DAY, "30d"),
+            (60 * DAY, "60d"),
+            (90 * DAY, "90d"),
+        ],
+        Horizon::Year => &[
+            (30 * DAY, "30d"),
+            (90 * DAY, "90d"),
+            (180 * DAY, "180d"),
+            (365 * DAY, "1y"),
+        ],
+    }
+}
+
+/// The label beside a row's mark: days on long horizons, hours or minutes on short ones.
+fn time_left(secs: i64, horizon: Horizon) -> String {
+    match horizon {
+        Horizon::Hour => format!("{}m", secs.div_euclid(60)),
+        Horizon::Day if secs < HOUR => format!("{}m", secs.div_euclid(60)),
+        Horizon::Day => format!("{}h", secs.div_euclid(HOUR)),
+        _ => format!("{}d", secs.div_euclid(DAY)),
     }
 }
 
@@ -72,8 +113,8 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     let mut lines: Vec<Line<'_>> = Vec::new();
     // Axis: label column says where expired ones sit; then today's line and the ticks.
     let mut axis = vec![' '; track_w];
-    for (d, label) in ticks(app.ui.horizon) {
-        if let Some(x) = column(d * DAY, horizon, track_w) {
+    for (at, label) in ticks(app.ui.horizon) {
+        if let Some(x) = column(*at, horizon, track_w) {
             let start = (x + 1)
                 .saturating_sub(label.len())
                 .min(track_w.saturating_sub(label.len()));
@@ -169,7 +210,7 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
                 match column(secs, horizon, track_w) {
                     Some(x) => {
                         track[x] = (glyph(a.status).chars().next().unwrap_or('*'), st);
-                        let days = format!("{}d", secs.div_euclid(DAY));
+                        let days = time_left(secs, app.ui.horizon);
                         let start = if x + 2 + days.len() <= track_w {
                             x + 2
                         } else {

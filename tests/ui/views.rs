@@ -533,3 +533,59 @@ fn revoked_rows_show_their_status_and_the_details_say_when_and_by_what() {
     a.update(key('t'));
     insta::assert_snapshot!("timeline_with_revoked_120x40", text(&a));
 }
+
+/// Short-lived certificates (SPIFFE SVIDs, mesh leaves) are judged by lifetime used: the
+/// details say so, and the timeline zooms to 24 hours and 1 hour to place them.
+#[test]
+fn short_lived_rows_are_judged_by_lifetime_used_and_the_timeline_zooms_to_hours() {
+    use certdeck::model::Record;
+    use certdeck::testing::facts;
+    let mut a = app(120, 40);
+    let svid = |name: &str, born_ago: i64, life: i64| {
+        let mut r = Record::new(SourceKind::new("spiffe"), format!("spiffe://{name}"), NOW);
+        r.cert = Some(std::sync::Arc::new(facts(
+            name,
+            "SPIFFE test CA",
+            NOW - born_ago,
+            NOW - born_ago + life,
+            "ECDSA P-256",
+            &[],
+        )));
+        r
+    };
+    a.update(observed(svid("overdue.svid", 2592, 3600))); // 72% of 1h
+    a.update(observed(svid("fresh.svid", 900, 3600))); // 25% of 1h
+    a.update(observed(svid("daily.svid", 15 * 3600, 24 * 3600))); // 62% of 24h
+    a.update(key('/'));
+    typed(&mut a, "overdue.svid");
+    a.update(code(KeyCode::Enter));
+    a.update(code(KeyCode::Enter));
+    let details = text(&a);
+    assert!(
+        details.contains("CRIT, 72% of 1h lifetime used; rotation overdue"),
+        "{details}"
+    );
+    insta::assert_snapshot!("details_short_lived_120x40", details);
+    a.update(code(KeyCode::Esc));
+    a.update(code(KeyCode::Esc));
+    a.update(key('/'));
+    typed(&mut a, "svid");
+    a.update(code(KeyCode::Enter));
+    a.update(key('t'));
+    for _ in 0..6 {
+        a.update(key('+'));
+    }
+    let hour = text(&a);
+    assert!(
+        hour.contains("horizon 1 hour") && hour.contains("15m"),
+        "{hour}"
+    );
+    insta::assert_snapshot!("timeline_1h_short_lived_120x40", hour);
+    a.update(key('-'));
+    let day = text(&a);
+    assert!(
+        day.contains("horizon 24 hours") && day.contains("12h"),
+        "{day}"
+    );
+    insta::assert_snapshot!("timeline_24h_short_lived_120x40", day);
+}
