@@ -11,6 +11,7 @@
 
 pub mod aws;
 pub mod file;
+pub mod gcp;
 pub mod k8s;
 pub mod pem;
 pub mod registry;

@@ -17,6 +17,8 @@ pub static PLUGINS: &[&dyn Plugin] = &[
     &super::k8s::source::PLUGIN,
     #[cfg(feature = "aws")]
     &super::aws::source::PLUGIN,
+    #[cfg(feature = "gcp")]
+    &super::gcp::source::PLUGIN,
     &crate::acme::source::PLUGIN,
     &super::vault::source::PLUGIN,
 ];
