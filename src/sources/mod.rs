@@ -12,6 +12,7 @@
 pub mod aws;
 pub mod azure;
 pub mod file;
+pub mod gcp;
 pub mod k8s;
 pub mod keystore;
 pub mod pem;

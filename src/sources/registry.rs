@@ -19,6 +19,8 @@ pub static PLUGINS: &[&dyn Plugin] = &[
     &super::aws::source::PLUGIN,
     #[cfg(feature = "azure")]
     &super::azure::source::PLUGIN,
+    #[cfg(feature = "gcp")]
+    &super::gcp::source::PLUGIN,
     &crate::acme::source::PLUGIN,
     &super::vault::source::PLUGIN,
     &super::prometheus::source::PLUGIN,
