@@ -174,6 +174,16 @@ pub fn renewal_overdue(record: &Record) -> bool {
         .is_some_and(|x| x.json.get("renewal_overdue") == Some(&serde_json::Value::Bool(true)))
 }
 
+/// True when the row's source could not say when the certificate became valid (an exporter
+/// series with `not_after` only; facts carry `not_before_unknown: true`): its lifetime is
+/// unknown, so it is judged by days left.
+pub fn not_before_unknown(record: &Record) -> bool {
+    record
+        .extra
+        .as_ref()
+        .is_some_and(|x| x.json.get("not_before_unknown") == Some(&serde_json::Value::Bool(true)))
+}
+
 /// True when the row's source says this certificate is an older version that is not served
 /// any more (a Key Vault version replaced by a newer one; facts carry `superseded: true`): its
 /// expiry is history, not a risk, so it never ranks above ok (unless revoked) and the current
@@ -222,7 +232,7 @@ pub fn assess(record: &Record, now: i64, t: Thresholds) -> Assessment {
     let lifetime = Lifetime::new(leaf.not_before, leaf.not_after, now, t);
     // A short-lived leaf is judged by how much of its lifetime is used, unless something in its
     // chain expires first (then the days left of that one decide, as for any certificate).
-    let by_lifetime = lifetime.short_lived && cause.is_none();
+    let by_lifetime = lifetime.short_lived && cause.is_none() && !not_before_unknown(record);
     let status = if left <= 0 {
         Status::Expired
     } else if revoked {
@@ -325,6 +335,25 @@ mod tests {
         assert_eq!(
             assess(&old, now, Thresholds::default()).status,
             Status::Expired
+        );
+    }
+
+    #[test]
+    fn a_row_without_a_known_start_is_judged_by_days_not_as_short_lived() {
+        // An exporter series gives not_after only: the source puts not_before at the read
+        // time, which must not make a 3-day-left certificate a fresh short-lived one.
+        let now = 1_800_000_000;
+        let mut r = record(now, now + 3 * DAY);
+        assert_eq!(assess(&r, now, Thresholds::default()).status, Status::Ok);
+        r.extra = Some(std::sync::Arc::new(crate::model::Extra {
+            key: "prometheus",
+            json: serde_json::json!({"not_before_unknown": true}),
+            details: Vec::new(),
+            note: None,
+        }));
+        assert_eq!(
+            assess(&r, now, Thresholds::default()).status,
+            Status::Critical
         );
     }
 

@@ -98,7 +98,7 @@ fn leaf(ca: &TestCa, names: &[&str], days: i64) -> (String, String) {
     p.distinguished_name
         .push(rcgen::DnType::CommonName, names[0].to_owned());
     let t = |secs: i64| time::OffsetDateTime::from_unix_timestamp(secs).expect("time");
-    p.not_before = t(now() - DAY);
+    p.not_before = t(now() - 60 * DAY); // a 60-day-old certificate: judged by days left, not as short-lived
     p.not_after = t(now() + days * DAY);
     let cert = p.signed_by(&key, &ca.issuer).expect("sign");
     (cert.pem(), key.serialize_pem())

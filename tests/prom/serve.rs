@@ -33,7 +33,7 @@ async fn prometheus_scrapes_serve_and_has_each_expiry_to_the_second() {
     let later = now + 200 * 86_400 + 11;
     let certs = dir.path().join("certs");
     std::fs::create_dir_all(&certs).expect("mkdir");
-    let (a, serial_a) = cert("soon", now - 86_400, soon);
+    let (a, serial_a) = cert("soon", now - 60 * 86_400, soon);
     let (b, _) = cert("later", now - 86_400, later);
     let (c, _) = cert("gone", now - 90 * 86_400, now - 3_600);
     std::fs::write(certs.join("soon.pem"), a).expect("write");

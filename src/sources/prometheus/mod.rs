@@ -235,6 +235,9 @@ pub fn rows(series: &[Series], base: &str, now: i64) -> Vec<Record> {
                 "series": name,
                 "exporter": exp,
                 "labels": labels,
+                // No `*_not_before` series: the lifetime is unknown, so the row is judged by
+                // days left, never as a short-lived certificate.
+                "not_before_unknown": nb == i64::MIN,
             }),
             details,
             note: Some(format!("via {exp} in {base}")),
