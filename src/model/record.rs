@@ -269,6 +269,23 @@ impl Record {
         }
     }
 
+    /// A row of a certificate store (ACM, Key Vault, Certificate Manager): its location is the
+    /// store's stable name for the certificate, so the row id is stable too.
+    pub fn from_store(
+        source: SourceKind,
+        location: &str,
+        leaf: Option<Arc<CertFacts>>,
+        chain: Vec<Arc<CertFacts>>,
+        extra: Extra,
+        observed_at: i64,
+    ) -> Record {
+        let mut r = Record::new(source, location.to_owned(), observed_at);
+        r.cert = leaf;
+        r.chain = chain;
+        r.extra = Some(Arc::new(extra));
+        r
+    }
+
     pub fn with_cert(mut self, cert: Arc<CertFacts>) -> Record {
         self.cert = Some(cert);
         self

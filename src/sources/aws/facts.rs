@@ -438,11 +438,7 @@ pub fn record_for(
     extra: Extra,
     now: i64,
 ) -> Record {
-    let mut r = Record::new(KIND, arn.to_owned(), now);
-    r.cert = leaf;
-    r.chain = chain;
-    r.extra = Some(Arc::new(extra));
-    r
+    Record::from_store(KIND, arn, leaf, chain, extra, now)
 }
 
 #[cfg(test)]

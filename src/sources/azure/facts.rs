@@ -373,10 +373,7 @@ impl KvFacts {
 
 /// A row for a version: its location is the version's id URL, so the row id is stable.
 pub fn record_for(location: &str, leaf: Option<Arc<CertFacts>>, extra: Extra, now: i64) -> Record {
-    let mut r = Record::new(KIND, location.to_owned(), now);
-    r.cert = leaf;
-    r.extra = Some(Arc::new(extra));
-    r
+    Record::from_store(KIND, location, leaf, Vec::new(), extra, now)
 }
 
 #[cfg(test)]

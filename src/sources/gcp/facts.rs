@@ -404,11 +404,7 @@ pub fn record_for(
     extra: Extra,
     now: i64,
 ) -> Record {
-    let mut r = Record::new(KIND, name.to_owned(), now);
-    r.cert = leaf;
-    r.chain = chain;
-    r.extra = Some(Arc::new(extra));
-    r
+    Record::from_store(KIND, name, leaf, chain, extra, now)
 }
 
 #[cfg(test)]
