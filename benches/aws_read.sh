@@ -4,17 +4,21 @@
 # today in the same run, `aws acm list-certificates` then `aws acm describe-certificate` per ARN
 # in a shell loop (BASE_ROUNDS runs). Then the library reader's peak RSS as the account grows.
 # Usage: bash benches/aws_read.sh        (N=1000 ROUNDS=5 BASE_ROUNDS=1; N divisible by 8)
+#   PROFILE=debug uses a debug build (much cheaper to build; certdeck only gets slower, so the
+#   ratio against the AWS CLI loop is a conservative one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000}
 ROUNDS=${ROUNDS:-5}
 BASE_ROUNDS=${BASE_ROUNDS:-1}
+PROFILE=${PROFILE:-release}
 VENV=target/testenv
 [ -x $VENV/bin/moto_server ] && [ -x $VENV/bin/aws ] || {
   python3 -m venv $VENV && $VENV/bin/pip install -q 'moto[server]' boto3 awscli; }
-cargo build --release --locked --bin certdeck --example aws_read
-BIN=$PWD/target/release/certdeck
-READ=$PWD/target/release/examples/aws_read
+if [ "$PROFILE" = release ]; then cargo build --release --locked --bin certdeck --example aws_read
+else cargo build --locked --bin certdeck --example aws_read; fi
+BIN=$PWD/target/$PROFILE/certdeck
+READ=$PWD/target/$PROFILE/examples/aws_read
 
 WORK=$(mktemp -d)
 PORT=$($VENV/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
