@@ -47,6 +47,7 @@ pub fn facts(
         self_issued: cn == issuer,
         subject_key_id: None,
         authority_key_id: None,
+        spki_sha256: None,
         der: Arc::from(der),
     }
 }

@@ -17,6 +17,7 @@ mod k8s {
     pub mod actions_cli;
     pub mod dashboard;
     pub mod fixture_api;
+    pub mod keystores;
     pub mod read;
     pub mod renew;
     pub mod rotate;

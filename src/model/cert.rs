@@ -87,6 +87,10 @@ pub struct CertFacts {
     pub self_issued: bool,
     pub subject_key_id: Option<String>,
     pub authority_key_id: Option<String>,
+    /// Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo (what
+    /// `openssl x509 -pubkey | openssl pkey -pubin -outform DER | sha256sum` prints): the key's
+    /// identity, so one key under several certificates is seen. `None` without the DER.
+    pub spki_sha256: Option<String>,
 }
 
 /// Lowercase hex of a byte slice.
@@ -156,6 +160,7 @@ impl CertFacts {
             self_issued,
             subject_key_id,
             authority_key_id,
+            spki_sha256: Some(sha256_hex(tbs.subject_pki.raw)),
             der,
         })
     }

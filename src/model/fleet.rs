@@ -2,6 +2,10 @@
 //!
 //! The same certificate seen in several places is one `CertFacts` value (interned by SHA-256)
 //! with several locations; a record per location is kept for reports and views.
+//!
+//! The fleet also keeps each record's key-reuse findings current ([`super::keyreuse`]): an
+//! index by public-key hash finds the records a change concerns, and only their group is
+//! judged again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +18,13 @@ pub struct Fleet {
     records: Vec<Record>,
     by_id: HashMap<String, usize>,
     by_sha: HashMap<String, Vec<usize>>,
+    /// Record indices by the SPKI SHA-256 of their certificate's key.
+    by_spki: HashMap<String, Vec<usize>>,
     certs: HashMap<String, Arc<CertFacts>>,
+}
+
+fn spki_of(r: &Record) -> Option<String> {
+    r.cert.as_ref().and_then(|c| c.spki_sha256.clone())
 }
 
 impl Fleet {
@@ -44,8 +54,10 @@ impl Fleet {
         }
         record.chain = chain;
         let new_sha = record.cert.as_ref().map(|c| c.sha256.clone());
+        let new_spki = spki_of(&record);
         if let Some(&idx) = self.by_id.get(&record.id) {
             let old_sha = self.records[idx].cert.as_ref().map(|c| c.sha256.clone());
+            let old_spki = spki_of(&self.records[idx]);
             if old_sha != new_sha {
                 if let Some(old) = old_sha {
                     if let Some(v) = self.by_sha.get_mut(&old) {
@@ -56,7 +68,24 @@ impl Fleet {
                     self.by_sha.entry(new).or_default().push(idx);
                 }
             }
+            if old_spki != new_spki {
+                if let Some(old) = &old_spki {
+                    if let Some(v) = self.by_spki.get_mut(old) {
+                        v.retain(|&i| i != idx);
+                        if v.is_empty() {
+                            self.by_spki.remove(old);
+                        }
+                    }
+                }
+                if let Some(new) = &new_spki {
+                    self.by_spki.entry(new.clone()).or_default().push(idx);
+                }
+            }
             self.records[idx] = record;
+            if old_spki != new_spki {
+                self.refresh_reuse(old_spki.as_deref());
+            }
+            self.refresh_reuse(new_spki.as_deref());
             idx
         } else {
             let idx = self.records.len();
@@ -64,8 +93,35 @@ impl Fleet {
             if let Some(new) = new_sha {
                 self.by_sha.entry(new).or_default().push(idx);
             }
+            if let Some(new) = &new_spki {
+                self.by_spki.entry(new.clone()).or_default().push(idx);
+            }
             self.records.push(record);
+            self.refresh_reuse(new_spki.as_deref());
             idx
+        }
+    }
+
+    /// Judge the key-reuse findings of the records whose key has this SPKI hash again.
+    fn refresh_reuse(&mut self, spki: Option<&str>) {
+        let Some(idxs) = spki.and_then(|k| self.by_spki.get(k)) else {
+            return;
+        };
+        let first_sha = |i: usize| self.records[i].cert.as_ref().map(|c| c.sha256.as_str());
+        let one_cert = idxs.iter().all(|&i| first_sha(i) == first_sha(idxs[0]));
+        if one_cert {
+            // One certificate (in one or many places): no reuse, nothing to judge.
+            let idxs = idxs.clone();
+            for i in idxs {
+                self.records[i].key_reuse.clear();
+            }
+            return;
+        }
+        let group: Vec<&Record> = idxs.iter().map(|&i| &self.records[i]).collect();
+        let found = super::keyreuse::key_reuse(&group);
+        let idxs = idxs.clone();
+        for (i, f) in idxs.into_iter().zip(found) {
+            self.records[i].key_reuse = f;
         }
     }
 
@@ -75,6 +131,15 @@ impl Fleet {
     pub fn remove(&mut self, id: &str) -> Option<usize> {
         let idx = self.by_id.remove(id)?;
         let last = self.records.len() - 1;
+        let gone_spki = spki_of(&self.records[idx]);
+        if let Some(k) = &gone_spki {
+            if let Some(v) = self.by_spki.get_mut(k) {
+                v.retain(|&i| i != idx);
+                if v.is_empty() {
+                    self.by_spki.remove(k);
+                }
+            }
+        }
         if let Some(sha) = self.records[idx].cert.as_ref().map(|c| c.sha256.clone()) {
             if let Some(v) = self.by_sha.get_mut(&sha) {
                 v.retain(|&i| i != idx);
@@ -98,7 +163,17 @@ impl Fleet {
                     }
                 }
             }
+            if let Some(k) = spki_of(moved) {
+                if let Some(v) = self.by_spki.get_mut(&k) {
+                    for i in v.iter_mut() {
+                        if *i == last {
+                            *i = idx;
+                        }
+                    }
+                }
+            }
         }
+        self.refresh_reuse(gone_spki.as_deref());
         Some(idx)
     }
 
@@ -197,5 +272,63 @@ mod tests {
         assert!(f.locations_of(&sha_x).is_empty());
         assert_eq!(f.distinct_certificates(), 1);
         assert_eq!(f.remove("nope"), None);
+    }
+
+    #[test]
+    fn key_reuse_follows_upserts_replacements_and_removals() {
+        let with_key = |loc: &str, cn: &str, spki: &str| {
+            let mut r = rec(loc, Some(cn));
+            if let Some(c) = r.cert.as_mut() {
+                Arc::make_mut(c).spki_sha256 = Some(spki.to_owned());
+            }
+            r
+        };
+        let codes = |f: &Fleet, loc: &str| -> Vec<&'static str> {
+            let r = f.records().iter().find(|r| r.location == loc).unwrap();
+            r.key_reuse.iter().map(|x| x.code).collect()
+        };
+        let mut f = Fleet::new();
+        f.upsert(with_key("a", "a", "k1"));
+        f.upsert(with_key("a2", "a", "k1"));
+        assert!(codes(&f, "a").is_empty(), "one certificate in two places");
+        f.upsert(with_key("b", "b", "k1"));
+        f.upsert(with_key("c", "c", "k2"));
+        assert_eq!(codes(&f, "a"), ["key_reused"]);
+        assert_eq!(codes(&f, "b"), ["key_reused"]);
+        assert!(codes(&f, "c").is_empty());
+        // b is renewed with a new key: a is alone again.
+        f.upsert(with_key("b", "b-new", "k2"));
+        assert!(codes(&f, "a").is_empty());
+        assert_eq!(codes(&f, "c"), ["key_reused"]);
+        // Removing c (an index that moves the last record) clears b.
+        let c_id = f
+            .records()
+            .iter()
+            .find(|r| r.location == "c")
+            .unwrap()
+            .id
+            .clone();
+        f.remove(&c_id);
+        assert!(codes(&f, "b").is_empty());
+        f.upsert(with_key("d", "d", "k1"));
+        let a_id = f
+            .records()
+            .iter()
+            .find(|r| r.location == "a")
+            .unwrap()
+            .id
+            .clone();
+        f.remove(&a_id);
+        assert_eq!(codes(&f, "a2"), ["key_reused"]);
+        assert_eq!(
+            f.records()
+                .iter()
+                .find(|r| r.location == "d")
+                .unwrap()
+                .key_reuse[0]
+                .location
+                .as_deref(),
+            Some("a2")
+        );
     }
 }

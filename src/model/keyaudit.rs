@@ -93,9 +93,11 @@ pub fn cert_findings(c: &CertFacts) -> Vec<KeyFinding> {
     out
 }
 
-/// Every finding of a record (gathered by its source, and the certificate's own), worst first.
+/// Every finding of a record (gathered by its source, derived by the fleet, and the
+/// certificate's own), worst first.
 pub fn all_findings(r: &super::Record) -> Vec<KeyFinding> {
     let mut v = r.key_findings.clone();
+    v.extend(r.key_reuse.iter().cloned());
     if let Some(c) = &r.cert {
         v.extend(cert_findings(c));
     }

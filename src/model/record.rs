@@ -239,6 +239,9 @@ pub struct Record {
     /// modes, location, match); weak keys and signatures are derived by
     /// [`super::keyaudit::all_findings`].
     pub key_findings: Vec<super::keyaudit::KeyFinding>,
+    /// Findings the fleet derives across records (one key under several certificates), kept
+    /// current by [`super::Fleet`]; sources leave it empty.
+    pub key_reuse: Vec<super::keyaudit::KeyFinding>,
     /// Why the location could not be read (or a problem found while reading it).
     pub error: Option<String>,
     /// Unix seconds when observed.
@@ -264,6 +267,7 @@ impl Record {
             extra: None,
             revocation: None,
             key_findings: Vec::new(),
+            key_reuse: Vec::new(),
             error: None,
             observed_at,
         }

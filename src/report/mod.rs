@@ -102,6 +102,8 @@ struct JsonRecord<'a> {
     issuer: Option<&'a str>,
     serial: Option<&'a str>,
     sha256: Option<&'a str>,
+    /// SHA-256 of the leaf's SubjectPublicKeyInfo: the key's identity (key reuse).
+    spki_sha256: Option<&'a str>,
     not_before: Option<String>,
     not_after: Option<String>,
     days_left: Option<i64>,
@@ -198,6 +200,7 @@ fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
         issuer: c.map(|c| c.issuer.as_str()),
         serial: c.map(|c| c.serial.as_str()),
         sha256: c.map(|c| c.sha256.as_str()),
+        spki_sha256: c.and_then(|c| c.spki_sha256.as_deref()),
         not_before: c.map(|c| rfc3339(c.not_before)),
         not_after: c.map(|c| rfc3339(c.not_after)),
         days_left: row.a.days_left,

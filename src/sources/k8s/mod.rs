@@ -9,6 +9,8 @@
 pub mod certmanager;
 pub mod error;
 pub mod ingress;
+pub mod keys;
+pub mod keystores;
 pub mod kubeconfig;
 pub mod read;
 pub mod source;

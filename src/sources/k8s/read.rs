@@ -144,11 +144,13 @@ fn is_key_name(k: &str) -> bool {
     k == "tls.key" || k.ends_with(".key") || k.ends_with("-key") || k == "key"
 }
 
-/// Records of one Secret. `certs` maps (namespace, secretName) to the Certificate issuing it.
+/// Records of one Secret. `certs` maps (namespace, secretName) to the Certificate issuing it;
+/// `passwords`: the keystore passwords those Certificates give.
 pub fn secret_records(
     ctx: &str,
     s: &Secret,
     certs: &HashMap<(String, String), CertManagerInfo>,
+    passwords: &super::keystores::Passwords,
     now: i64,
 ) -> Vec<Record> {
     let ns = s.metadata.namespace.clone().unwrap_or_default();
@@ -175,12 +177,18 @@ pub fn secret_records(
             .unwrap_or_default();
         out.extend(key_records(&leaf_base, "tls.crt", crt, true, true, now));
     }
+    let sibling = |n: &str| data.get(n).map(|b| b.0.clone());
     for (k, v) in data {
         if (is_tls && k == "tls.crt") || is_key_name(k) {
             continue;
         }
+        if let Some(recs) = super::keystores::records(&base, k, &v.0, &sibling, passwords, now) {
+            out.extend(recs);
+            continue;
+        }
         out.extend(key_records(&base, k, &v.0, false, false, now));
     }
+    super::keys::secret_findings(&base, data, now, &mut out);
     out
 }
 
@@ -194,16 +202,36 @@ pub fn configmap_records(ctx: &str, c: &ConfigMap, now: i64) -> Vec<Record> {
         ..K8sInfo::default()
     };
     let mut out = Vec::new();
+    let none = super::keystores::Passwords::default();
+    let sibling = |n: &str| {
+        c.data
+            .as_ref()
+            .and_then(|d| d.get(n))
+            .map(|v| v.clone().into_bytes())
+            .or_else(|| {
+                c.binary_data
+                    .as_ref()
+                    .and_then(|d| d.get(n))
+                    .map(|b| b.0.clone())
+            })
+    };
     for (k, v) in c.data.iter().flatten() {
         if !is_key_name(k) {
-            out.extend(key_records(&base, k, v.as_bytes(), false, false, now));
+            match super::keystores::records(&base, k, v.as_bytes(), &sibling, &none, now) {
+                Some(recs) => out.extend(recs),
+                None => out.extend(key_records(&base, k, v.as_bytes(), false, false, now)),
+            }
         }
     }
     for (k, v) in c.binary_data.iter().flatten() {
         if !is_key_name(k) {
-            out.extend(key_records(&base, k, &v.0, false, false, now));
+            match super::keystores::records(&base, k, &v.0, &sibling, &none, now) {
+                Some(recs) => out.extend(recs),
+                None => out.extend(key_records(&base, k, &v.0, false, false, now)),
+            }
         }
     }
+    super::keys::configmap_findings(&base, c, now, &mut out);
     out
 }
 
@@ -466,6 +494,8 @@ pub struct WatchStart {
     pub certs: HashMap<(String, String), CertManagerInfo>,
     /// (namespace, name) of each Secret -> the ids of the rows it gave.
     pub rows: HashMap<(String, String), Vec<String>>,
+    /// The keystore passwords the Certificates give (cert-manager's `spec.keystores`).
+    pub passwords: super::keystores::Passwords,
 }
 
 /// How reading a context went.
@@ -540,6 +570,7 @@ pub async fn read_context(
     // 1. cert-manager Certificates, so Secrets can be linked to them.
     let ar = certmanager::certificate_resource();
     let mut certs: HashMap<(String, String), CertManagerInfo> = HashMap::new();
+    let mut keystores_wanted = Vec::new();
     let certs_rv;
     {
         let c = client.clone();
@@ -553,6 +584,7 @@ pub async fn read_context(
         let mut f = |o: DynamicObject| {
             let ns = o.metadata.namespace.clone().unwrap_or_default();
             found.push((ns, certmanager::info(&o)));
+            keystores_wanted.extend(super::keystores::wanted(&o));
             Vec::new()
         };
         let errs = rd
@@ -575,6 +607,10 @@ pub async fn read_context(
             certs.insert((ns, info.secret_name.clone()), info);
         }
     }
+
+    // The passwords of cert-manager's keystore outputs, before the Secrets holding them.
+    let passwords =
+        super::keystores::resolve(&client, settings.timeout, ctx, keystores_wanted).await;
 
     // 2. Secrets, streamed page by page.
     let mut linked: HashSet<(String, String)> = HashSet::new();
@@ -602,7 +638,7 @@ pub async fn read_context(
             if certs_ref.contains_key(&key) {
                 linked_ref.insert(key.clone());
             }
-            let recs = secret_records(ctx, &s, certs_ref, now);
+            let recs = secret_records(ctx, &s, certs_ref, &passwords, now);
             if keep {
                 for r in &recs {
                     if let (Some(c), Some(k)) = (&r.cert, &r.k8s) {
@@ -701,6 +737,7 @@ pub async fn read_context(
         certs_rv,
         certs,
         rows,
+        passwords,
     });
     ContextRead {
         end: match partial {

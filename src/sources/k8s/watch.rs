@@ -116,7 +116,8 @@ impl Feed<'_> {
         .await
         {
             Ok(Some(s)) => {
-                let recs = secret_records(self.ctx, &s, &self.start.certs, now);
+                let recs =
+                    secret_records(self.ctx, &s, &self.start.certs, &self.start.passwords, now);
                 self.secret_rows(key, recs).await
             }
             Ok(None) => {
@@ -137,7 +138,8 @@ impl Feed<'_> {
                 if let Some(rv) = &s.metadata.resource_version {
                     self.start.secrets_rv = rv.clone();
                 }
-                let recs = secret_records(self.ctx, &s, &self.start.certs, now);
+                let recs =
+                    secret_records(self.ctx, &s, &self.start.certs, &self.start.passwords, now);
                 self.secret_rows(key_of(&s.metadata), recs).await
             }
             WatchEvent::Deleted(s) => {
@@ -167,7 +169,13 @@ impl Feed<'_> {
                 let ns = o.metadata.namespace.clone().unwrap_or_default();
                 let info = certmanager::info(&o);
                 let key = (ns.clone(), info.secret_name.clone());
-                if self.start.certs.get(&key) == Some(&info) {
+                let (timeout, ctx) = (self.settings.timeout, self.ctx);
+                let pw_changed = self
+                    .start
+                    .passwords
+                    .refresh(&self.client, timeout, ctx, &o)
+                    .await;
+                if !pw_changed && self.start.certs.get(&key) == Some(&info) {
                     true
                 } else {
                     self.start.certs.insert(key, info.clone());
@@ -197,7 +205,13 @@ impl Feed<'_> {
                 .await
                 {
                     Ok(Some(s)) => {
-                        let recs = secret_records(self.ctx, &s, &self.start.certs, now);
+                        let recs = secret_records(
+                            self.ctx,
+                            &s,
+                            &self.start.certs,
+                            &self.start.passwords,
+                            now,
+                        );
                         self.secret_rows(key, recs).await
                     }
                     _ => self.secret_deleted(key).await,

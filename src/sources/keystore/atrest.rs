@@ -75,12 +75,12 @@ pub fn sibling_keys(cert: &Path) -> Vec<PathBuf> {
 
 /// The private keys of a PEM text: how many are encrypted, and the public halves of the
 /// plain ones that could be derived (`None` for a key of a kind not compared, such as SEC1).
-struct Keys {
-    encrypted: usize,
-    plain: Vec<Option<Vec<u8>>>,
+pub(crate) struct Keys {
+    pub(crate) encrypted: usize,
+    pub(crate) plain: Vec<Option<Vec<u8>>>,
 }
 
-fn keys_in(data: &[u8]) -> Keys {
+pub(crate) fn keys_in(data: &[u8]) -> Keys {
     use rustls_pki_types::pem::PemObject as _;
     use rustls_pki_types::PrivateKeyDer;
     let text = String::from_utf8_lossy(data);

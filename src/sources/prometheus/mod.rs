@@ -212,6 +212,7 @@ pub fn rows(series: &[Series], base: &str, now: i64) -> Vec<Record> {
             self_issued: false,
             subject_key_id: None,
             authority_key_id: None,
+            spki_sha256: None,
         };
         let labels: serde_json::Map<String, serde_json::Value> = l
             .iter()
