@@ -210,6 +210,10 @@ pub struct ServeArgs {
     /// Address to listen on (default `[serve] listen`, else 127.0.0.1:9793).
     #[arg(long, value_name = "HOST:PORT")]
     pub listen: Option<String>,
+    /// Add an optional label to every per-location series (repeatable): id, filename,
+    /// subject_O, issuer_O (default `[serve] extra_labels`, else none).
+    #[arg(long = "extra-label", value_name = "NAME")]
+    pub extra_labels: Vec<String>,
     #[command(flatten)]
     pub probe: ProbeArgs,
 }

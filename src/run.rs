@@ -108,6 +108,13 @@ pub async fn serve(
         .unwrap_or_else(|| crate::serve::DEFAULT_LISTEN.to_owned());
     let addr =
         crate::serve::parse_listen(&listen).map_err(|e| SettingsError::Build(e.to_string()))?;
+    let names = if args.extra_labels.is_empty() {
+        cfg.extra_labels
+    } else {
+        args.extra_labels.clone()
+    };
+    let labels =
+        crate::serve::metrics::LabelOptions::from_names(&names).map_err(SettingsError::Build)?;
     let sources = settings.sources(Some(matches), &[], &Purpose::Dashboard)?;
     if sources.is_empty() {
         return Err(SettingsError::Nothing(settings.config.name()));
@@ -116,6 +123,7 @@ pub async fn serve(
         sources,
         &settings.refresh,
         settings.thresholds,
+        labels,
         addr,
         shutdown_signal(),
     )

@@ -272,6 +272,42 @@ pub fn assess(record: &Record, now: i64, t: Thresholds) -> Assessment {
     }
 }
 
+/// The earliest instant after `now` at which [`assess`] may judge the record differently
+/// (expiry, the critical and warning thresholds, validity start, the lifetime-used
+/// thresholds of a short-lived certificate), or `None` when nothing changes with time alone
+/// (an error row, or one already expired). A caller that judged at `now` may keep that
+/// judgement until this instant; it may be early (a boundary that changes nothing), never late.
+pub fn next_change(record: &Record, now: i64, t: Thresholds) -> Option<i64> {
+    let leaf = record.cert.as_deref()?;
+    let effective = record
+        .chain
+        .iter()
+        .filter(|c| !(c.is_ca && c.self_issued))
+        .map(|c| c.not_after)
+        .fold(leaf.not_after, i64::min);
+    let total = (leaf.not_after - leaf.not_before).max(1);
+    // `used_pct >= p` from the first second at which the rounded-down percentage reaches p.
+    let pct = |p: u8| leaf.not_before + (i64::from(p) * total + 99) / 100;
+    let short = total < t.short_lived_secs;
+    [
+        // Expired from `left <= 0`, i.e. at the effective expiry itself.
+        Some(effective),
+        // x509_cert_expired: the leaf's own notAfter.
+        Some(leaf.not_after),
+        // Critical and warning from `left < threshold`: one second after the boundary.
+        Some(effective - t.crit_secs + 1),
+        Some(effective - t.warn_secs + 1),
+        // Valid from notBefore.
+        Some(leaf.not_before),
+        short.then(|| pct(t.warn_lifetime_pct)),
+        short.then(|| pct(t.crit_lifetime_pct)),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|&c| c > now)
+    .min()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,5 +471,66 @@ mod tests {
         assert_eq!(days_floor(-DAY), -1);
         assert_eq!(days_floor(-DAY - 1), -2);
         assert_eq!(days_floor(0), 0);
+    }
+
+    #[test]
+    fn a_judgement_holds_until_the_next_change_and_no_longer_than_needed() {
+        let now = 1_800_000_000;
+        let t = Thresholds::default();
+        let cases = [
+            record(now - DAY, now + 100 * DAY),
+            record(now - DAY, now + 30 * DAY),
+            record(now - DAY, now + 7 * DAY + 5),
+            record(now - DAY, now + 3),
+            record(now + 50, now + 400 * DAY),
+            record(now - 3 * 3600, now + 21 * 3600),
+            record(now - 3599, now + 1),
+            record(now - 100 * DAY, now + 3600),
+        ];
+        for r in &cases {
+            let at = assess(r, now, t).status;
+            match next_change(r, now, t) {
+                Some(next) => {
+                    assert!(next > now);
+                    // Unchanged at every second before it (sampled densely near both ends).
+                    let span = next - now;
+                    for s in (0..span.min(5000)).chain((span - span.min(5000))..span) {
+                        assert_eq!(assess(r, now + s, t).status, at, "{r:?} at +{s}");
+                    }
+                }
+                None => {
+                    for s in [1, 3600, 400 * DAY] {
+                        assert_eq!(assess(r, now + s, t).status, at);
+                    }
+                }
+            }
+        }
+        // Expired and error rows never change by time alone.
+        assert_eq!(next_change(&record(now - 10, now - 5), now, t), None);
+        let err = Record::new(SourceKind::TLS, "x:443".into(), now).with_error("refused");
+        assert_eq!(next_change(&err, now, t), None);
+        // It finds the real changes: the day the warning starts, then critical, then expiry.
+        let r = record(now - DAY, now + 40 * DAY);
+        let w = next_change(&r, now, t).expect("warning");
+        assert_eq!(assess(&r, w - 1, t).status, Status::Ok);
+        assert_eq!(w, now + 10 * DAY + 1, "warning from 30 days left");
+        let mut at = now;
+        let mut seen = vec![assess(&r, at, t).status];
+        while let Some(n) = next_change(&r, at, t) {
+            at = n;
+            let s = assess(&r, at, t).status;
+            if seen.last() != Some(&s) {
+                seen.push(s);
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                Status::Ok,
+                Status::Warning,
+                Status::Critical,
+                Status::Expired
+            ]
+        );
     }
 }

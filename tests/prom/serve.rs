@@ -40,6 +40,8 @@ async fn prometheus_scrapes_serve_and_has_each_expiry_to_the_second() {
     std::fs::write(certs.join("bundle.pem"), format!("{b}{c}")).expect("write");
     let closed = crate::common::closed_port();
     let target = format!("127.0.0.1:{closed}");
+    // A Prometheus source that cannot be reached: a source failing as a whole.
+    let no_prom = format!("http://127.0.0.1:{}", crate::common::closed_port());
     let serve = peers::certdeck_serve(
         dir.path(),
         &[
@@ -47,9 +49,15 @@ async fn prometheus_scrapes_serve_and_has_each_expiry_to_the_second() {
             &certs.display().to_string(),
             "-t",
             &target,
+            "--prometheus",
+            &no_prom,
             "--no-revocation",
             "--timeout",
             "2s",
+            "--extra-label",
+            "filename",
+            "--extra-label",
+            "subject_O",
         ],
     );
 
@@ -108,6 +116,34 @@ async fn prometheus_scrapes_serve_and_has_each_expiry_to_the_second() {
     let text = text.text().await.expect("body");
     assert!(!text.contains("# EOF"));
     assert!(text.contains("x509_read_errors 1\n"), "{text}");
+    // gzip when the client accepts it (Prometheus does): the same exposition, compressed.
+    let gz = http
+        .get(format!("{}/metrics", serve.url()))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert!(gz.headers()["vary"]
+        .to_str()
+        .expect("vary")
+        .contains("Accept-Encoding"));
+    let gz = gz.bytes().await.expect("body");
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut unzipped)
+        .expect("gunzip");
+    assert!(gz.len() < unzipped.len(), "compressed");
+    let soon_line = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("x509_cert_not_after{") && l.contains(r#"subject_CN="soon""#))
+            .map(str::to_owned)
+    };
+    assert_eq!(soon_line(&unzipped), soon_line(&text), "{unzipped}");
+    assert!(soon_line(&text).is_some_and(|l| l.ends_with(&format!(" {soon}"))));
+    assert!(
+        !text.contains(",id=\"") && !text.contains("{id=\""),
+        "id is opt-in"
+    );
     // promtool lints the exposition as Prometheus reads it.
     let lint = std::process::Command::new("promtool")
         .args(["check", "metrics"])
@@ -150,6 +186,14 @@ async fn prometheus_scrapes_serve_and_has_each_expiry_to_the_second() {
     )
     .await;
     assert_eq!(value(&res[0]), soon.to_string(), "expiry to the second");
+    let nb = query_until(
+        &prom,
+        r#"x509_cert_not_before{subject_CN="soon"}"#,
+        "notBefore",
+        |r| r.len() == 1,
+    )
+    .await;
+    assert_eq!(value(&nb[0]), (now - 60 * 86_400).to_string());
     let m = &res[0]["metric"];
     assert_eq!(m["serial_number"], serial_a.as_str());
     assert_eq!(m["issuer_CN"], "soon");
@@ -237,12 +281,134 @@ async fn prometheus_scrapes_serve_and_has_each_expiry_to_the_second() {
         &prom,
         "certdeck_source_rounds_total",
         "source rounds",
-        |r| r.len() == 2,
+        |r| r.len() == 3,
     )
     .await;
     for s in &res {
         assert!(value(s).parse::<f64>().expect("number") >= 1.0, "{s}");
     }
+    // Source health: the file and TLS sources are up (an unreachable endpoint is a row, not
+    // a source failure); the unreachable Prometheus is a source failing as a whole.
+    let res = query_until(&prom, "certdeck_source_up", "source up", |r| r.len() == 3).await;
+    let mut up: Vec<String> = res
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}",
+                s["metric"]["source"].as_str().unwrap_or_default(),
+                value(s)
+            )
+        })
+        .collect();
+    up.sort();
+    assert_eq!(up, ["file 1", "prometheus 0", "tls 1"]);
+    let res = query_until(&prom, "certdeck_source_state == 1", "source states", |r| {
+        r.len() == 3
+    })
+    .await;
+    let mut states: Vec<String> = res
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}",
+                s["metric"]["source"].as_str().unwrap_or_default(),
+                s["metric"]["state"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    states.sort();
+    assert_eq!(states, ["file ok", "prometheus failing", "tls ok"]);
+    let failing = res
+        .iter()
+        .find(|s| s["metric"]["source"] == "prometheus")
+        .expect("prometheus source");
+    assert_eq!(
+        failing["metric"]["source_instance"],
+        no_prom.trim_start_matches("http://")
+    );
+    let res = query_until(
+        &prom,
+        "certdeck_source_last_success_timestamp_seconds",
+        "last successes",
+        |r| r.len() == 2,
+    )
+    .await;
+    for s in &res {
+        let t: i64 = value(s).parse().expect("number");
+        assert!(t >= now && t <= certdeck::clock::now_unix(), "{s}");
+    }
+    let res = query_until(&prom, "certdeck_source_rows", "rows per source", |r| {
+        r.len() == 3
+    })
+    .await;
+    let mut rows: Vec<String> = res
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}",
+                s["metric"]["source"].as_str().unwrap_or_default(),
+                value(s)
+            )
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(rows, ["file 3", "prometheus 0", "tls 1"]);
+    // The exporter's own: ready, and the instants of what it serves.
+    let res = query_until(&prom, "certdeck_exporter_ready", "ready", |r| {
+        r.len() == 1 && value(&r[0]) == "1"
+    })
+    .await;
+    assert_eq!(res[0]["metric"]["job"], "certdeck");
+    for q in [
+        "certdeck_exporter_snapshot_timestamp_seconds",
+        "certdeck_exporter_judged_timestamp_seconds",
+    ] {
+        let res = query_until(&prom, q, q, |r| r.len() == 1).await;
+        let t: i64 = value(&res[0]).parse().expect("number");
+        assert!(t >= now && t <= certdeck::clock::now_unix(), "{q}: {t}");
+    }
+    let res = query_until(
+        &prom,
+        r#"certdeck_cert_renew_by_seconds{subject_CN="soon"}"#,
+        "renew by",
+        |r| r.len() == 1,
+    )
+    .await;
+    assert_eq!(value(&res[0]), (soon - 30 * 86_400).to_string());
+    let res = query_until(
+        &prom,
+        r#"certdeck_observed_timestamp_seconds{subject_CN="soon"}"#,
+        "observed",
+        |r| r.len() == 1,
+    )
+    .await;
+    let t: i64 = value(&res[0]).parse().expect("number");
+    assert!(t >= now && t <= certdeck::clock::now_unix());
+    // No fingerprints or ids as labels by default, in what Prometheus stored.
+    let res = query_until(
+        &prom,
+        r#"count({job="certdeck", id!=""}) or vector(0)"#,
+        "no id labels",
+        |r| r.len() == 1,
+    )
+    .await;
+    assert_eq!(value(&res[0]), "0");
+    // Every sample of the exposition made it into Prometheus.
+    let res = query_until(
+        &prom,
+        r#"scrape_samples_scraped{job="certdeck"}"#,
+        "samples",
+        |r| r.len() == 1,
+    )
+    .await;
+    let samples: usize = value(&res[0]).parse().expect("number");
+    assert_eq!(
+        samples,
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .count(),
+        "{text}"
+    );
     let res = query_until(
         &prom,
         r#"certdeck_source_round_duration_seconds{source="file"}"#,

@@ -214,3 +214,140 @@ async fn an_unreachable_prometheus_an_error_and_an_empty_answer_are_health_messa
     assert!(err.contains("401 Unauthorized"), "{err}");
     assert!(!err.contains("s3cret"), "no secret in messages: {err}");
 }
+
+/// A Prometheus HTTP API stand-in that answers by path (and, for instant queries, by whether
+/// the query asks for chain info): `(values, chain_info_query, series)`, each a full reply.
+async fn api_server(
+    values: Vec<u8>,
+    chain_query: Vec<u8>,
+    series: Vec<u8>,
+) -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let h = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let (values, chain_query, series) =
+                (values.clone(), chain_query.clone(), series.clone());
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&req)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                let target = line.split(' ').nth(1).unwrap_or("");
+                let reply = if target.starts_with("/api/v1/series?") {
+                    series
+                } else if target.starts_with("/api/v1/query?")
+                    && target.contains("query=probe_ssl_last_chain_info")
+                {
+                    chain_query
+                } else {
+                    values
+                };
+                let _ = s.write_all(&reply).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    (port, h)
+}
+
+#[tokio::test]
+async fn chain_details_come_from_the_series_api_and_without_it_from_a_query_with_a_health_message()
+{
+    let json = |body: &str| http_reply("200 OK", "application/json", body);
+    let values = json(
+        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"probe_ssl_earliest_cert_expiry","instance":"edge.test:443","job":"blackbox"},"value":[1800000000,"1900000000"]}]}}"#,
+    );
+    let info = |subject: &str| {
+        format!(
+            r#"{{"__name__":"probe_ssl_last_chain_info","instance":"edge.test:443","job":"blackbox","subject":"{subject}","issuer":"CN=Edge CA","fingerprint_sha256":"{}"}}"#,
+            "cd".repeat(32)
+        )
+    };
+    let chain_query = json(&format!(
+        r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{},"value":[1800000000,"1"]}}]}}}}"#,
+        info("CN=edge.test,O=From Query")
+    ));
+    let subject_of = |out: &str| -> String {
+        let rows = scan_json(out);
+        assert_eq!(rows.len(), 1, "{out}");
+        assert_eq!(rows[0]["location"], "edge.test:443");
+        rows[0]["subject"].as_str().unwrap_or_default().to_owned()
+    };
+
+    // The series API answers: its label set is joined, no query for chain info, no problem.
+    let series = json(&format!(
+        r#"{{"status":"success","data":[{}]}}"#,
+        info("CN=edge.test,O=From Series")
+    ));
+    let (port, _h) = api_server(values.clone(), json("{}"), series).await;
+    let url = format!("http://127.0.0.1:{port}");
+    let (code, out, err) =
+        crate::common::run_bin(&["scan", "--prometheus", &url, "-o", "json"]).await;
+    assert_eq!(subject_of(&out), "CN=edge.test,O=From Series", "{err}");
+    assert_eq!(code, 0, "healthy: {err}");
+
+    // The chain changed within the window (two label sets for one probe): the instant query
+    // says which one is current.
+    let series = json(&format!(
+        r#"{{"status":"success","data":[{},{}]}}"#,
+        info("CN=edge.test,O=Old"),
+        info("CN=edge.test,O=From Query")
+    ));
+    let (port, _h) = api_server(values.clone(), chain_query.clone(), series).await;
+    let url = format!("http://127.0.0.1:{port}");
+    let (code, out, err) =
+        crate::common::run_bin(&["scan", "--prometheus", &url, "-o", "json"]).await;
+    assert_eq!(subject_of(&out), "CN=edge.test,O=From Query", "{err}");
+    assert_eq!(code, 0, "{err}");
+
+    // No /api/v1/series (404): the rows are whole, read with a query, and the health says so.
+    let (port, _h) = api_server(
+        values.clone(),
+        chain_query.clone(),
+        http_reply("404 Not Found", "text/plain", "404 page not found\n"),
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{port}");
+    let (code, out, err) =
+        crate::common::run_bin(&["scan", "--prometheus", &url, "-o", "json"]).await;
+    assert_eq!(subject_of(&out), "CN=edge.test,O=From Query", "{err}");
+    assert!(
+        err.contains(&format!(
+            "127.0.0.1:{port} has no /api/v1/series (HTTP 404 Not Found): chain details read with /api/v1/query instead"
+        )),
+        "{err}"
+    );
+    assert_eq!(code, 3, "a source with a problem: {err}");
+
+    // The series API fails otherwise: rows without chain details, and the reason.
+    let (port, _h) = api_server(
+        values,
+        chain_query,
+        http_reply(
+            "422 Unprocessable Entity",
+            "application/json",
+            r#"{"status":"error","errorType":"execution","error":"too many series"}"#,
+        ),
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{port}");
+    let (_, out, err) = crate::common::run_bin(&["scan", "--prometheus", &url, "-o", "json"]).await;
+    assert_eq!(subject_of(&out), "unknown subject", "{err}");
+    assert!(
+        err.contains("blackbox chain details (subject, issuer, SHA-256) not read: /api/v1/series failed: execution: too many series"),
+        "{err}"
+    );
+}

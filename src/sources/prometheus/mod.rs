@@ -6,7 +6,11 @@
 //! (`probe_ssl_earliest_cert_expiry`, with `probe_ssl_last_chain_info`) and certdeck's own
 //! exporter becomes a row whose location is built from its labels.
 //!
-//! This module is pure: the query, and turning its answer into rows. `source` does the HTTP.
+//! Values come from one instant query (`/api/v1/query`); the label sets of
+//! `probe_ssl_last_chain_info`, whose value says nothing, come from `/api/v1/series`.
+//!
+//! This module is pure: the queries, and turning their answers into rows. `source` does the
+//! HTTP.
 
 pub mod source;
 
@@ -18,8 +22,49 @@ use crate::model::{CertFacts, Extra, Record, SourceKind};
 
 pub const KIND: SourceKind = SourceKind::new("prometheus");
 
-/// The one instant query that fetches every certificate series certdeck knows of.
-pub const QUERY: &str = r#"{__name__=~"x509_cert_not_after|x509_cert_not_before|ssl_cert_not_after|ssl_cert_not_before|ssl_file_cert_not_after|ssl_file_cert_not_before|ssl_kubernetes_cert_not_after|ssl_kubernetes_cert_not_before|ssl_kubeconfig_cert_not_after|ssl_kubeconfig_cert_not_before|probe_ssl_earliest_cert_expiry|probe_ssl_last_chain_info"}"#;
+/// The one instant query that fetches the value of every certificate series certdeck knows
+/// of.
+pub const QUERY: &str = r#"{__name__=~"x509_cert_not_after|x509_cert_not_before|ssl_cert_not_after|ssl_cert_not_before|ssl_file_cert_not_after|ssl_file_cert_not_before|ssl_kubernetes_cert_not_after|ssl_kubernetes_cert_not_before|ssl_kubeconfig_cert_not_after|ssl_kubeconfig_cert_not_before|probe_ssl_earliest_cert_expiry"}"#;
+
+/// blackbox_exporter's chain details: only its labels matter (its value is always 1), so
+/// they are read from `/api/v1/series`.
+pub const CHAIN_INFO: &str = "probe_ssl_last_chain_info";
+
+/// The `/api/v1/series` answer.
+#[derive(Debug, serde::Deserialize)]
+pub struct SeriesAnswer {
+    pub status: String,
+    #[serde(default)]
+    pub data: Option<Vec<BTreeMap<String, String>>>,
+    #[serde(default, rename = "errorType")]
+    pub error_type: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Chain-info label sets from `/api/v1/series` as series of value 1, or `None` when one
+/// probe (job, instance) has several label sets in the window (its chain changed, e.g. a
+/// renewal): the series API cannot tell the current one, an instant query can.
+pub fn chain_info_from_label_sets(sets: Vec<BTreeMap<String, String>>) -> Option<Vec<Series>> {
+    let mut per_probe: HashMap<JobInstance<'_>, usize> = HashMap::new();
+    for l in &sets {
+        *per_probe
+            .entry((label(l, "job"), label(l, "instance")))
+            .or_insert(0) += 1;
+    }
+    if per_probe.values().any(|&n| n > 1) {
+        return None;
+    }
+    Some(
+        sets.into_iter()
+            .filter(|l| l.get("__name__").map(String::as_str) == Some(CHAIN_INFO))
+            .map(|metric| Series {
+                metric,
+                value: (0.0, "1".to_owned()),
+            })
+            .collect(),
+    )
+}
 
 /// One series of an instant-query answer.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -55,8 +100,8 @@ fn exporter(name: &str, labels: &BTreeMap<String, String>) -> &'static str {
         "blackbox_exporter"
     } else if name.starts_with("ssl_") {
         "ssl_exporter"
-    } else if labels.contains_key("id") && labels.contains_key("source") {
-        // certdeck serve exports x509_cert_* with its own `id` and `source` labels.
+    } else if labels.contains_key("location") && labels.contains_key("source") {
+        // certdeck serve exports x509_cert_* with its own `location` and `source` labels.
         "certdeck"
     } else {
         "x509-certificate-exporter"
@@ -380,6 +425,37 @@ mod tests {
         assert!(
             f.extra.as_ref().expect("extra").note.as_deref()
                 == Some("via ssl_exporter in prometheus 127.0.0.1:9090")
+        );
+    }
+
+    #[test]
+    fn chain_info_label_sets_join_unless_one_probe_has_several() {
+        let set = |inst: &str, subject: &str| -> BTreeMap<String, String> {
+            [
+                ("__name__", CHAIN_INFO),
+                ("job", "bb"),
+                ("instance", inst),
+                ("subject", subject),
+            ]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+        };
+        let info = chain_info_from_label_sets(vec![set("a:443", "CN=a"), set("b:443", "CN=b")])
+            .expect("one per probe");
+        let mut series = vec![s(
+            "probe_ssl_earliest_cert_expiry",
+            &[("instance", "b:443"), ("job", "bb")],
+            "1800000000",
+        )];
+        series.extend(info);
+        let r = rows(&series, "p", 0);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].cert.as_ref().expect("cert").subject, "CN=b");
+        assert!(
+            chain_info_from_label_sets(vec![set("a:443", "CN=old"), set("a:443", "CN=new")])
+                .is_none(),
+            "a renewal in the window: ask for values"
         );
     }
 

@@ -1,13 +1,14 @@
 //! The Prometheus source's plugin and HTTP: `--prometheus URL` (repeatable) or
 //! `[[prometheus]]`, a bearer token or basic auth from the environment or a file, extra trust
-//! anchors from `--ca-file`; one instant query per round and server.
+//! anchors from `--ca-file`; per round and server, one instant query for the values and, when
+//! there are blackbox probes, one `/api/v1/series` call for their chain details.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{rows, Answer, KIND, QUERY};
+use super::{chain_info_from_label_sets, rows, Answer, SeriesAnswer, CHAIN_INFO, KIND, QUERY};
 use crate::sources::registry::{BuildContext, BuildError, Plugin};
 use crate::sources::{
     BoxFut, Problem, ProblemKind, RoundEnd, Schedule, Sink, Source, SourceId, Unusable,
@@ -19,6 +20,15 @@ pub const ENV_USER: &str = "CERTDECK_PROMETHEUS_USER";
 pub const ENV_PASSWORD: &str = "CERTDECK_PROMETHEUS_PASSWORD";
 /// Largest answer read (100,000 series are about 40 MB of JSON).
 const MAX_ANSWER: usize = 256 << 20;
+/// The window `/api/v1/series` looks at for chain details: Prometheus's own lookback.
+const SERIES_WINDOW_SECS: i64 = 300;
+
+/// Why `/api/v1/series` gave no label sets.
+enum SeriesError {
+    /// The server has no such endpoint (HTTP 404, 405 or 501).
+    Missing(reqwest::StatusCode),
+    Other(Problem),
+}
 
 /// The Prometheus source's flags.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -276,14 +286,18 @@ impl PrometheusSource {
         })
     }
 
-    /// Run the query; the answer's series, or why not.
-    pub async fn query(&self) -> Result<Vec<super::Series>, Problem> {
+    /// GET an API endpoint with these parameters; the status and body, or why not.
+    async fn get(
+        &self,
+        endpoint: &str,
+        params: &[(&str, &str)],
+    ) -> Result<(reqwest::StatusCode, bytes::Bytes), Problem> {
         let mut url = self.base.clone();
         {
             let path = url.path().trim_end_matches('/').to_owned();
-            url.set_path(&format!("{path}/api/v1/query"));
+            url.set_path(&format!("{path}{endpoint}"));
         }
-        url.query_pairs_mut().append_pair("query", QUERY);
+        url.query_pairs_mut().extend_pairs(params);
         let req = self.authorize(self.http.get(url))?;
         let resp = req.send().await.map_err(|e| {
             let (kind, what) = if e.is_timeout() {
@@ -322,24 +336,41 @@ impl PrometheusSource {
         if body.len() > MAX_ANSWER {
             return Err(Problem::new(ProblemKind::Other, "the answer is too large"));
         }
-        let answer: Answer = serde_json::from_slice(&body).map_err(|_| {
-            let head = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-            Problem::new(
-                ProblemKind::Other,
-                format!(
-                    "HTTP {status}: not a Prometheus API answer: {}",
-                    crate::model::text::clean(&head)
-                ),
-            )
-        })?;
+        Ok((status, body))
+    }
+
+    fn not_an_answer(status: reqwest::StatusCode, body: &[u8]) -> Problem {
+        let head = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        Problem::new(
+            ProblemKind::Other,
+            format!(
+                "HTTP {status}: not a Prometheus API answer: {}",
+                crate::model::text::clean(&head)
+            ),
+        )
+    }
+
+    fn failed(what: &str, error_type: Option<&str>, error: Option<&str>) -> Problem {
+        Problem::new(
+            ProblemKind::Other,
+            format!(
+                "{what} failed: {}: {}",
+                crate::model::text::clean(error_type.unwrap_or("error")),
+                crate::model::text::clean(error.unwrap_or("no reason given"))
+            ),
+        )
+    }
+
+    /// Run an instant query; the answer's series, or why not.
+    pub async fn query_of(&self, query: &str) -> Result<Vec<super::Series>, Problem> {
+        let (status, body) = self.get("/api/v1/query", &[("query", query)]).await?;
+        let answer: Answer =
+            serde_json::from_slice(&body).map_err(|_| Self::not_an_answer(status, &body))?;
         if answer.status != "success" {
-            return Err(Problem::new(
-                ProblemKind::Other,
-                format!(
-                    "query failed: {}: {}",
-                    crate::model::text::clean(answer.error_type.as_deref().unwrap_or("error")),
-                    crate::model::text::clean(answer.error.as_deref().unwrap_or("no reason given"))
-                ),
+            return Err(Self::failed(
+                "query",
+                answer.error_type.as_deref(),
+                answer.error.as_deref(),
             ));
         }
         let data = answer
@@ -352,6 +383,102 @@ impl PrometheusSource {
             ));
         }
         Ok(data.result)
+    }
+
+    /// The certificate series' values.
+    pub async fn query(&self) -> Result<Vec<super::Series>, Problem> {
+        self.query_of(QUERY).await
+    }
+
+    /// The label sets of the series matching `selector` within the last
+    /// [`SERIES_WINDOW_SECS`].
+    async fn series(
+        &self,
+        selector: &str,
+    ) -> Result<Vec<std::collections::BTreeMap<String, String>>, SeriesError> {
+        let end = crate::clock::now_unix();
+        let start = (end - SERIES_WINDOW_SECS).to_string();
+        let end = end.to_string();
+        let (status, body) = self
+            .get(
+                "/api/v1/series",
+                &[("match[]", selector), ("start", &start), ("end", &end)],
+            )
+            .await
+            .map_err(SeriesError::Other)?;
+        let answer: SeriesAnswer = match serde_json::from_slice(&body) {
+            Ok(a) => a,
+            Err(_) => {
+                return Err(
+                    if matches!(
+                        status,
+                        reqwest::StatusCode::NOT_FOUND
+                            | reqwest::StatusCode::METHOD_NOT_ALLOWED
+                            | reqwest::StatusCode::NOT_IMPLEMENTED
+                    ) {
+                        SeriesError::Missing(status)
+                    } else {
+                        SeriesError::Other(Self::not_an_answer(status, &body))
+                    },
+                )
+            }
+        };
+        if answer.status != "success" {
+            return Err(SeriesError::Other(Self::failed(
+                "/api/v1/series",
+                answer.error_type.as_deref(),
+                answer.error.as_deref(),
+            )));
+        }
+        Ok(answer.data.unwrap_or_default())
+    }
+
+    /// blackbox_exporter's chain details: label sets from `/api/v1/series`, or an instant
+    /// query when a probe's chain changed within the window or the server has no series
+    /// endpoint (then with a problem saying so). A problem alone when neither worked.
+    async fn chain_info(&self) -> (Vec<super::Series>, Option<Problem>) {
+        let missing = match self.series(CHAIN_INFO).await {
+            Ok(sets) => match chain_info_from_label_sets(sets) {
+                Some(info) => return (info, None),
+                None => None,
+            },
+            Err(SeriesError::Missing(status)) => Some(status),
+            Err(SeriesError::Other(p)) => {
+                return (
+                    Vec::new(),
+                    Some(Problem::new(
+                        p.kind,
+                        format!(
+                            "blackbox chain details (subject, issuer, SHA-256) not read: {}",
+                            p.message
+                        ),
+                    )),
+                )
+            }
+        };
+        let note = missing.map(|status| {
+            Problem::new(
+                ProblemKind::Other,
+                format!(
+                    "{} has no /api/v1/series (HTTP {status}): chain details read with /api/v1/query instead",
+                    self.id.instance
+                ),
+            )
+        });
+        match self.query_of(CHAIN_INFO).await {
+            Ok(info) => (info, note),
+            Err(p) => (
+                Vec::new(),
+                Some(Problem::new(
+                    p.kind,
+                    format!(
+                        "blackbox chain details (subject, issuer, SHA-256) not read: {}{}",
+                        p.message,
+                        note.map(|n| format!("; {}", n.message)).unwrap_or_default()
+                    ),
+                )),
+            ),
+        }
     }
 }
 
@@ -366,10 +493,20 @@ impl Source for PrometheusSource {
 
     fn round<'a>(&'a self, sink: &'a Sink) -> BoxFut<'a, RoundEnd> {
         Box::pin(async move {
-            let series = match self.query().await {
+            let mut series = match self.query().await {
                 Ok(s) => s,
                 Err(p) => return RoundEnd::failed(p),
             };
+            let probes = series.iter().any(|s| {
+                s.metric.get("__name__").map(String::as_str)
+                    == Some("probe_ssl_earliest_cert_expiry")
+            });
+            let mut note = None;
+            if probes {
+                let (info, problem) = self.chain_info().await;
+                series.extend(info);
+                note = problem;
+            }
             let now = crate::clock::now_unix();
             let base = format!("prometheus {}", self.id.instance);
             let all = rows(&series, &base, now);
@@ -396,7 +533,14 @@ impl Source for PrometheusSource {
                     return RoundEnd::abandoned();
                 }
             }
-            RoundEnd::complete()
+            match note {
+                // Every row was read; the health says what was missing or worked around.
+                Some(p) => RoundEnd {
+                    complete: true,
+                    problem: Some(p),
+                },
+                None => RoundEnd::complete(),
+            }
         })
     }
 }
