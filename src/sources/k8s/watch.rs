@@ -116,7 +116,11 @@ impl Feed<'_> {
         .await
         {
             Ok(Some(s)) => {
-                let recs = secret_records(self.ctx, &s, &self.start.certs, now);
+                let recs = super::mesh::annotate_secret(
+                    &self.settings.mesh,
+                    &s,
+                    secret_records(self.ctx, &s, &self.start.certs, now),
+                );
                 self.secret_rows(key, recs).await
             }
             Ok(None) => {
@@ -137,7 +141,11 @@ impl Feed<'_> {
                 if let Some(rv) = &s.metadata.resource_version {
                     self.start.secrets_rv = rv.clone();
                 }
-                let recs = secret_records(self.ctx, &s, &self.start.certs, now);
+                let recs = super::mesh::annotate_secret(
+                    &self.settings.mesh,
+                    &s,
+                    secret_records(self.ctx, &s, &self.start.certs, now),
+                );
                 self.secret_rows(key_of(&s.metadata), recs).await
             }
             WatchEvent::Deleted(s) => {
@@ -197,7 +205,11 @@ impl Feed<'_> {
                 .await
                 {
                     Ok(Some(s)) => {
-                        let recs = secret_records(self.ctx, &s, &self.start.certs, now);
+                        let recs = super::mesh::annotate_secret(
+                            &self.settings.mesh,
+                            &s,
+                            secret_records(self.ctx, &s, &self.start.certs, now),
+                        );
                         self.secret_rows(key, recs).await
                     }
                     _ => self.secret_deleted(key).await,
