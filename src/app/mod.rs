@@ -437,7 +437,9 @@ impl App {
                 self.rebuild();
             }
             Action::CopyPem => {
-                if let Some(c) = self.selected_record().and_then(|r| r.cert.clone()) {
+                // Facts without DER (a proxy's, an exporter's) have no PEM.
+                let cert = self.selected_record().and_then(|r| r.cert.clone());
+                if let Some(c) = cert.filter(|c| !c.der.is_empty()) {
                     self.ui.say(
                         format!(
                             "copied the PEM of {} (OSC 52)",

@@ -195,6 +195,25 @@ pub fn superseded(record: &Record) -> bool {
         .is_some_and(|x| x.json.get("superseded") == Some(&serde_json::Value::Bool(true)))
 }
 
+/// True when the row's source reported facts about a certificate it never showed (a mesh
+/// proxy's admin endpoint: serial, names, dates; facts carry `facts_only: true`): there is no
+/// fingerprint, subject, issuer or PEM to show, whatever the record's facts hold.
+pub fn facts_only(record: &Record) -> bool {
+    record
+        .extra
+        .as_ref()
+        .is_some_and(|x| x.json.get("facts_only") == Some(&serde_json::Value::Bool(true)))
+}
+
+/// True when the row's validity start is an estimate (facts carry `not_before_assumed: true`):
+/// it judges the lifetime used but is not shown as the certificate's `not_before`.
+pub fn not_before_assumed(record: &Record) -> bool {
+    record
+        .extra
+        .as_ref()
+        .is_some_and(|x| x.json.get("not_before_assumed") == Some(&serde_json::Value::Bool(true)))
+}
+
 /// Judge a record at `now` (unix seconds).
 pub fn assess(record: &Record, now: i64, t: Thresholds) -> Assessment {
     let Some(leaf) = record.cert.as_deref() else {

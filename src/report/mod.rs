@@ -191,24 +191,30 @@ fn json_revocation(r: &crate::model::Revocation) -> JsonRevocation<'_> {
 fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
     let r = row.record;
     let c: Option<&CertFacts> = r.cert.as_deref();
+    // Facts without the certificate (a proxy's): only what the source said, nulls elsewhere.
+    let shown = c.filter(|_| !crate::model::status::facts_only(r));
     let tls = r.tls.as_ref();
     JsonRecord {
         id: &r.id,
         source: r.source.as_str(),
         location: &r.location,
-        subject: c.map(|c| c.subject.as_str()),
-        issuer: c.map(|c| c.issuer.as_str()),
-        serial: c.map(|c| c.serial.as_str()),
-        sha256: c.map(|c| c.sha256.as_str()),
-        spki_sha256: c.and_then(|c| c.spki_sha256.as_deref()),
-        not_before: c.map(|c| rfc3339(c.not_before)),
+        subject: shown.map(|c| c.subject.as_str()),
+        issuer: shown.map(|c| c.issuer.as_str()),
+        serial: c
+            .map(|c| c.serial.as_str())
+            .filter(|s| shown.is_some() || !s.is_empty()),
+        sha256: shown.map(|c| c.sha256.as_str()),
+        spki_sha256: shown.and_then(|c| c.spki_sha256.as_deref()),
+        not_before: c
+            .filter(|_| !crate::model::status::not_before_assumed(r))
+            .map(|c| rfc3339(c.not_before)),
         not_after: c.map(|c| rfc3339(c.not_after)),
         days_left: row.a.days_left,
         sans: c
             .map(|c| c.sans.iter().map(|s| s.render()).collect())
             .unwrap_or_default(),
-        key: c.map(|c| c.key.as_str()),
-        signature_algorithm: c.map(|c| c.signature_algorithm.as_str()),
+        key: shown.map(|c| c.key.as_str()),
+        signature_algorithm: shown.map(|c| c.signature_algorithm.as_str()),
         is_ca: c.map(|c| c.is_ca),
         status: row.a.status.as_str(),
         error: r.error.as_deref(),
@@ -353,18 +359,24 @@ pub fn write_csv(out: &mut dyn Write, rows: &[Row<'_>]) -> std::io::Result<()> {
         let c = r.cert.as_deref();
         let tls = r.tls.as_ref();
         let s = |f: fn(&CertFacts) -> String| c.map(f).unwrap_or_default();
+        let facts_only = crate::model::status::facts_only(r);
+        let s_shown = |f: fn(&CertFacts) -> String| if facts_only { String::new() } else { s(f) };
         w.write_record([
             r.id.clone(),
             r.source.as_str().to_owned(),
             r.location.clone(),
             row.a.status.as_str().to_owned(),
             row.a.days_left.map(|d| d.to_string()).unwrap_or_default(),
-            s(|c| rfc3339(c.not_before)),
+            if crate::model::status::not_before_assumed(r) {
+                String::new()
+            } else {
+                s(|c| rfc3339(c.not_before))
+            },
             s(|c| rfc3339(c.not_after)),
-            s(|c| c.subject.clone()),
-            s(|c| c.issuer.clone()),
+            s_shown(|c| c.subject.clone()),
+            s_shown(|c| c.issuer.clone()),
             s(|c| c.serial.clone()),
-            s(|c| c.sha256.clone()),
+            s_shown(|c| c.sha256.clone()),
             s(|c| {
                 c.sans
                     .iter()
@@ -372,8 +384,8 @@ pub fn write_csv(out: &mut dyn Write, rows: &[Row<'_>]) -> std::io::Result<()> {
                     .collect::<Vec<_>>()
                     .join(";")
             }),
-            s(|c| c.key.clone()),
-            s(|c| c.signature_algorithm.clone()),
+            s_shown(|c| c.key.clone()),
+            s_shown(|c| c.signature_algorithm.clone()),
             s(|c| c.is_ca.to_string()),
             tls.and_then(|t| t.verification.as_ref())
                 .map(|v| v.reason.clone())

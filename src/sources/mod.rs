@@ -17,6 +17,7 @@ pub mod k8s;
 pub mod keystore;
 pub mod pem;
 pub mod prometheus;
+pub mod proxy;
 pub mod registry;
 pub mod revocation;
 pub mod starttls;

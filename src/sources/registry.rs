@@ -24,6 +24,7 @@ pub static PLUGINS: &[&dyn Plugin] = &[
     &crate::acme::source::PLUGIN,
     &super::vault::source::PLUGIN,
     &super::prometheus::source::PLUGIN,
+    &super::proxy::source::PLUGIN,
 ];
 
 /// What the sources are built for.

@@ -108,16 +108,33 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             "Lifetime used",
             format!("{bar} {used:.0}% of {of}"),
         ));
-        if !app.ui.redact {
+        // Facts without the certificate (a proxy's): only what its source said.
+        let known = !crate::model::status::facts_only(r);
+        if !known {
+            lines.push(field(
+                theme,
+                "Certificate",
+                "not shown by its source: no fingerprint, subject or issuer",
+            ));
+        }
+        if !app.ui.redact && known {
             lines.push(field(theme, "Subject", c.subject.clone()));
         }
-        lines.push(field(theme, "Issuer", c.issuer.clone()));
-        lines.push(field(theme, "Not before", rfc3339(c.not_before)));
+        if known {
+            lines.push(field(theme, "Issuer", c.issuer.clone()));
+        }
+        if !crate::model::status::not_before_assumed(r) {
+            lines.push(field(theme, "Not before", rfc3339(c.not_before)));
+        }
         lines.push(field(theme, "Not after", rfc3339(c.not_after)));
-        lines.push(field(theme, "Serial", c.serial.clone()));
-        lines.push(field(theme, "SHA-256", c.sha256.clone()));
-        lines.push(field(theme, "Key", c.key.clone()));
-        lines.push(field(theme, "Signature", c.signature_algorithm.clone()));
+        if known || !c.serial.is_empty() {
+            lines.push(field(theme, "Serial", c.serial.clone()));
+        }
+        if known {
+            lines.push(field(theme, "SHA-256", c.sha256.clone()));
+            lines.push(field(theme, "Key", c.key.clone()));
+            lines.push(field(theme, "Signature", c.signature_algorithm.clone()));
+        }
         lines.push(field(theme, "CA", if c.is_ca { "yes" } else { "no" }));
         if let Some(v) = &r.revocation {
             let role = match v.state {
@@ -295,6 +312,11 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         ));
         for o in others {
             lines.push(Line::raw(format!("  {o}")));
+        }
+        if crate::model::status::facts_only(r) {
+            // Its source never showed the certificate: there is no PEM.
+            super::scrolled(f, app, lines, inner);
+            return;
         }
         lines.push(Line::raw(""));
         lines.push(Line::styled("PEM (y copies it)", theme.style(Role::Header)));

@@ -12,6 +12,7 @@ pub mod ingress;
 pub mod keys;
 pub mod keystores;
 pub mod kubeconfig;
+pub mod mesh;
 pub mod read;
 pub mod source;
 pub mod watch;
@@ -49,6 +50,8 @@ pub struct K8sSettings {
     /// How long one watch request stays open before it is renewed (the API server's
     /// `timeoutSeconds`; 290 s).
     pub watch_timeout: Duration,
+    /// Service-mesh CAs: where Istio's and Linkerd's control planes live.
+    pub mesh: mesh::MeshSettings,
 }
 
 impl Default for K8sSettings {
@@ -64,6 +67,7 @@ impl Default for K8sSettings {
             check_ingresses: false,
             ingress_port: 443,
             watch_timeout: Duration::from_secs(290),
+            mesh: mesh::MeshSettings::default(),
         }
     }
 }

@@ -612,7 +612,8 @@ pub async fn read_context(
     let passwords =
         super::keystores::resolve(&client, settings.timeout, ctx, keystores_wanted).await;
 
-    // 2. Secrets, streamed page by page.
+    // 2. Secrets, streamed page by page (mesh CA objects kept for step 7).
+    let mut mesh = super::mesh::MeshRound::new(&settings.mesh);
     let mut linked: HashSet<(String, String)> = HashSet::new();
     let mut stored: super::ingress::StoredLeaves = HashMap::new();
     let mut rows: HashMap<(String, String), Vec<String>> = HashMap::new();
@@ -630,6 +631,7 @@ pub async fn read_context(
         let stored_ref = &mut stored;
         let rows_ref = &mut rows;
         let keep = settings.check_ingresses;
+        let mesh_ref = &mut mesh;
         let mut f = |s: Secret| {
             let key = (
                 s.metadata.namespace.clone().unwrap_or_default(),
@@ -649,7 +651,7 @@ pub async fn read_context(
                 }
             }
             rows_ref.insert(key, recs.iter().map(|r| r.id.clone()).collect());
-            recs
+            mesh_ref.secret(&s, recs)
         };
         let errs = rd
             .list_scope(
@@ -671,6 +673,7 @@ pub async fn read_context(
                 return failed(&e);
             }
             let _ = sink.observed(rd.error_row(&ns, "secrets", &e)).await;
+            mesh.list_failed("secrets", &ns, &e);
             partial.get_or_insert(e);
         }
     }
@@ -692,12 +695,13 @@ pub async fn read_context(
                 None => Api::all(c.clone()),
             }
         };
-        let mut f = |cm: ConfigMap| configmap_records(ctx, &cm, now);
+        let mut f = |cm: ConfigMap| mesh.configmap(&cm, configmap_records(ctx, &cm, now));
         for (ns, e) in rd
             .list_scope(&scope, "configmaps", &make, None, &mut f)
             .await
         {
             let _ = sink.observed(rd.error_row(&ns, "configmaps", &e)).await;
+            mesh.list_failed("configmaps", &ns, &e);
             partial.get_or_insert(e);
         }
     }
@@ -730,6 +734,10 @@ pub async fn read_context(
     // 6. Cluster-scoped caBundles, with -A only.
     if scope == Scope::All {
         read_cluster_scoped(&mut rd).await;
+    }
+    // 7. Service-mesh CAs: compared with each other, then sent.
+    if let Some(e) = mesh.finish(&rd, &scope).await {
+        partial.get_or_insert(e);
     }
     let watch = secrets_rv.map(|secrets_rv| WatchStart {
         scope,

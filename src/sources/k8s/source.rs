@@ -47,6 +47,8 @@ pub struct K8sArgs {
     /// Probe each Ingress TLS host and flag one that serves another certificate than its Secret.
     #[arg(long)]
     pub check_ingress: bool,
+    #[command(flatten)]
+    pub mesh: super::mesh::MeshArgs,
 }
 
 use clap::Args;
@@ -77,6 +79,8 @@ pub struct KubernetesConfig {
     /// Probe each Ingress TLS host and compare what it serves with its Secret.
     #[serde(default)]
     pub check_ingresses: bool,
+    /// `[kubernetes.mesh]`: service-mesh control-plane namespaces.
+    pub mesh: Option<super::mesh::MeshConfig>,
 }
 
 impl K8sArgs {
@@ -89,6 +93,7 @@ impl K8sArgs {
             || self.namespace.is_some()
             || self.all_namespaces
             || self.check_ingress
+            || self.mesh.given()
     }
 
     /// Kubernetes settings from these flags over the `[kubernetes]` config section.
@@ -126,6 +131,7 @@ impl K8sArgs {
             timeout: c.timeout.unwrap_or(default_timeout),
             page_size: c.page_size.unwrap_or(DEFAULT_PAGE_SIZE),
             check_ingresses: self.check_ingress || c.check_ingresses,
+            mesh: self.mesh.resolve(c.mesh.as_ref()),
             ..K8sSettings::default()
         }
     }

@@ -116,8 +116,11 @@ impl Feed<'_> {
         .await
         {
             Ok(Some(s)) => {
-                let recs =
-                    secret_records(self.ctx, &s, &self.start.certs, &self.start.passwords, now);
+                let recs = super::mesh::annotate_secret(
+                    &self.settings.mesh,
+                    &s,
+                    secret_records(self.ctx, &s, &self.start.certs, &self.start.passwords, now),
+                );
                 self.secret_rows(key, recs).await
             }
             Ok(None) => {
@@ -138,8 +141,11 @@ impl Feed<'_> {
                 if let Some(rv) = &s.metadata.resource_version {
                     self.start.secrets_rv = rv.clone();
                 }
-                let recs =
-                    secret_records(self.ctx, &s, &self.start.certs, &self.start.passwords, now);
+                let recs = super::mesh::annotate_secret(
+                    &self.settings.mesh,
+                    &s,
+                    secret_records(self.ctx, &s, &self.start.certs, &self.start.passwords, now),
+                );
                 self.secret_rows(key_of(&s.metadata), recs).await
             }
             WatchEvent::Deleted(s) => {
@@ -205,12 +211,10 @@ impl Feed<'_> {
                 .await
                 {
                     Ok(Some(s)) => {
-                        let recs = secret_records(
-                            self.ctx,
+                        let recs = super::mesh::annotate_secret(
+                            &self.settings.mesh,
                             &s,
-                            &self.start.certs,
-                            &self.start.passwords,
-                            now,
+                            secret_records(self.ctx, &s, &self.start.certs, &self.start.passwords, now),
                         );
                         self.secret_rows(key, recs).await
                     }
