@@ -3,6 +3,7 @@
 pub mod cert;
 pub mod fleet;
 pub mod keyaudit;
+pub mod places;
 pub mod record;
 pub mod status;
 pub mod text;
