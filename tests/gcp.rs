@@ -617,3 +617,323 @@ fn missing_or_rejected_credentials_and_a_slow_endpoint_are_health_messages() {
     );
     assert!(!err.contains("ya29"), "{err}");
 }
+
+/// `certdeck --config CFG ARGS`: (stdout, stderr, exit code).
+fn certdeck(home: &Home, cfg: &Path, args: &[&str]) -> (String, String, i32) {
+    let mut c = home.command(Path::new(env!("CARGO_BIN_EXE_certdeck")));
+    c.arg("--config").arg(cfg).args(args);
+    run(&mut c)
+}
+
+fn scan_rows(home: &Home, cfg: &Path) -> Vec<Value> {
+    let (out, err, _) = certdeck(home, cfg, &["scan", "-o", "json"]);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}\nstderr: {err}"))
+}
+
+fn write(home: &Home, name: &str, text: &str) -> PathBuf {
+    let p = home.path(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn not_after_of(der: &[u8]) -> i64 {
+    certdeck::model::CertFacts::from_der(der).unwrap().not_after
+}
+
+/// Through the binary and the action framework: `renew ID --dry-run` previews the upload
+/// (the certificate, its names, old and new expiry, every `usedBy` consumer, the API calls)
+/// and sends nothing; a key that is not the certificate's, a certificate that does not cover
+/// the current names, and a Google-managed certificate are refused at plan time with the
+/// reason; a denied PATCH and an operation that ends in error leave the old certificate in
+/// place and name the step; `renew ID --yes` uploads, follows the long-running operation and
+/// verifies by re-reading; the audit log has every run, with no key material.
+#[test]
+fn renew_uploads_a_renewed_certificate_into_a_self_managed_one_verified_and_audited() {
+    let fx = Fixture::start();
+    let (web_old, web_old_key, web_old_der) = cert("www.shop.example", 5);
+    let (web_new, web_new_key, web_new_der) = cert("www.shop.example", 90);
+    let (api_old, api_old_key, _) = cert("api.shop.example", 5);
+    let (api_new, _, _) = cert("api.shop.example", 90);
+    let (_, stray_key, _) = cert("stray.example", 90);
+    let (eu_old, eu_old_key, _) = cert("eu.shop.example", 5);
+    let (elsewhere, elsewhere_key, _) = cert("elsewhere.example", 90);
+    let entry = |n: &str| {
+        format!("//certificatemanager.googleapis.com/projects/shop/locations/global/certificateMaps/main/certificateMapEntries/{n}")
+    };
+    let web = format!("{P}/global/certificates/web");
+    let api = format!("{P}/global/certificates/api");
+    let eu = format!("{P}/us-central1/certificates/eu");
+    let stuck = format!("{P}/global/certificates/stuck");
+    fx.seed(json!([
+        {"name": web, "selfManaged": {"pemCertificate": web_old, "pemPrivateKey": web_old_key},
+         "usedBy": [{"name": entry("www")}, {"name": entry("www-ipv6")}]},
+        {"name": api, "selfManaged": {"pemCertificate": api_old, "pemPrivateKey": api_old_key}},
+        {"name": eu, "selfManaged": {"pemCertificate": eu_old, "pemPrivateKey": eu_old_key}},
+        {"name": stuck, "expireTime": rfc3339_in(12), "updateTime": "2026-11-20T08:00:00Z",
+         "managed": {"domains": ["old.shop.example"], "state": "PROVISIONING",
+                     "provisioningIssue": {"reason": "AUTHORIZATION_ISSUE"},
+                     "authorizationAttemptInfo": [{"domain": "old.shop.example", "state": "FAILED", "failureReason": "CONFIG"}]}},
+    ]));
+    fx.control(json!({"refresh_tokens": ["1//refresh-ok"], "op_polls": 2}));
+    let mut home = Home::new(&fx);
+    let adc = home.authorized_user(&fx, "1//refresh-ok");
+    home.set("GOOGLE_APPLICATION_CREDENTIALS", adc.to_str().unwrap());
+    let files = [
+        write(&home, "web.pem", &web_new),
+        write(&home, "web.key", &web_new_key),
+        write(&home, "api.pem", &api_new),
+        write(&home, "stray.key", &stray_key),
+        write(&home, "elsewhere.pem", &elsewhere),
+        write(&home, "elsewhere.key", &elsewhere_key),
+    ];
+    let f = |i: usize| files[i].display().to_string();
+    let cfg = write(
+        &home,
+        "certdeck.toml",
+        &format!(
+            "[[gcp]]\nproject = \"shop\"\nlocations = [\"us-central1\"]\n\
+             [[gcp.upload]]\nname = \"{web}\"\ncertificate = \"{}\"\nprivate_key = \"{}\"\n\
+             [[gcp.upload]]\nname = \"{api}\"\ncertificate = \"{}\"\nprivate_key = \"{}\"\n\
+             [[gcp.upload]]\nname = \"{eu}\"\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+            f(0),
+            f(1),
+            f(2),
+            f(3),
+            f(4),
+            f(5)
+        ),
+    );
+    let rows = scan_rows(&home, &cfg);
+    let id = |name: &str| row(&rows, name)["id"].as_str().unwrap().to_owned();
+    let patches = || fx.stats()["patches"].as_array().unwrap().len();
+    let clock = certdeck::clock::rfc3339;
+
+    // The preview: the certificate, names, old -> new expiry, consumers, calls. Nothing sent.
+    let (out, err, code) = certdeck(&home, &cfg, &["renew", &id(&web), "--dry-run"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "Upload www.shop.example (renewed): {web} in context projects/shop/locations/global"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "expires:    {} -> {}",
+            clock(not_after_of(&web_old_der)),
+            clock(not_after_of(&web_new_der))
+        )),
+        "{out}"
+    );
+    assert!(out.contains("names:      DNS:www.shop.example"), "{out}");
+    assert!(
+        out.contains(&entry("www")) && out.contains(&entry("www-ipv6")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("PATCH v1/{web}?updateMask=selfManaged")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("new sha256: {}", sha256_hex(&web_new_der))),
+        "{out}"
+    );
+    assert!(out.contains("dry run: nothing was written"), "{out}");
+    assert!(!out.contains("PRIVATE KEY"), "{out}");
+    assert_eq!(patches(), 0);
+
+    // Refused at plan time, with the reason, nothing sent: a key that is not the
+    // certificate's, names that do not cover the current ones, a Google-managed certificate.
+    let (out, err, code) = certdeck(&home, &cfg, &["renew", &id(&api), "--yes"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("does not belong to the certificate"), "{err}");
+    let (out, err, code) = certdeck(&home, &cfg, &["renew", &id(&eu), "--yes"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("does not cover eu.shop.example"), "{err}");
+    let (out, err, code) = certdeck(&home, &cfg, &["renew", &id(&stuck), "--yes"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.contains("takes no upload"), "{err}");
+    assert!(
+        err.contains("failed authorization for old.shop.example (CONFIG)"),
+        "{err}"
+    );
+    assert_eq!(patches(), 0, "nothing was sent for refused plans");
+
+    // The PATCH is denied: step write, the permission named, the old certificate in place.
+    fx.control(json!({"deny_update": [format!("{P}/global")]}));
+    let (out, err, code) = certdeck(&home, &cfg, &["renew", &id(&web), "--yes"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains(
+            "step write: certificatemanager.certs.update denied on projects/shop/locations/global"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("the previous certificate stays in service"),
+        "{out}"
+    );
+    let r = scan_rows(&home, &cfg);
+    assert_eq!(row(&r, &web)["sha256"], sha256_hex(&web_old_der));
+
+    // The operation ends in error: step wait, the API's message, the old certificate in place.
+    fx.control(json!({"deny_update": [], "op_error": {"code": 13, "message": "internal error while storing the certificate"}}));
+    let (out, err, code) = certdeck(&home, &cfg, &["renew", &id(&web), "--yes"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("step wait: Certificate Manager refused the update (code 13: internal error while storing the certificate)"),
+        "{out}"
+    );
+    let r = scan_rows(&home, &cfg);
+    assert_eq!(row(&r, &web)["sha256"], sha256_hex(&web_old_der));
+
+    // The upload: PATCH, operations.get until done (two "running" answers first), verified.
+    fx.control(json!({"op_error": null, "op_polls": 2}));
+    let gets_before = fx.stats()["operation_gets"].as_u64().unwrap();
+    let (out, err, code) = certdeck(&home, &cfg, &["renew", &id(&web), "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let stats = fx.stats();
+    assert!(
+        stats["operation_gets"].as_u64().unwrap() - gets_before >= 3,
+        "the operation was followed until done: {stats}"
+    );
+    let last = stats["patches"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["mask"], json!(["selfManaged"]));
+    assert_eq!(
+        last["self_managed_keys"],
+        json!(["pemCertificate", "pemPrivateKey"])
+    );
+    let r = scan_rows(&home, &cfg);
+    let w = row(&r, &web);
+    assert_eq!(w["sha256"], sha256_hex(&web_new_der));
+    assert_eq!(
+        w["gcp"]["expire_time"].as_i64(),
+        Some(not_after_of(&web_new_der))
+    );
+    assert_eq!(w["gcp"]["used_by"].as_array().unwrap().len(), 2);
+
+    // The audit log: the two failures with their steps, the success with the fingerprints
+    // before and after; never key material.
+    let audit = std::fs::read_to_string(home.path("data/audit.jsonl")).unwrap();
+    for k in [&web_new_key, &web_old_key, &stray_key] {
+        let body: String = k.lines().filter(|l| !l.starts_with("-----")).collect();
+        assert!(!audit.contains(&body[..40]), "no key in the audit log");
+    }
+    assert!(!audit.contains("PRIVATE KEY"));
+    let recs: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &Value| r["action"] == "gcp-upload")
+        .collect();
+    let failed: Vec<&str> = recs
+        .iter()
+        .filter(|r| r["outcome"] == "failed")
+        .map(|r| r["failed_step"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["write", "wait"], "{audit}");
+    let ok = recs
+        .iter()
+        .find(|r| r["outcome"] == "succeeded")
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(ok["before_sha256"], sha256_hex(&web_old_der));
+    assert_eq!(ok["after_sha256"], sha256_hex(&web_new_der));
+    assert_eq!(ok["location"], web.as_str());
+    assert_eq!(ok["after_not_after"], clock(not_after_of(&web_new_der)));
+}
+
+/// The official client drives the same update against the fixture: `update_certificate`
+/// with `update_mask=self_managed` (as gcloud's `certificates update --certificate-file
+/// --private-key-file`), its long-running operation followed to the end, the certificate read
+/// back. Its request has the shape certdeck's has (mask, body), a mismatched key gets the
+/// API's 400, and what it reads back is the uploaded certificate.
+#[test]
+fn the_official_client_drives_the_same_update_against_the_fixture() {
+    let fx = Fixture::start();
+    let (old, old_key, _) = cert("www.shop.example", 5);
+    let (new, new_key, new_der) = cert("www.shop.example", 90);
+    let web = format!("{P}/global/certificates/web");
+    fx.seed(
+        json!([{"name": web, "selfManaged": {"pemCertificate": old, "pemPrivateKey": old_key}}]),
+    );
+    fx.control(json!({"refresh_tokens": ["1//refresh-ok"], "op_polls": 1}));
+    let mut home = Home::new(&fx);
+    let adc = home.authorized_user(&fx, "1//refresh-ok");
+    home.set("GOOGLE_APPLICATION_CREDENTIALS", adc.to_str().unwrap());
+    let cert_file = write(&home, "new.pem", &new);
+    let key_file = write(&home, "new.key", &new_key);
+    let old_key_file = write(&home, "old.key", &old_key);
+    let update = |key: &Path| {
+        let mut c = home.command(&venv().join("bin/python"));
+        c.arg(repo().join("tests/gcp/client.py"))
+            .arg("update")
+            .arg(fx.url())
+            .arg(&web)
+            .arg(&cert_file)
+            .arg(key);
+        let (out, err, code) = run(&mut c);
+        assert_eq!(code, 0, "client.py update failed: {err}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    // A key that is not the certificate's: the API's 400, the certificate untouched.
+    let got = update(&old_key_file);
+    assert_eq!(got["error"]["code"], 400, "{got}");
+    assert!(
+        got["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("The private key does not match the certificate."),
+        "{got}"
+    );
+    assert_ne!(got["sha256"], sha256_hex(&new_der));
+    // The update, followed through its operation.
+    let got = update(&key_file);
+    assert!(got["error"].is_null(), "{got}");
+    assert_eq!(got["result_name"], web.as_str());
+    assert_eq!(got["sha256"], sha256_hex(&new_der));
+    assert_eq!(got["san_dnsnames"], json!(["www.shop.example"]));
+    assert!(
+        got["operation"]
+            .as_str()
+            .unwrap()
+            .starts_with("projects/shop/locations/global/operations/"),
+        "{got}"
+    );
+    let py = fx.stats()["patches"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+
+    // certdeck's upload of the same files sends the same request.
+    fx.seed(
+        json!([{"name": web, "selfManaged": {"pemCertificate": old, "pemPrivateKey": old_key}}]),
+    );
+    let cfg = write(
+        &home,
+        "certdeck.toml",
+        &format!(
+            "[[gcp]]\nproject = \"shop\"\n[[gcp.upload]]\nname = \"{web}\"\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
+            cert_file.display(),
+            key_file.display()
+        ),
+    );
+    let rows = scan_rows(&home, &cfg);
+    let id = row(&rows, &web)["id"].as_str().unwrap().to_owned();
+    let (out, err, code) = certdeck(&home, &cfg, &["action", "upload", &id, "--yes"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let ours = fx.stats()["patches"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    for k in ["name", "mask", "body_keys", "self_managed_keys", "auth"] {
+        assert_eq!(
+            ours[k], py[k],
+            "{k}: certdeck {ours} vs the official client {py}"
+        );
+    }
+    let rows = scan_rows(&home, &cfg);
+    assert_eq!(row(&rows, &web)["sha256"], sha256_hex(&new_der));
+}

@@ -20,11 +20,26 @@ pub struct Fleet {
     by_sha: HashMap<String, Vec<usize>>,
     /// Record indices by the SPKI SHA-256 of their certificate's key.
     by_spki: HashMap<String, Vec<usize>>,
+    /// Records by the DNS names of their leaf (`places::names_key`), for drift.
+    by_names: HashMap<String, Vec<usize>>,
     certs: HashMap<String, Arc<CertFacts>>,
 }
 
 fn spki_of(r: &Record) -> Option<String> {
     r.cert.as_ref().and_then(|c| c.spki_sha256.clone())
+}
+
+fn names_of(r: &Record) -> Option<String> {
+    r.cert.as_deref().and_then(super::places::names_key)
+}
+
+fn unlist(map: &mut HashMap<String, Vec<usize>>, key: &str, idx: usize) {
+    if let Some(v) = map.get_mut(key) {
+        v.retain(|&i| i != idx);
+        if v.is_empty() {
+            map.remove(key);
+        }
+    }
 }
 
 impl Fleet {
@@ -55,7 +70,17 @@ impl Fleet {
         record.chain = chain;
         let new_sha = record.cert.as_ref().map(|c| c.sha256.clone());
         let new_spki = spki_of(&record);
+        let new_names = names_of(&record);
         if let Some(&idx) = self.by_id.get(&record.id) {
+            let old_names = names_of(&self.records[idx]);
+            if old_names != new_names {
+                if let Some(old) = old_names {
+                    unlist(&mut self.by_names, &old, idx);
+                }
+                if let Some(new) = new_names {
+                    self.by_names.entry(new).or_default().push(idx);
+                }
+            }
             let old_sha = self.records[idx].cert.as_ref().map(|c| c.sha256.clone());
             let old_spki = spki_of(&self.records[idx]);
             if old_sha != new_sha {
@@ -95,6 +120,9 @@ impl Fleet {
             }
             if let Some(new) = &new_spki {
                 self.by_spki.entry(new.clone()).or_default().push(idx);
+            }
+            if let Some(new) = new_names {
+                self.by_names.entry(new).or_default().push(idx);
             }
             self.records.push(record);
             self.refresh_reuse(new_spki.as_deref());
@@ -140,6 +168,9 @@ impl Fleet {
                 }
             }
         }
+        if let Some(k) = names_of(&self.records[idx]) {
+            unlist(&mut self.by_names, &k, idx);
+        }
         if let Some(sha) = self.records[idx].cert.as_ref().map(|c| c.sha256.clone()) {
             if let Some(v) = self.by_sha.get_mut(&sha) {
                 v.retain(|&i| i != idx);
@@ -154,6 +185,13 @@ impl Fleet {
             // The former last record now lives at `idx`.
             let moved = &self.records[idx];
             self.by_id.insert(moved.id.clone(), idx);
+            if let Some(v) = names_of(moved).and_then(|k| self.by_names.get_mut(&k)) {
+                for i in v.iter_mut() {
+                    if *i == last {
+                        *i = idx;
+                    }
+                }
+            }
             if let Some(sha) = moved.cert.as_ref().map(|c| c.sha256.clone()) {
                 if let Some(v) = self.by_sha.get_mut(&sha) {
                     for i in v.iter_mut() {
@@ -203,6 +241,19 @@ impl Fleet {
             .get(sha256)
             .map(|v| v.iter().map(|&i| &self.records[i]).collect())
             .unwrap_or_default()
+    }
+
+    /// Every place of the certificate with this SHA-256 (endpoints first), for the details.
+    pub fn places_of(&self, sha256: &str) -> Vec<super::places::Place> {
+        super::places::places(self.locations_of(sha256))
+    }
+
+    /// Whether the endpoint row `record` serves an older certificate than a store of the
+    /// fleet holds for the same names, at `now`.
+    pub fn drift_of(&self, record: &Record, now: i64) -> Option<super::places::Drift> {
+        let key = names_of(record)?;
+        let rows = self.by_names.get(&key)?;
+        super::places::drift(record, rows.iter().map(|&i| &self.records[i]), now)
     }
 
     /// Number of distinct certificates (leaves) in the fleet.
@@ -330,5 +381,71 @@ mod tests {
                 .as_deref(),
             Some("a2")
         );
+    }
+
+    #[test]
+    fn drift_follows_upserts_and_removals() {
+        let now = 1_000;
+        let served = |na: i64| {
+            let mut r = Record::new(SourceKind::TLS, "shop.example:443".to_owned(), 0);
+            r.cert = Some(Arc::new(crate::testing::facts(
+                "shop.example",
+                "CA",
+                0,
+                na,
+                "Ed25519",
+                &["shop.example"],
+            )));
+            r.tls = Some(crate::model::TlsInfo::default());
+            r
+        };
+        let file = |loc: &str, na: i64, name: &str| {
+            // Synthetic DER is made of the CN, issuer and validity: a CN per name keeps
+            // certificates of other names apart.
+            let mut r = Record::new(SourceKind::FILE, loc.to_owned(), 0);
+            r.cert = Some(Arc::new(crate::testing::facts(
+                name,
+                "CA",
+                0,
+                na,
+                "Ed25519",
+                &[name],
+            )));
+            r
+        };
+        let mut f = Fleet::new();
+        f.upsert(file("/other.pem", 9_000, "other.example"));
+        f.upsert(served(5_000));
+        f.upsert(file("/new.pem", 9_000, "shop.example"));
+        let ep = f.records()[1].clone();
+        let d = f.drift_of(&ep, now).expect("drift");
+        assert_eq!(d.store_location, "/new.pem");
+        // The store is renewed to other names: no drift any more; back: drift again.
+        f.upsert(file("/new.pem", 9_000, "elsewhere.example"));
+        assert_eq!(f.drift_of(&ep, now), None);
+        f.upsert(file("/new.pem", 9_000, "shop.example"));
+        assert!(f.drift_of(&ep, now).is_some());
+        // Removing a row moves the last one into its slot: the names index follows.
+        let other = f.records()[0].id.clone();
+        f.remove(&other);
+        let ep = f.get(&ep.id).unwrap().clone();
+        assert_eq!(
+            f.drift_of(&ep, now).map(|d| d.store_location),
+            Some("/new.pem".to_owned())
+        );
+        let new = f
+            .records()
+            .iter()
+            .find(|r| r.location == "/new.pem")
+            .unwrap()
+            .id
+            .clone();
+        f.remove(&new);
+        assert_eq!(f.drift_of(&ep, now), None);
+        // The endpoint catches up (reloaded): no drift.
+        f.upsert(file("/new.pem", 9_000, "shop.example"));
+        f.upsert(served(9_000));
+        let ep = f.get(&ep.id).unwrap().clone();
+        assert_eq!(f.drift_of(&ep, now), None);
     }
 }

@@ -4,6 +4,7 @@ pub mod cert;
 pub mod fleet;
 pub mod keyaudit;
 pub mod keyreuse;
+pub mod places;
 pub mod record;
 pub mod status;
 pub mod text;

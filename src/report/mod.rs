@@ -5,6 +5,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::clock::{date, rfc3339};
+use crate::model::places::{Drift, Place};
 use crate::model::status::ExpiryCause;
 use crate::model::text::clean;
 use crate::model::{assess, Assessment, CertFacts, Record, Status, Thresholds};
@@ -56,15 +57,24 @@ pub fn exit_code(statuses: impl IntoIterator<Item = Status>) -> i32 {
 pub struct Row<'a> {
     pub record: &'a Record,
     pub a: Assessment,
+    /// Every location of the same certificate in the report (this one included).
+    pub places: Vec<Place>,
+    /// An endpoint serving an older certificate than a store holds for the same names.
+    pub drift: Option<Drift>,
 }
 
 /// Assess and sort: soonest effective expiry first, unreadable locations last, then location.
 pub fn rows(records: &[Record], now: i64, t: Thresholds) -> Vec<Row<'_>> {
+    let refs: Vec<&Record> = records.iter().collect();
+    let index = crate::model::places::Index::new(refs.iter().copied());
     let mut rows: Vec<Row<'_>> = records
         .iter()
-        .map(|r| Row {
+        .enumerate()
+        .map(|(i, r)| Row {
             record: r,
             a: assess(r, now, t),
+            places: index.places_of(&refs, i),
+            drift: index.drift_of(&refs, i, now),
         })
         .collect();
     rows.sort_by(|x, y| {
@@ -138,6 +148,11 @@ struct JsonRecord<'a> {
     key_findings: Vec<crate::model::keyaudit::KeyFinding>,
     /// The leaf's lifetime used; short-lived certificates are judged by it.
     lifetime: Option<JsonLifetime>,
+    /// Every location of the same certificate (by SHA-256) in this report, this one included:
+    /// endpoints first, then stores.
+    locations: &'a [Place],
+    /// An endpoint serving an older certificate than a store holds for the same names.
+    drift: Option<JsonDrift<'a>>,
     /// Facts of other sources, under their key (`"aws": {...}`).
     #[serde(flatten)]
     extra: std::collections::BTreeMap<&'static str, &'a serde_json::Value>,
@@ -154,6 +169,23 @@ struct JsonLifetime {
     short_lived: bool,
     /// For short-lived certificates: `72% of 1h lifetime used; rotation overdue`.
     note: Option<String>,
+}
+
+/// The `drift` object of a JSON record.
+#[derive(Serialize)]
+struct JsonDrift<'a> {
+    /// The store row holding the newer certificate: id, source, kind, location.
+    store_id: &'a str,
+    store_source: &'a str,
+    /// `ACM`, `Key Vault`, `Certificate Manager`, `Vault`, `Secret`, `file`, `ACME file`.
+    store_kind: &'a str,
+    store_location: &'a str,
+    store_sha256: &'a str,
+    store_not_after: String,
+    served_not_after: String,
+    /// Further stores holding a newer certificate for the same names.
+    other_stores: usize,
+    message: &'a str,
 }
 
 /// The `revocation` object of a JSON record.
@@ -250,6 +282,18 @@ fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
             short_lived: l.short_lived,
             note: row.a.lifetime_note(),
         }),
+        locations: &row.places,
+        drift: row.drift.as_ref().map(|d| JsonDrift {
+            store_id: &d.store_id,
+            store_source: d.store_source.as_str(),
+            store_kind: d.store_kind,
+            store_location: &d.store_location,
+            store_sha256: &d.store_sha256,
+            store_not_after: rfc3339(d.store_not_after),
+            served_not_after: rfc3339(d.served_not_after),
+            other_stores: d.other_stores,
+            message: &d.message,
+        }),
         extra: r.extra.iter().map(|x| (x.key, &x.json)).collect(),
     }
 }
@@ -282,6 +326,9 @@ pub fn note(row: &Row<'_>) -> String {
         .find(|f| f.severity >= crate::model::keyaudit::Severity::Warning)
     {
         return format!("key: {}", f.message);
+    }
+    if let Some(d) = &row.drift {
+        return format!("drift: {}", d.message);
     }
     if let Some(n) = r.extra.as_ref().and_then(|x| x.note.clone()) {
         return n;

@@ -1,5 +1,6 @@
 //! The details popup: every field of the record, the served chain, the verdict, every
-//! location of the same certificate, lifetime used, and the PEM.
+//! location of the same certificate (endpoints, stores), served-versus-stored drift, lifetime
+//! used, and the PEM.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -293,25 +294,63 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         }
     }
     if let Some(c) = r.cert.as_deref() {
-        let others: Vec<String> = app
-            .fleet
-            .fleet()
-            .locations_of(&c.sha256)
-            .iter()
-            .filter(|o| o.id != r.id)
-            .map(|o| app.shown_location(o))
-            .collect();
+        if let Some(d) = app.fleet.fleet().drift_of(r, app.now) {
+            lines.push(Line::raw(""));
+            lines.push(Line::styled("Drift", theme.style(Role::Header)));
+            lines.push(Line::from(vec![
+                Span::styled(format!("{:<14}", "Served"), theme.style(Role::Muted)),
+                Span::styled(
+                    format!(
+                        "an older certificate (expires {}) than the {} holds: the endpoint has not picked up the renewal{}",
+                        rfc3339(d.served_not_after),
+                        d.store_kind,
+                        match d.other_stores {
+                            0 => String::new(),
+                            1 => " (1 more store holds a newer one)".to_owned(),
+                            n => format!(" ({n} more stores hold a newer one)"),
+                        }
+                    ),
+                    theme.style(Role::Warning),
+                ),
+            ]));
+            let store = app
+                .fleet
+                .get(&d.store_id)
+                .map(|s| app.shown_location(s))
+                .unwrap_or_else(|| d.store_location.clone());
+            lines.push(field(
+                theme,
+                "Store",
+                format!("{} {store} ({})", d.store_kind, d.store_id),
+            ));
+            lines.push(field(theme, "Store expires", rfc3339(d.store_not_after)));
+        }
+        // One certificate, many places: every row holding this leaf, this one marked.
+        let places = app.fleet.fleet().places_of(&c.sha256);
         lines.push(Line::raw(""));
         lines.push(Line::styled(
-            format!(
-                "Also seen at ({} more location{})",
-                others.len(),
-                if others.len() == 1 { "" } else { "s" }
-            ),
+            format!("Locations of this certificate ({})", places.len()),
             theme.style(Role::Header),
         ));
-        for o in others {
-            lines.push(Line::raw(format!("  {o}")));
+        for p in &places {
+            let shown = app
+                .fleet
+                .get(&p.id)
+                .map(|o| app.shown_location(o))
+                .unwrap_or_else(|| crate::model::text::clean(&p.location).into_owned());
+            let this = p.id == r.id;
+            let text = format!(
+                "{} {:<10} {:<9} {shown}{}",
+                if this { "▸" } else { " " },
+                p.source.as_str(),
+                p.role,
+                if this { "  (this row)" } else { "" }
+            );
+            lines.push(if this {
+                Line::styled(text, theme.style(Role::Title))
+            } else {
+                Line::raw(text)
+            });
         }
         if crate::model::status::facts_only(r) {
             // Its source never showed the certificate: there is no PEM.

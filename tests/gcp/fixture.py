@@ -4,8 +4,11 @@ No emulator of Certificate Manager exists, so this follows the REST reference:
   GET   /v1/projects/P/locations                         locations.list (pageToken/nextPageToken)
   GET   /v1/projects/P/locations/L/certificates          certificates.list (pageSize, pageToken)
   GET   /v1/projects/P/locations/L/certificates/N        certificates.get
-  PATCH /v1/projects/P/locations/L/certificates/N?updateMask=selfManaged   -> Operation
-  GET   /v1/projects/P/locations/L/operations/O          operations.get
+  PATCH /v1/projects/P/locations/L/certificates/N?updateMask=selfManaged   certificates.patch
+        (body: a Certificate with selfManaged.pemCertificate/pemPrivateKey) -> an Operation,
+        not done yet; the key must match the certificate (400 INVALID_ARGUMENT otherwise)
+  GET   /v1/projects/P/locations/L/operations/O          operations.get: done after
+        `op_polls` reads, with `response` (the updated Certificate) or `error` (a Status)
   POST  /token                                           OAuth 2.0 token endpoint (refresh_token grant)
 Enums are strings, or ints with `$alt=json;enum-encoding=int` (as the official client asks).
 Errors are google.rpc.Status JSON ({"error": {code, message, status, details}}), 403 with a
@@ -40,10 +43,15 @@ CONTROL = {
     "emails": [],             # service-account emails whose self-signed JWTs are accepted
     "refresh_tokens": [],     # refresh tokens the token endpoint exchanges
     "broken_pem": [],         # certificate names whose pemCertificate is garbage
+    "deny_update": [],        # parents whose certificates.patch answers 403 (reads still work)
+    "op_polls": 0,            # operations.get answers "not done" this many times first
+    "op_error": None,         # {"code", "message"}: the next operations end with this error
 }
 TOKENS = set()
-STATS = {"int_enums": 0, "requests": 0, "throttled": 0, "tokens": 0, "list_calls": 0, "page_sizes": [], "auth": []}
+STATS = {"int_enums": 0, "requests": 0, "throttled": 0, "tokens": 0, "list_calls": 0, "page_sizes": [], "auth": [],
+         "patches": [], "operation_gets": 0}
 OPS = {}
+PENDING = {}  # operation name -> what it does when it completes
 SEQ = [0]
 
 ENUMS = {
@@ -238,23 +246,16 @@ class Handler(BaseHTTPRequestHandler):
                 return self.patch(res, c, q, raw)
         m = re.fullmatch(r"(projects/[^/]+/locations/[^/]+)/operations/[^/]+", res)
         if m and method == "GET":
-            with LOCK:
-                op = OPS.get(res)
-            if op is None:
-                return self.reply(*status_error(404, "NOT_FOUND", "operation not found"))
-            return self.reply(200, op)
+            if self.denied(m.group(1), "certificatemanager.operations.get"):
+                return
+            return self.get_operation(res)
         return self.reply(*status_error(404, "NOT_FOUND", "Method not found."))
 
     def denied(self, parent, permission):
         with LOCK:
             deny = any(parent == d or parent.startswith(d + "/") for d in CONTROL["deny"])
         if deny:
-            self.reply(*status_error(
-                403, "PERMISSION_DENIED",
-                "Permission '%s' denied on resource '//certificatemanager.googleapis.com/%s' (or it may not exist)." % (permission, parent),
-                [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "IAM_PERMISSION_DENIED",
-                  "domain": "certificatemanager.googleapis.com",
-                  "metadata": {"permission": permission, "resource": parent}}]))
+            self.forbid(parent, permission)
             return True
         return False
 
@@ -303,40 +304,107 @@ class Handler(BaseHTTPRequestHandler):
         return self.reply(200, body)
 
     def patch(self, name, c, q, raw):
-        mask = q.get("updateMask", [""])[0]
+        # updateMask is a FieldMask: comma-separated paths, camelCase in JSON (the official
+        # client sends `selfManaged`), snake_case accepted as the API does.
+        paths = [p.strip() for p in q.get("updateMask", [""])[0].split(",") if p.strip()]
+        paths = [{"self_managed": "selfManaged"}.get(p, p) for p in paths]
         try:
             patch = json.loads(raw or b"{}")
         except ValueError:
             return self.reply(*status_error(400, "INVALID_ARGUMENT", "Invalid JSON payload received."))
-        if "managed" in c and "selfManaged" in mask:
-            return self.reply(*status_error(400, "INVALID_ARGUMENT", "cannot update selfManaged of a Google-managed certificate"))
         sm = patch.get("selfManaged") or {}
-        pem = sm.get("pemCertificate", "")
-        if "selfManaged" in mask and ("BEGIN CERTIFICATE" not in pem or "PRIVATE KEY" not in sm.get("pemPrivateKey", "")):
-            return self.reply(*status_error(400, "INVALID_ARGUMENT", "Invalid certificate or private key."))
-        if "selfManaged" in mask:
-            try:
-                pem_facts(pem)
-            except Exception:
-                return self.reply(*status_error(400, "INVALID_ARGUMENT", "Invalid certificate or private key."))
         with LOCK:
-            nc = dict(c)
-            if "selfManaged" in mask:
-                nc["pemCertificate"] = pem
-                nc["expireTime"], nc["sanDnsnames"] = pem_facts(pem)
-            if "description" in mask and "description" in patch:
-                nc["description"] = patch["description"]
-            nc["updateTime"] = now_rfc3339()
-            CERTS[name] = nc
+            STATS["patches"].append({
+                "name": name, "mask": paths, "body_keys": sorted(patch.keys()),
+                "self_managed_keys": sorted(sm.keys()),
+                "auth": STATS["auth"][-1] if STATS["auth"] else None})
+            deny = any(name.startswith(d + "/") for d in CONTROL["deny_update"])
+        if deny:
+            parent = "/".join(name.split("/")[:4])
+            self.forbid(parent, "certificatemanager.certs.update")
+            return
+        if not paths:
+            return self.reply(*status_error(400, "INVALID_ARGUMENT", "Field 'update_mask' is required."))
+        unknown = [p for p in paths if p not in ("selfManaged", "description", "labels")]
+        if unknown:
+            return self.reply(*status_error(400, "INVALID_ARGUMENT", "Invalid update mask path: %s" % unknown[0]))
+        if "managed" in c and "selfManaged" in paths:
+            return self.reply(*status_error(400, "INVALID_ARGUMENT", "Cannot update the certificate and key of a Google-managed certificate."))
+        nc = dict(c)
+        if "selfManaged" in paths:
+            pem, key = sm.get("pemCertificate", ""), sm.get("pemPrivateKey", "")
+            why = pem_key_problem(pem, key)
+            if why:
+                return self.reply(*status_error(400, "INVALID_ARGUMENT", why))
+            nc["pemCertificate"] = pem
+            nc["expireTime"], nc["sanDnsnames"] = pem_facts(pem)
+        if "description" in paths:
+            nc["description"] = patch.get("description", "")
+        if "labels" in paths:
+            nc["labels"] = patch.get("labels", {})
+        with LOCK:
             SEQ[0] += 1
             parent = "/".join(name.split("/")[:4])
-            op_name = "%s/operations/operation-%d" % (parent, SEQ[0])
-            op = {"name": op_name, "done": True,
-                  "metadata": {"@type": "type.googleapis.com/google.cloud.certificatemanager.v1.OperationMetadata",
-                               "createTime": now_rfc3339(), "endTime": now_rfc3339(), "target": name, "verb": "update", "apiVersion": "v1"},
-                  "response": dict(nc, **{"@type": "type.googleapis.com/google.cloud.certificatemanager.v1.Certificate"})}
-            OPS[op_name] = op
+            op_name = "%s/operations/operation-%d-%s" % (parent, SEQ[0], "5e7a9c0d")
+            meta = {"@type": "type.googleapis.com/google.cloud.certificatemanager.v1.OperationMetadata",
+                    "createTime": now_rfc3339(), "target": name, "verb": "update", "apiVersion": "v1"}
+            # A long-running operation: not done when the PATCH answers; done after
+            # `op_polls` operations.get calls, with the certificate updated only then (or an
+            # error, the certificate untouched, when `op_error` is set).
+            OPS[op_name] = {"name": op_name, "done": False, "metadata": meta}
+            PENDING[op_name] = {"polls": CONTROL["op_polls"], "target": name, "cert": nc,
+                                "error": CONTROL["op_error"]}
+            return self.reply(200, OPS[op_name])
+
+    def forbid(self, parent, permission):
+        self.reply(*status_error(
+            403, "PERMISSION_DENIED",
+            "Permission '%s' denied on resource '//certificatemanager.googleapis.com/%s' (or it may not exist)." % (permission, parent),
+            [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "IAM_PERMISSION_DENIED",
+              "domain": "certificatemanager.googleapis.com",
+              "metadata": {"permission": permission, "resource": parent}}]))
+
+    def get_operation(self, res):
+        with LOCK:
+            STATS["operation_gets"] += 1
+            op = OPS.get(res)
+            p = PENDING.get(res)
+            if op is not None and p is not None:
+                if p["polls"] > 0:
+                    p["polls"] -= 1
+                else:
+                    del PENDING[res]
+                    op = dict(op)
+                    op["metadata"] = dict(op["metadata"], endTime=now_rfc3339())
+                    op["done"] = True
+                    if p["error"]:
+                        op["error"] = {"code": p["error"].get("code", 3), "message": p["error"].get("message", "failed")}
+                    else:
+                        nc = dict(p["cert"])
+                        nc["updateTime"] = now_rfc3339()
+                        CERTS[p["target"]] = nc
+                        op["response"] = dict(nc, **{"@type": "type.googleapis.com/google.cloud.certificatemanager.v1.Certificate"})
+                    OPS[res] = op
+        if op is None:
+            return self.reply(*status_error(404, "NOT_FOUND", "Resource '%s' was not found" % res))
         return self.reply(200, op)
+
+
+def pem_key_problem(pem, key):
+    """Why Certificate Manager would refuse this certificate and key, or None."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    if "BEGIN CERTIFICATE" not in pem or "PRIVATE KEY" not in key:
+        return "Invalid certificate or private key."
+    try:
+        leaf = x509.load_pem_x509_certificates(pem.encode())[0]
+        k = serialization.load_pem_private_key(key.encode(), password=None)
+    except Exception:
+        return "Invalid certificate or private key."
+    fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if leaf.public_key().public_bytes(*fmt) != k.public_key().public_bytes(*fmt):
+        return "The private key does not match the certificate."
+    return None
 
 
 def main():

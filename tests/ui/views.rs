@@ -589,3 +589,91 @@ fn short_lived_rows_are_judged_by_lifetime_used_and_the_timeline_zooms_to_hours(
     );
     insta::assert_snapshot!("timeline_24h_short_lived_120x40", day);
 }
+
+/// One certificate, many places: the same leaf on a live endpoint, in ACM and in a
+/// Kubernetes Secret is one certificate whose details list every location (endpoints first,
+/// this row marked); the endpoint serves it while a file holds a renewed one for the same
+/// names, which the details call drift, naming the store.
+#[test]
+fn details_list_every_location_of_a_certificate_and_the_drift_of_an_endpoint() {
+    use certdeck::model::status::DAY;
+    use std::sync::Arc;
+    let mut a = App::new(NOW, Thresholds::default(), Keymap::default());
+    a.update(AppEvent::Resize(120, 40));
+    let names = ["shop.example", "www.shop.example"];
+    let old = Arc::new(certdeck::testing::facts(
+        "shop.example",
+        "Example Intermediate CA",
+        NOW - 80 * DAY,
+        NOW + 10 * DAY,
+        "ECDSA P-256",
+        &names,
+    ));
+    let renewed = Arc::new(certdeck::testing::facts(
+        "shop.example",
+        "Example Intermediate CA",
+        NOW - DAY,
+        NOW + 89 * DAY,
+        "ECDSA P-256",
+        &names,
+    ));
+    let mut served = certdeck::model::Record::new(SourceKind::TLS, "shop.example:443".into(), NOW);
+    served.cert = Some(old.clone());
+    served.tls = Some(certdeck::model::TlsInfo {
+        tls_version: Some("TLSv1.3".into()),
+        ..certdeck::model::TlsInfo::default()
+    });
+    let acm = certdeck::model::Record::from_store(
+        SourceKind::new("aws"),
+        "arn:aws:acm:eu-west-1:123456789012:certificate/0b2c7d1e",
+        Some(old.clone()),
+        Vec::new(),
+        certdeck::model::Extra {
+            key: "aws",
+            json: serde_json::json!({"kind": "acm-certificate"}),
+            details: Vec::new(),
+            note: None,
+        },
+        NOW,
+    );
+    let mut secret = certdeck::model::Record::new(
+        SourceKind::K8S,
+        "prod/shop/secret/shop-tls#tls.crt".into(),
+        NOW,
+    );
+    secret.cert = Some(old);
+    secret.k8s = Some(certdeck::model::K8sInfo {
+        context: "prod".into(),
+        namespace: "shop".into(),
+        kind: "Secret".into(),
+        name: "shop-tls".into(),
+        key: Some("tls.crt".into()),
+        ..certdeck::model::K8sInfo::default()
+    });
+    let file =
+        certdeck::model::Record::new(SourceKind::FILE, "/etc/ssl/shop/fullchain.pem".into(), NOW)
+            .with_cert(renewed);
+    for r in [acm, secret, file, served] {
+        a.update(observed(r));
+    }
+    a.update(key('/'));
+    typed(&mut a, "shop.example:443");
+    a.update(code(KeyCode::Enter));
+    a.update(code(KeyCode::Enter));
+    for _ in 0..12 {
+        a.update(key('j'));
+    }
+    let t = text(&a);
+    assert!(t.contains("Locations of this certificate (3)"), "{t}");
+    assert!(
+        t.contains("arn:aws:acm:eu-west-1:123456789012:certificate/0b2c7d1e")
+            && t.contains("prod/shop/secret/shop-tls#tls.crt")
+            && t.contains("shop.example:443  (this row)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("file /etc/ssl/shop/fullchain.pem"),
+        "the drift names the store: {t}"
+    );
+    insta::assert_snapshot!("details_many_locations_and_drift_120x40", t);
+}

@@ -3,8 +3,9 @@
 //!
 //! This module owns the settings (the `--gcp-*` flags and the `[[gcp]]` config blocks), the
 //! facts of a row (`facts`: managed state, provisioning issue, per-domain authorization, the
-//! renewal sentence), the REST reader (`api`, plain reqwest over the v1 REST surface) and the
-//! plugin (`source`).
+//! renewal sentence), the REST reader (`api`, plain reqwest over the v1 REST surface), the
+//! plugin (`source`) and the actions (`actions`: upload a renewed certificate and key into a
+//! self-managed certificate; for Google-managed ones, say what blocks the renewal).
 //!
 //! Credentials are found exactly as gcloud and Google's client libraries find them, by
 //! Google's own `google-cloud-auth`: Application Default Credentials
@@ -20,12 +21,14 @@ pub mod facts;
 pub mod settings;
 
 #[cfg(feature = "gcp")]
+pub mod actions;
+#[cfg(feature = "gcp")]
 pub mod api;
 #[cfg(feature = "gcp")]
 pub mod source;
 
 pub use facts::{renewal_overdue, renewal_sentence, GcpFacts};
-pub use settings::{GcpArgs, GcpConfig, GcpSettings};
+pub use settings::{GcpArgs, GcpConfig, GcpSettings, UploadConfig};
 
 /// Text from outside (API messages, names, labels) with control characters removed, long
 /// base64-like runs (tokens, keys) redacted and its length bounded, so it is safe to show in a

@@ -1,6 +1,7 @@
 //! Google Cloud settings: the `--gcp-*` scan flags, the `[[gcp]]` config blocks, and the
 //! resolved `GcpSettings` (one per project) the reader takes.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -86,6 +87,24 @@ pub struct GcpConfig {
     pub page_size: Option<u32>,
     /// Attempts per request, 429 and 5xx retried (default 4).
     pub max_attempts: Option<u32>,
+    /// Self-managed certificates and the renewed files to upload into them (`[[gcp.upload]]`).
+    #[serde(default)]
+    pub upload: Vec<UploadConfig>,
+}
+
+/// A self-managed certificate and where its renewed files are: `renew ID` uploads them into
+/// the same certificate (`certificates.patch`), so every map entry and proxy that uses it
+/// serves the new one.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UploadConfig {
+    /// `projects/P/locations/L/certificates/NAME`.
+    pub name: String,
+    /// The renewed certificate (PEM; the leaf first, its chain may follow).
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+    /// The chain, when it is not in `certificate`.
+    pub chain: Option<PathBuf>,
 }
 
 /// Which locations a project is read in.
@@ -123,6 +142,7 @@ impl GcpConfig {
             timeout: self.timeout.unwrap_or(default_timeout),
             page_size: self.page_size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, 1000),
             max_attempts: self.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS).max(1),
+            uploads: self.upload.clone(),
         }
     }
 }
@@ -136,6 +156,8 @@ pub struct GcpSettings {
     pub timeout: Duration,
     pub page_size: u32,
     pub max_attempts: u32,
+    /// Renewed files to upload into self-managed certificates (paths only, no key material).
+    pub uploads: Vec<UploadConfig>,
 }
 
 #[cfg(test)]
@@ -175,5 +197,12 @@ mod tests {
         assert_eq!(s.endpoint, "http://127.0.0.1:9");
         assert_eq!(s.page_size, 1000);
         assert!(toml::from_str::<GcpConfig>("project = \"p\"\nprivate_key = \"x\"").is_err());
+        let c: GcpConfig = toml::from_str(
+            "project = \"p\"\n[[upload]]\nname = \"projects/p/locations/global/certificates/web\"\ncertificate = \"/etc/ssl/web.pem\"\nprivate_key = \"/etc/ssl/web.key\"\n",
+        )
+        .unwrap();
+        let s = c.resolve(Duration::from_secs(10));
+        assert_eq!(s.uploads.len(), 1);
+        assert_eq!(s.uploads[0].chain, None);
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
+use super::actions::GcpBackend;
 use super::api::{Client, GcpError};
 use super::facts::{self, GcpFacts, KIND};
 use super::settings::{GcpArgs, GcpConfig, GcpSettings, Locations};
@@ -66,6 +67,10 @@ impl ProjectCell {
             settings,
             client: Mutex::new(None),
         }
+    }
+
+    pub fn settings(&self) -> &GcpSettings {
+        &self.settings
     }
 
     pub async fn get(&self) -> Result<Arc<Client>, GcpError> {
@@ -292,5 +297,13 @@ impl Source for GcpSource {
 
     fn reobserves_rows(&self) -> bool {
         true
+    }
+
+    fn actions(&self) -> Vec<Arc<dyn crate::actions::Backend>> {
+        vec![Arc::new(GcpBackend {
+            cell: self.cell.clone(),
+            location: self.location.clone(),
+            uploads: Arc::new(self.cell.settings.uploads.clone()),
+        })]
     }
 }

@@ -97,7 +97,7 @@ pub(crate) fn keys_in(data: &[u8]) -> Keys {
 
 /// The public key bits a certificate would carry for this private key: the RSA modulus, or
 /// the EC point / Ed25519 key as in the SubjectPublicKeyInfo.
-fn public_half(k: &rustls_pki_types::PrivateKeyDer<'_>) -> Option<Vec<u8>> {
+pub fn public_half(k: &rustls_pki_types::PrivateKeyDer<'_>) -> Option<Vec<u8>> {
     use rsa::pkcs1::DecodeRsaPrivateKey as _;
     use rsa::pkcs8::DecodePrivateKey as _;
     use rsa::traits::PublicKeyParts as _;
