@@ -19,6 +19,8 @@ pub mod pem;
 pub mod prometheus;
 pub mod registry;
 pub mod revocation;
+#[cfg(feature = "spiffe")]
+pub mod spiffe;
 pub mod starttls;
 pub mod store;
 pub mod supervisor;
