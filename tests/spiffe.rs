@@ -752,3 +752,90 @@ fn a_socket_certdeck_may_not_use_is_a_permission_message() {
         assert!(err.contains("owned by uid 0 gid 0 with mode 600"), "{err}");
     }
 }
+
+/// The dashboard in tmux: the `spiffe://` filter keeps one identity, its details name the
+/// SPIFFE ID and the serial, and a rotation pushed by the agent replaces the serial on the
+/// open details with an hour between rounds.
+#[test]
+fn the_dashboard_filters_by_spiffe_id_and_shows_a_pushed_rotation() {
+    let agent = Agent::start(fleet());
+    let mut home = Home::new();
+    home.config("[refresh.spiffe]\ninterval = \"1h\"\n");
+    let tmux = |args: &[&str]| -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(format!("certdeck-spiffe-{}", std::process::id()))
+            .args(args)
+            .output()
+            .expect("tmux (apt-get install tmux)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    struct Server<F: Fn(&[&str]) -> String>(F);
+    impl<F: Fn(&[&str]) -> String> Drop for Server<F> {
+        fn drop(&mut self) {
+            (self.0)(&["kill-server"]);
+        }
+    }
+    let t = Server(tmux);
+    let h = home.dir.path().display();
+    let script = format!(
+        "env -u SPIFFE_ENDPOINT_SOCKET HOME={h} XDG_CONFIG_HOME={h}/xdg XDG_STATE_HOME={h}/state CERTDECK_CONFIG={h}/config.toml TERM=xterm-256color {} --spiffe-socket {}; echo EXITED:$?; sleep 60",
+        env!("CARGO_BIN_EXE_certdeck"),
+        agent.socket_str()
+    );
+    (t.0)(&[
+        "new-session",
+        "-d",
+        "-s",
+        "spiffe",
+        "-x",
+        "160",
+        "-y",
+        "40",
+        &script,
+    ]);
+    let screen = || (t.0)(&["capture-pane", "-p", "-t", "spiffe"]);
+    let keys = |k: &[&str]| {
+        for k in k {
+            (t.0)(&["send-keys", "-t", "spiffe", k]);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    };
+    let wait = |what: &str, f: &dyn Fn(&str) -> bool| {
+        until(what, Duration::from_secs(30), || {
+            let s = screen();
+            f(&s).then_some(s)
+        })
+    };
+    wait("the SVIDs", &|s| s.contains(WEB) && s.contains(SHORT));
+    keys(&["/"]);
+    (t.0)(&[
+        "send-keys",
+        "-t",
+        "spiffe",
+        "-l",
+        "spiffe://example.test/ns/shop/sa/web",
+    ]);
+    keys(&["Enter"]);
+    let s = wait("the filter", &|s| s.contains("1/5"));
+    assert!(s.contains(WEB) && !s.contains(SHORT), "{s}");
+    keys(&["Enter"]);
+    let first = Agent::serial(&agent.issued(), WEB);
+    let s = wait("the details", &|s| s.contains("SPIFFE ID"));
+    assert!(
+        s.contains(&format!("SPIFFE ID     {WEB}  (trust domain {TD})")),
+        "{s}"
+    );
+    assert!(s.contains("internal"), "the hint: {s}");
+    let shown = |s: &str, serial: &str| {
+        s.lines()
+            .any(|l| l.contains("Serial") && l.trim_start_matches(|c| c != 'S').contains(serial))
+    };
+    assert!(shown(&s, &first), "{first}: {s}");
+    let second = Agent::serial(&agent.rotate(), WEB);
+    let s = wait("the rotated serial", &|s| shown(s, &second));
+    assert!(!shown(&s, &first), "{s}");
+    keys(&["Escape", "Escape", "q"]);
+    let s = wait("exit", &|s| s.contains("EXITED:"));
+    assert!(s.contains("EXITED:0"), "{s}");
+}
