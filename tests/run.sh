@@ -58,6 +58,12 @@ target/testenv/bin/python -c 'import azure.keyvault.certificates, azure.identity
   echo "tests/run.sh: installing azure-keyvault-certificates azure-identity"
   target/testenv/bin/pip install -q azure-keyvault-certificates azure-identity; }
 
+# SPIFFE Workload API: the test agent (tests/spiffe/agent.py) is written on py-spiffe's gRPC
+# stubs, and the py-spiffe client cross-checks what certdeck reads from it.
+target/testenv/bin/python -c "import spiffe._proto.workload_pb2_grpc, grpc, cryptography" 2>/dev/null || {
+  echo "tests/run.sh: installing spiffe grpcio cryptography"
+  target/testenv/bin/pip install -q spiffe grpcio cryptography; }
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -87,13 +87,88 @@ impl QuickFilter {
 }
 
 /// A text filter: case-insensitive regex over every text field; a leading `!` inverts. Text
-/// that is not a valid regex is matched literally.
+/// that is not a valid regex is matched literally. `spiffe:` filters by SPIFFE ID instead
+/// (see [`SpiffeQuery`]).
 #[derive(Debug, Clone, Default)]
 pub struct TextFilter {
     pub text: String,
     invert: bool,
     regex: Option<Regex>,
     literal: Option<String>,
+    spiffe: Option<SpiffeQuery>,
+}
+
+/// The `spiffe:` filter: rows by the SPIFFE IDs their certificate names in its URI SANs (and
+/// the identity a SPIFFE row stands for), from every source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpiffeQuery {
+    /// `spiffe:` alone: rows with any SPIFFE ID.
+    Any,
+    /// `spiffe://TD/PATH...`: rows with a SPIFFE ID that starts with this (case-insensitive).
+    /// `spiffe://td/` is exactly the trust domain `td`; `spiffe://td/ns/shop/` everything
+    /// under that path.
+    Prefix(String),
+    /// `spiffe:TEXT`: rows with a SPIFFE ID containing TEXT.
+    Contains(String),
+}
+
+impl SpiffeQuery {
+    /// The query of a filter text that starts with `spiffe:` (after any `!`).
+    pub fn parse(pat: &str) -> Option<SpiffeQuery> {
+        let rest = pat.get(..7).filter(|p| p.eq_ignore_ascii_case("spiffe:"))?;
+        let rest = &pat[rest.len()..];
+        Some(if rest.is_empty() {
+            SpiffeQuery::Any
+        } else if rest.starts_with("//") {
+            // Not normalised like an ID: `spiffe://prod.ex` typed so far already selects.
+            SpiffeQuery::Prefix(format!("spiffe:{rest}").to_lowercase())
+        } else {
+            SpiffeQuery::Contains(rest.to_lowercase())
+        })
+    }
+
+    /// Whether one of `ids` (as [`spiffe_ids`] gives them) is selected.
+    pub fn matches(&self, ids: &[String]) -> bool {
+        match self {
+            SpiffeQuery::Any => !ids.is_empty(),
+            SpiffeQuery::Prefix(p) => ids.iter().any(|id| id.starts_with(p.as_str())),
+            SpiffeQuery::Contains(t) => ids.iter().any(|id| id.contains(t.as_str())),
+        }
+    }
+}
+
+/// A SPIFFE ID as the filter compares it: lower-case, and a trust domain's own ID
+/// (`spiffe://td`) with its trailing `/`, so `spiffe://td/` selects it too.
+fn normalize_spiffe_id(id: &str) -> String {
+    let mut s = id.to_lowercase();
+    if s.len() > 9 && !s[9..].contains('/') {
+        s.push('/');
+    }
+    s
+}
+
+/// The SPIFFE IDs of a row, normalised for the filter: the `spiffe://` URI SANs of its
+/// certificate, and its location when that is a SPIFFE ID (a SPIFFE source's identity or
+/// trust domain, even when its certificate could not be read).
+pub fn spiffe_ids(r: &Record) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |s: &str| {
+        let n = normalize_spiffe_id(s);
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    };
+    if let Some(c) = r.cert.as_deref() {
+        for s in c.sans.iter().filter(|s| s.is_spiffe()) {
+            add(s.value());
+        }
+    }
+    if r.location.starts_with("spiffe://") {
+        if let Some(id) = r.location.split_whitespace().next() {
+            add(id);
+        }
+    }
+    out
 }
 
 impl TextFilter {
@@ -106,8 +181,15 @@ impl TextFilter {
             return TextFilter {
                 text: text.to_owned(),
                 invert,
-                regex: None,
-                literal: None,
+                ..TextFilter::default()
+            };
+        }
+        if let Some(q) = SpiffeQuery::parse(pat) {
+            return TextFilter {
+                text: text.to_owned(),
+                invert,
+                spiffe: Some(q),
+                ..TextFilter::default()
             };
         }
         let regex = RegexBuilder::new(pat)
@@ -125,11 +207,25 @@ impl TextFilter {
             invert,
             regex,
             literal,
+            spiffe: None,
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.regex.is_none() && self.literal.is_none()
+        self.regex.is_none() && self.literal.is_none() && self.spiffe.is_none()
+    }
+
+    /// The `spiffe:` query, when the filter is one.
+    pub fn spiffe(&self) -> Option<&SpiffeQuery> {
+        self.spiffe.as_ref()
+    }
+
+    /// Whether a row passes: its SPIFFE IDs for a `spiffe:` filter, else its text.
+    pub fn matches_row(&self, f: &RowFacts) -> bool {
+        match &self.spiffe {
+            Some(q) => q.matches(&f.spiffe_ids) != self.invert,
+            None => self.matches(&f.haystack),
+        }
     }
 
     /// True when the text did not compile as a regex (matched literally instead).
@@ -158,6 +254,8 @@ pub struct RowFacts {
     pub issuer: Box<str>,
     /// Lower-case text of every field, separated by newlines, for filtering.
     pub haystack: String,
+    /// The row's SPIFFE IDs, normalised ([`spiffe_ids`]), for the `spiffe:` filter.
+    pub spiffe_ids: Vec<String>,
 }
 
 impl RowFacts {
@@ -204,6 +302,7 @@ impl RowFacts {
             location: r.location.as_str().into(),
             issuer,
             haystack: hay.to_lowercase(),
+            spiffe_ids: spiffe_ids(r),
         }
     }
 }
@@ -277,7 +376,7 @@ pub fn build(records: &[Record], facts: &[RowFacts], spec: &ViewSpec) -> Vec<usi
     };
     let mut keys: Vec<SortKey> = Vec::new();
     for (i, (r, f)) in records.iter().zip(facts).enumerate() {
-        if !(spec.quick.is_none_or(|q| q.admits(f.a.status)) && spec.text.matches(&f.haystack)) {
+        if !(spec.quick.is_none_or(|q| q.admits(f.a.status)) && spec.text.matches_row(f)) {
             continue;
         }
         let (unreadable, rank, text, expiry) = sort_fields(spec.sort, r, f);
@@ -328,5 +427,59 @@ mod tests {
         assert!(f.matches("xa(by"));
         assert!(TextFilter::new("").matches("anything"));
         assert!(TextFilter::new("!").matches("anything"));
+    }
+
+    fn row(location: &str, sans: &[&str]) -> RowFacts {
+        let mut r = Record::new(crate::model::SourceKind::FILE, location.to_owned(), 0);
+        r.cert = Some(std::sync::Arc::new(crate::testing::facts(
+            "web", "CA", 0, 100, "Ed25519", sans,
+        )));
+        RowFacts::new(&r, 0, Thresholds::default())
+    }
+
+    /// `spiffe:` alone, `spiffe://` prefixes and `spiffe:TEXT`, over every source's rows.
+    #[test]
+    fn spiffe_filters_select_rows_by_the_ids_in_their_uri_sans() {
+        let web = row(
+            "/etc/tls/web.pem",
+            &["spiffe://Prod.Example/ns/shop/sa/web", "web.test"],
+        );
+        let db = row(
+            "k8s/ns/secret/db#tls.crt",
+            &["spiffe://prod.example/ns/data/sa/db"],
+        );
+        let other = row("/etc/tls/x.pem", &["spiffe://prod.example.org/x"]);
+        let plain = row("api.test:443", &["api.test", "https://api.test/"]);
+        let mut bundle_rec = Record::new(
+            crate::model::SourceKind::new("spiffe"),
+            "spiffe://prod.example (trust bundle)".to_owned(),
+            0,
+        );
+        bundle_rec.error = Some("does not parse".into());
+        let bundle = RowFacts::new(&bundle_rec, 0, Thresholds::default());
+        let all = [&web, &db, &other, &plain, &bundle];
+        let pick = |q: &str| -> Vec<usize> {
+            let f = TextFilter::new(q);
+            all.iter()
+                .enumerate()
+                .filter(|(_, r)| f.matches_row(r))
+                .map(|(i, _)| i)
+                .collect()
+        };
+        assert_eq!(pick("spiffe:"), vec![0, 1, 2, 4]);
+        assert_eq!(pick("!spiffe:"), vec![3]);
+        assert_eq!(pick("SPIFFE:"), vec![0, 1, 2, 4]);
+        // A prefix: the trust domain case-insensitively; `td/` is exactly that domain.
+        assert_eq!(pick("spiffe://prod.example"), vec![0, 1, 2, 4]);
+        assert_eq!(pick("spiffe://prod.example/"), vec![0, 1, 4]);
+        assert_eq!(pick("spiffe://prod.example/ns/shop"), vec![0]);
+        assert_eq!(pick("spiffe://prod.example/ns/"), vec![0, 1]);
+        assert_eq!(pick("spiffe://nowhere/"), Vec::<usize>::new());
+        assert_eq!(pick("spiffe:sa/db"), vec![1]);
+        assert!(!TextFilter::new("spiffe:").is_empty());
+        assert_eq!(
+            spiffe_ids(&bundle_rec),
+            vec!["spiffe://prod.example/".to_owned()]
+        );
     }
 }

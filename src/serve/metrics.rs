@@ -276,7 +276,15 @@ impl RowCache {
         let mut out = Vec::with_capacity(self.rows.len());
         for (src, r) in records {
             let row = match self.rows.remove(&r.id) {
-                Some((at, row)) if at == r.observed_at && row.record.location == r.location => row,
+                // Observed in the same second is not enough: a live feed (a watch, a SPIFFE
+                // rotation) can replace the certificate within the second of the last read.
+                Some((at, row))
+                    if at == r.observed_at
+                        && row.record.location == r.location
+                        && same_reading(&row.record, r) =>
+                {
+                    row
+                }
                 _ => Arc::new(metric_row(src, r, self.opts)),
             };
             next.insert(r.id.clone(), (r.observed_at, row.clone()));
@@ -285,6 +293,11 @@ impl RowCache {
         self.rows = next;
         out
     }
+}
+
+/// The same certificate (or the same error) as before.
+fn same_reading(a: &Record, b: &Record) -> bool {
+    a.cert.as_ref().map(|c| &c.sha256) == b.cert.as_ref().map(|c| &c.sha256) && a.error == b.error
 }
 
 /// The source labels: `source` (kind) and `source_instance`.
@@ -682,6 +695,34 @@ mod tests {
             ready: true,
             taken_at: 1_750_000_000,
         })
+    }
+
+    /// A row whose certificate changes within the second of its last reading (a rotation
+    /// pushed on a live stream) gets new labels, not the cached ones.
+    #[test]
+    fn a_certificate_replaced_within_the_same_second_is_not_served_from_the_cache() {
+        let src = SourceId::new(SourceKind::FILE, "");
+        let mut cache = RowCache::default();
+        let a = Record::new(SourceKind::FILE, "/etc/tls/web.pem".into(), 1_750_000_000)
+            .with_cert(cert());
+        let b = Record::new(SourceKind::FILE, "/etc/tls/web.pem".into(), 1_750_000_000)
+            .with_cert(cert());
+        let first = cache.rows(std::iter::once((&src, &a)));
+        let again = cache.rows(std::iter::once((&src, &a)));
+        assert!(Arc::ptr_eq(&first[0], &again[0]), "unchanged: reused");
+        let next = cache.rows(std::iter::once((&src, &b)));
+        let serial = |rows: &[Arc<MetricRow>]| {
+            let text = rows[0].label_text();
+            text.split("serial_number=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .map(str::to_owned)
+        };
+        assert_ne!(serial(&first), serial(&next));
+        assert_eq!(
+            serial(&next).as_deref(),
+            Some(b.cert.as_ref().unwrap().serial.as_str())
+        );
     }
 
     fn records() -> Vec<Record> {

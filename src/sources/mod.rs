@@ -20,6 +20,8 @@ pub mod prometheus;
 pub mod proxy;
 pub mod registry;
 pub mod revocation;
+#[cfg(feature = "spiffe")]
+pub mod spiffe;
 pub mod starttls;
 pub mod store;
 pub mod supervisor;

@@ -25,6 +25,8 @@ pub static PLUGINS: &[&dyn Plugin] = &[
     &super::vault::source::PLUGIN,
     &super::prometheus::source::PLUGIN,
     &super::proxy::source::PLUGIN,
+    #[cfg(feature = "spiffe")]
+    &super::spiffe::source::PLUGIN,
 ];
 
 /// What the sources are built for.

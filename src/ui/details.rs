@@ -118,6 +118,27 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
                 "not shown by its source: no fingerprint, subject or issuer",
             ));
         }
+        let ids: Vec<&str> = c
+            .sans
+            .iter()
+            .filter(|s| s.is_spiffe())
+            .map(|s| s.value())
+            .collect();
+        if app.ui.redact && !ids.is_empty() {
+            lines.push(field(theme, "SPIFFE ID", "(redacted)"));
+        } else {
+            for (i, id) in ids.iter().enumerate() {
+                let td = id
+                    .strip_prefix("spiffe://")
+                    .and_then(|r| r.split('/').next())
+                    .unwrap_or("");
+                lines.push(field(
+                    theme,
+                    if i == 0 { "SPIFFE ID" } else { "" },
+                    crate::model::text::clean(&format!("{id}  (trust domain {td})")).into_owned(),
+                ));
+            }
+        }
         if !app.ui.redact && known {
             lines.push(field(theme, "Subject", c.subject.clone()));
         }

@@ -677,3 +677,76 @@ fn details_list_every_location_of_a_certificate_and_the_drift_of_an_endpoint() {
     );
     insta::assert_snapshot!("details_many_locations_and_drift_120x40", t);
 }
+
+/// SPIFFE IDs are first-class in every source's rows: `spiffe:` keeps the rows with one (a
+/// TLS endpoint's URI SAN, a file's, a SPIFFE source's SVID), `spiffe://TD/PATH` narrows by
+/// prefix, `!spiffe:` inverts, and the details of an endpoint show its SPIFFE ID.
+#[test]
+fn spiffe_filters_and_details_name_the_spiffe_ids_of_every_source() {
+    use certdeck::model::Record;
+    use certdeck::testing::facts;
+    let mut a = app(120, 40);
+    let mut file = Record::new(SourceKind::FILE, "/etc/envoy/svid.pem".into(), NOW);
+    file.cert = Some(std::sync::Arc::new(facts(
+        "envoy",
+        "SPIFFE test CA",
+        NOW - 3600,
+        NOW + 20 * 86400,
+        "ECDSA P-256",
+        &["spiffe://example.com/ns/edge/sa/envoy"],
+    )));
+    a.update(observed(file));
+    let mut svid = Record::new(
+        SourceKind::new("spiffe"),
+        "spiffe://other.test/billing".into(),
+        NOW,
+    );
+    svid.cert = Some(std::sync::Arc::new(facts(
+        "billing",
+        "SPIFFE test CA",
+        NOW - 600,
+        NOW + 3000,
+        "ECDSA P-256",
+        &["spiffe://other.test/billing"],
+    )));
+    a.update(observed(svid));
+    let filtered = |a: &mut App, q: &str| {
+        a.update(code(KeyCode::Esc));
+        a.update(key('/'));
+        typed(a, q);
+        a.update(code(KeyCode::Enter));
+        text(a)
+    };
+    let any = filtered(&mut a, "spiffe:");
+    assert!(any.contains("3/14"), "{any}");
+    for loc in [
+        "mesh.example.com",
+        "/etc/envoy/svid.pem",
+        "spiffe://other.test/billing",
+    ] {
+        assert!(any.contains(loc), "{loc}: {any}");
+    }
+    insta::assert_snapshot!("spiffe_filter_120x40", any);
+    let shop = filtered(&mut a, "spiffe://example.com/ns/shop/");
+    assert!(
+        shop.contains("1/14") && shop.contains("mesh.example.com"),
+        "{shop}"
+    );
+    let td = filtered(&mut a, "spiffe://EXAMPLE.com/");
+    assert!(td.contains("2/14") && !td.contains("other.test"), "{td}");
+    let none = filtered(&mut a, "!spiffe:");
+    assert!(
+        none.contains("11/14") && !none.contains("mesh.example.com"),
+        "{none}"
+    );
+    filtered(&mut a, "spiffe://example.com/ns/shop/");
+    a.update(code(KeyCode::Enter));
+    let details = text(&a);
+    assert!(
+        details.contains(
+            "SPIFFE ID     spiffe://example.com/ns/shop/sa/web  (trust domain example.com)"
+        ),
+        "{details}"
+    );
+    insta::assert_snapshot!("details_spiffe_id_120x40", details);
+}
