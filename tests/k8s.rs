@@ -17,6 +17,8 @@ mod k8s {
     pub mod actions_cli;
     pub mod dashboard;
     pub mod fixture_api;
+    pub mod mesh;
+    pub mod mesh_proxies;
     pub mod read;
     pub mod renew;
     pub mod rotate;
