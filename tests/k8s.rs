@@ -18,6 +18,8 @@ mod k8s {
     pub mod dashboard;
     pub mod fixture_api;
     pub mod keystores;
+    pub mod mesh;
+    pub mod mesh_proxies;
     pub mod read;
     pub mod renew;
     pub mod rotate;
