@@ -24,6 +24,8 @@ pub static PLUGINS: &[&dyn Plugin] = &[
     &crate::acme::source::PLUGIN,
     &super::vault::source::PLUGIN,
     &super::prometheus::source::PLUGIN,
+    #[cfg(feature = "pkcs11")]
+    &super::pkcs11::source::PLUGIN,
 ];
 
 /// What the sources are built for.
