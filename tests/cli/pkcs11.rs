@@ -39,6 +39,8 @@ struct Hsm {
     ca_not_after: String,
     /// tests/pkcs11/fake_module.c, built.
     fake: String,
+    /// The same, built to hang in C_GetSlotList whatever the environment says.
+    fake_hang: String,
     /// A shared library without C_GetFunctionList.
     not_pkcs11: String,
 }
@@ -171,6 +173,7 @@ fn hsm() -> &'static Hsm {
             web_not_after: not_after(d, "web.crt"),
             ca_not_after: not_after(d, "ca.crt"),
             fake: dir.join("libfake.so").display().to_string(),
+            fake_hang: dir.join("libfake-hang.so").display().to_string(),
             not_pkcs11: dir.join("libnotp11.so").display().to_string(),
             conf,
             dir: dir.clone(),
@@ -211,6 +214,15 @@ fn hsm() -> &'static Hsm {
             "-I/usr/include/p11-kit-1",
             "-o",
             &h.fake,
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pkcs11/fake_module.c"),
+        ]));
+        run(Command::new("cc").args([
+            "-shared",
+            "-fPIC",
+            "-I/usr/include/p11-kit-1",
+            "-DFAKE_MODE=\"hang\"",
+            "-o",
+            &h.fake_hang,
             concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pkcs11/fake_module.c"),
         ]));
         let src = h.path("notp11.c");
@@ -543,4 +555,47 @@ async fn a_locked_pin_is_never_tried_and_the_certificates_are_still_listed() {
     assert_eq!(r["pkcs11"]["login"], "pin_locked");
     assert_eq!(r["pkcs11"]["key"]["class"], "public_key");
     assert_eq!(r["pkcs11"]["key_in_hsm"], true);
+}
+
+/// In-process: a read of a module whose call never returns times out naming the call, and the
+/// next read of the same module (from another source too) waits for that call instead of
+/// calling into the module again.
+#[tokio::test]
+async fn a_hung_module_is_not_called_again_while_its_call_is_stuck() {
+    use certdeck::sources::pkcs11::source::Pkcs11Source;
+    use certdeck::sources::pkcs11::{Pkcs11Config, Pkcs11Error};
+    let h = hsm();
+    let settings = Pkcs11Config {
+        module: h.fake_hang.clone(),
+        timeout: Some(std::time::Duration::from_millis(500)),
+        ..Pkcs11Config::default()
+    }
+    .resolve(false)
+    .unwrap();
+    let first = Pkcs11Source::new(settings.clone());
+    let e = first.read().await.unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Pkcs11Error::Timeout {
+                call: "C_GetSlotList",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    for src in [&first, &Pkcs11Source::new(settings)] {
+        let e = src.read().await.unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                Pkcs11Error::Busy {
+                    call: "C_GetSlotList",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("still busy with an earlier call"));
+    }
 }

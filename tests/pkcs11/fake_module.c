@@ -8,6 +8,7 @@
  *                           id 0a) and a public key object with the same id.
  *
  * Built by the test with: cc -shared -fPIC -I/usr/include/p11-kit-1 -o libfake.so fake_module.c
+ * (and with -DFAKE_MODE='"hang"' for a copy that hangs whatever the environment says).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +26,12 @@ static CK_OBJECT_CLASS find_class;
 static int find_any;
 
 static const char *mode(void) {
+#ifdef FAKE_MODE
+  return FAKE_MODE; /* built in (-DFAKE_MODE='"hang"'), for tests that load it in-process */
+#else
   const char *m = getenv("CERTDECK_FAKE_P11");
   return m ? m : "";
+#endif
 }
 
 static void pad(unsigned char *dst, size_t n, const char *s) {

@@ -157,7 +157,7 @@ pub fn read_module(
         let desc = token_text(i.library_description());
         let maker = token_text(i.manufacturer_id());
         format!(
-            "{desc} {} ({maker}, Cryptoki {})",
+            "{desc} {} by {maker}, Cryptoki {}",
             i.library_version(),
             i.cryptoki_version()
         )

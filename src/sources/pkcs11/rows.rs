@@ -15,7 +15,7 @@ use crate::sources::{Problem, ProblemKind};
 /// What one read of a module saw.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModuleRead {
-    /// `SoftHSM 2.6 (SoftHSM, Cryptoki 2.40)`, from C_GetInfo.
+    /// `Implementation of PKCS11 2.6 by SoftHSM, Cryptoki 2.40`, from C_GetInfo.
     pub library: Option<String>,
     /// Slots whose token is not initialised (skipped).
     pub uninitialised_slots: Vec<u64>,
