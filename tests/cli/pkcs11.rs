@@ -599,3 +599,52 @@ async fn a_hung_module_is_not_called_again_while_its_call_is_stuck() {
         assert!(e.to_string().contains("still busy with an earlier call"));
     }
 }
+
+#[tokio::test]
+async fn a_token_chosen_by_slot_is_read_and_an_unknown_label_names_the_tokens_there_are() {
+    let h = hsm();
+    // The slot SoftHSM gave the token, as pkcs11-tool lists it ("Slot 0 (0x5da38cba): ...").
+    let listing = h.tool(&["--list-token-slots"]);
+    let mut slot = None;
+    let mut last = None;
+    for line in listing.lines() {
+        if let Some(hexid) = line
+            .strip_prefix("Slot ")
+            .and_then(|r| r.split_once("(0x"))
+            .and_then(|(_, r)| r.split_once(')'))
+            .map(|(x, _)| x)
+        {
+            last = u64::from_str_radix(hexid, 16).ok();
+        }
+        if line.contains("token label") && line.contains("certdeck web") {
+            slot = last;
+        }
+    }
+    let slot = slot.unwrap_or_else(|| panic!("{listing}"));
+    let cfg = h.config(
+        "by-slot.toml",
+        &format!("[[pkcs11]]\nmodule = \"{MODULE}\"\nslot = {slot}\n"),
+    );
+    let (_, rows, _, err) = scan(&["--config", &cfg], &[]).await;
+    assert_eq!(
+        certdeck_certs(&rows, "certdeck web"),
+        tool_certs("certdeck web")
+    );
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert!(rows.iter().all(|r| r["pkcs11"]["slot"] == slot));
+    assert!(!err.contains("certdeck: pkcs11"), "{err}");
+
+    let cfg = h.config(
+        "unknown-token.toml",
+        &format!("[[pkcs11]]\nmodule = \"{MODULE}\"\ntoken = \"no such token\"\n"),
+    );
+    let (code, rows, _, err) = scan(&["--config", &cfg], &[]).await;
+    assert!(rows.is_empty());
+    assert_eq!(code, 3);
+    assert!(
+        err.contains(&format!(
+            "module {MODULE}: no initialised token matches token 'no such token' (tokens: "
+        )) && err.contains(&format!("'certdeck web' in slot {slot}")),
+        "{err}"
+    );
+}
