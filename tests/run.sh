@@ -30,6 +30,13 @@ command -v mariadbd >/dev/null || need+=(mariadb-server)
 command -v prosody >/dev/null || need+=(prosody)
 # Keystores (tests/cli/keystores.rs): keytool from the JDK.
 command -v keytool >/dev/null || need+=(openjdk-17-jre-headless)
+# PKCS#11 (tests/cli/pkcs11.rs): SoftHSM2 tokens, pkcs11-tool, PyKCS11 for a malformed object,
+# and p11-kit's pkcs11.h for the misbehaving module the tests build with cc.
+[ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null || need+=(softhsm2)
+command -v pkcs11-tool >/dev/null || need+=(opensc)
+/usr/bin/python3 -c 'import PyKCS11' 2>/dev/null || need+=(python3-pykcs11)
+[ -e /usr/include/p11-kit-1/p11-kit/pkcs11.h ] || need+=(libp11-kit-dev)
+command -v cc >/dev/null || need+=(gcc)
 # Prometheus stack (tests/prom.rs): the exporter scraped, the Prometheus source, Alertmanager.
 command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)

@@ -16,6 +16,8 @@ pub mod gcp;
 pub mod k8s;
 pub mod keystore;
 pub mod pem;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
 pub mod prometheus;
 pub mod proxy;
 pub mod registry;

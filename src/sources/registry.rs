@@ -27,6 +27,8 @@ pub static PLUGINS: &[&dyn Plugin] = &[
     &super::proxy::source::PLUGIN,
     #[cfg(feature = "spiffe")]
     &super::spiffe::source::PLUGIN,
+    #[cfg(feature = "pkcs11")]
+    &super::pkcs11::source::PLUGIN,
 ];
 
 /// What the sources are built for.

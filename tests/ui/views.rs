@@ -750,3 +750,94 @@ fn spiffe_filters_and_details_name_the_spiffe_ids_of_every_source() {
     );
     insta::assert_snapshot!("details_spiffe_id_120x40", details);
 }
+
+/// A PKCS#11 token's certificate whose private key is on the token: the details say "key in
+/// HSM" as a protected finding, with the module, token, object, login and linked key.
+#[cfg(feature = "pkcs11")]
+#[test]
+fn token_certificate_details_say_key_in_hsm() {
+    use certdeck::sources::pkcs11::rows::{
+        records, CertObject, KeyClass, KeyObject, Login, ModuleRead, TokenRead,
+    };
+    use certdeck::sources::pkcs11::Pkcs11Config;
+    let keypair = rcgen::KeyPair::generate().unwrap();
+    let der = rcgen::CertificateParams::new(vec!["web.hsm.test".to_owned()])
+        .unwrap()
+        .self_signed(&keypair)
+        .unwrap()
+        .der()
+        .to_vec();
+    let settings = Pkcs11Config {
+        module: "/usr/lib/softhsm/libsofthsm2.so".into(),
+        token: Some("web".into()),
+        ..Pkcs11Config::default()
+    }
+    .resolve(false)
+    .unwrap();
+    let read = ModuleRead {
+        library: Some("Implementation of PKCS11 2.6 by SoftHSM, Cryptoki 2.40".into()),
+        tokens: vec![TokenRead {
+            slot: 1570999482,
+            label: "web".into(),
+            serial: "12bf9b745da38cba".into(),
+            model: "SoftHSM v2".into(),
+            manufacturer: "SoftHSM project".into(),
+            login: Login::LoggedIn,
+            certs: vec![CertObject {
+                label: Some("web".into()),
+                id: vec![1],
+                value: Some(der),
+                cert_type: Some("X_509".into()),
+                x509: true,
+                private: false,
+            }],
+            keys: vec![KeyObject {
+                class: KeyClass::Private,
+                label: Some("web".into()),
+                id: vec![1],
+                key_type: Some("EC".into()),
+                sensitive: Some(true),
+                extractable: Some(false),
+                modulus: None,
+                ec_point: None,
+            }],
+            problem: None,
+        }],
+        ..ModuleRead::default()
+    };
+    let (mut rows, problems) = records(&settings, &read, NOW);
+    assert!(problems.is_empty());
+    let token_row = rows.remove(0);
+    // The sample fleet's certificate (fixed dates and names) at the token row's place.
+    let mut r = sample_records().remove(0);
+    r.source = token_row.source;
+    r.location = token_row.location.clone();
+    r.id = token_row.id.clone();
+    r.tls = None;
+    r.extra = token_row.extra.clone();
+    r.key_findings = token_row.key_findings.clone();
+    let mut a = app(120, 40);
+    a.update(AppEvent::Source(SourceEvent::Observed {
+        source: std::sync::Arc::new(SourceId::new(
+            certdeck::sources::pkcs11::KIND,
+            "libsofthsm2.so token 'web'",
+        )),
+        record: r,
+    }));
+    a.update(key('/'));
+    typed(&mut a, "libsofthsm2");
+    a.update(code(KeyCode::Enter));
+    a.update(code(KeyCode::Enter));
+    let t = text(&a);
+    assert!(
+        t.contains(
+            "protected     key in HSM: private key held on HSM token 'web' (object 'web', id 01)"
+        ),
+        "{t}"
+    );
+    assert!(
+        t.contains("key in HSM: private key object 'web', id 01 (EC, sensitive, not extractable)"),
+        "{t}"
+    );
+    insta::assert_snapshot!("details_pkcs11_key_in_hsm_120x40", t);
+}
