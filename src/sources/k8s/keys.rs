@@ -207,7 +207,7 @@ fn findings(
                     KeyFinding::new(
                         "key_not_compared",
                         Severity::Info,
-                        "the key's type is not compared with the certificate (SEC1 or unusual)",
+                        "the key is not compared with the certificate (a SEC1 key without its public half, or an unusual type)",
                         loc.clone(),
                     ),
                 ),
