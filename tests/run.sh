@@ -28,7 +28,7 @@ command -v exim4 >/dev/null || need+=(exim4-daemon-light)
 command -v mariadbd >/dev/null || need+=(mariadb-server)
 [ -x /usr/sbin/slapd ] || need+=(slapd)
 command -v prosody >/dev/null || need+=(prosody)
-# Keystores (tests/cli/keystores.rs): keytool from the JDK.
+# Keystores (tests/cli/keystores.rs, tests/k8s/keystores.rs): keytool from the JDK.
 command -v keytool >/dev/null || need+=(openjdk-17-jre-headless)
 # Prometheus stack (tests/prom.rs): the exporter scraped, the Prometheus source, Alertmanager.
 command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
