@@ -28,7 +28,7 @@ command -v exim4 >/dev/null || need+=(exim4-daemon-light)
 command -v mariadbd >/dev/null || need+=(mariadb-server)
 [ -x /usr/sbin/slapd ] || need+=(slapd)
 command -v prosody >/dev/null || need+=(prosody)
-# Keystores (tests/cli/keystores.rs): keytool from the JDK.
+# Keystores (tests/cli/keystores.rs, tests/k8s/keystores.rs): keytool from the JDK.
 command -v keytool >/dev/null || need+=(openjdk-17-jre-headless)
 # PKCS#11 (tests/cli/pkcs11.rs): SoftHSM2 tokens, pkcs11-tool, PyKCS11 for a malformed object,
 # and p11-kit's pkcs11.h for the misbehaving module the tests build with cc.

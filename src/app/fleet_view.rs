@@ -160,6 +160,7 @@ impl FleetView {
 
     /// Recompute the visible rows for the view.
     pub fn rebuild(&mut self, view: View, group_by: GroupBy) {
+        self.store.settle();
         let recs = self.store.fleet().records();
         let mut rows = view::build(recs, &self.facts, &self.spec);
         if view == View::Timeline {

@@ -5,9 +5,10 @@
 //!
 //! The fleet also keeps each record's key-reuse findings current ([`super::keyreuse`]): an
 //! index by public-key hash finds the records a change concerns, and only their group is
-//! judged again.
+//! judged again, at once for small groups; a large group (one key in hundreds of places) is
+//! judged once per batch, by [`Fleet::settle`], so a round stays linear in its records.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::cert::CertFacts;
@@ -22,8 +23,16 @@ pub struct Fleet {
     by_spki: HashMap<String, Vec<usize>>,
     /// Records by the DNS names of their leaf (`places::names_key`), for drift.
     by_names: HashMap<String, Vec<usize>>,
+    /// Keys whose records carry key-reuse findings now.
+    reused: HashSet<String>,
+    /// Large key groups changed since the last [`Fleet::settle`].
+    dirty: HashSet<String>,
     certs: HashMap<String, Arc<CertFacts>>,
 }
+
+/// Key groups up to this size are judged again on every change; larger ones at
+/// [`Fleet::settle`].
+const EAGER_GROUP: usize = 64;
 
 fn spki_of(r: &Record) -> Option<String> {
     r.cert.as_ref().and_then(|c| c.spki_sha256.clone())
@@ -108,9 +117,9 @@ impl Fleet {
             }
             self.records[idx] = record;
             if old_spki != new_spki {
-                self.refresh_reuse(old_spki.as_deref());
+                self.touch(old_spki.as_deref());
             }
-            self.refresh_reuse(new_spki.as_deref());
+            self.touch(new_spki.as_deref());
             idx
         } else {
             let idx = self.records.len();
@@ -125,23 +134,49 @@ impl Fleet {
                 self.by_names.entry(new).or_default().push(idx);
             }
             self.records.push(record);
-            self.refresh_reuse(new_spki.as_deref());
+            self.touch(new_spki.as_deref());
             idx
         }
     }
 
+    /// A key group changed: judge it again now, or at the next [`Fleet::settle`] if large.
+    fn touch(&mut self, spki: Option<&str>) {
+        let Some(k) = spki else { return };
+        match self.by_spki.get(k).map(Vec::len) {
+            Some(n) if n > EAGER_GROUP => {
+                self.dirty.insert(k.to_owned());
+            }
+            _ => self.refresh_reuse(k),
+        }
+    }
+
+    /// Judge the large key groups changed since the last call. The scan's records, the
+    /// dashboard's rebuild and a source's finished round come after one.
+    pub fn settle(&mut self) {
+        for k in std::mem::take(&mut self.dirty) {
+            self.refresh_reuse(&k);
+        }
+    }
+
     /// Judge the key-reuse findings of the records whose key has this SPKI hash again.
-    fn refresh_reuse(&mut self, spki: Option<&str>) {
-        let Some(idxs) = spki.and_then(|k| self.by_spki.get(k)) else {
+    fn refresh_reuse(&mut self, spki: &str) {
+        let Some(idxs) = self.by_spki.get(spki) else {
+            self.reused.remove(spki);
             return;
         };
-        let first_sha = |i: usize| self.records[i].cert.as_ref().map(|c| c.sha256.as_str());
-        let one_cert = idxs.iter().all(|&i| first_sha(i) == first_sha(idxs[0]));
-        if one_cert {
-            // One certificate (in one or many places): no reuse, nothing to judge.
-            let idxs = idxs.clone();
-            for i in idxs {
-                self.records[i].key_reuse.clear();
+        // One certificate when every record with this key holds the first one's certificate
+        // (a certificate's records are a subset of its key's): O(1), however many places.
+        let first = idxs
+            .first()
+            .and_then(|&i| self.records[i].cert.as_ref())
+            .and_then(|c| self.by_sha.get(&c.sha256));
+        if first.is_some_and(|v| v.len() == idxs.len()) {
+            // One certificate (in one or many places) is no reuse: clear what said it was.
+            if self.reused.remove(spki) {
+                let idxs = idxs.clone();
+                for i in idxs {
+                    self.records[i].key_reuse.clear();
+                }
             }
             return;
         }
@@ -151,6 +186,7 @@ impl Fleet {
         for (i, f) in idxs.into_iter().zip(found) {
             self.records[i].key_reuse = f;
         }
+        self.reused.insert(spki.to_owned());
     }
 
     /// Remove the record of a location. Returns the index it had: the last record moves into
@@ -211,7 +247,7 @@ impl Fleet {
                 }
             }
         }
-        self.refresh_reuse(gone_spki.as_deref());
+        self.touch(gone_spki.as_deref());
         Some(idx)
     }
 
@@ -261,7 +297,8 @@ impl Fleet {
         self.by_sha.values().filter(|v| !v.is_empty()).count()
     }
 
-    pub fn into_records(self) -> Vec<Record> {
+    pub fn into_records(mut self) -> Vec<Record> {
+        self.settle();
         self.records
     }
 }
@@ -447,5 +484,43 @@ mod tests {
         f.upsert(served(9_000));
         let ep = f.get(&ep.id).unwrap().clone();
         assert_eq!(f.drift_of(&ep, now), None);
+    }
+
+    #[test]
+    fn a_large_key_group_is_judged_at_settle_and_into_records_settles() {
+        let with_key = |loc: String, cn: &str| {
+            let mut r = rec(&loc, Some(cn));
+            if let Some(c) = r.cert.as_mut() {
+                Arc::make_mut(c).spki_sha256 = Some("k".to_owned());
+            }
+            r
+        };
+        let mut f = Fleet::new();
+        // One certificate in 200 places: no reuse, and nothing to settle but a check.
+        for i in 0..200 {
+            f.upsert(with_key(format!("ns-{i}/kube-root-ca.crt"), "root"));
+        }
+        f.settle();
+        assert!(f.records().iter().all(|r| r.key_reuse.is_empty()));
+        // The CA re-issued with its key, in one more place.
+        f.upsert(with_key("ns-new/kube-root-ca.crt".into(), "root-2027"));
+        assert!(
+            f.records()[0].key_reuse.is_empty(),
+            "not judged before settle"
+        );
+        f.settle();
+        assert!(f.records().iter().all(|r| r.key_reuse.len() == 1));
+        let new = f.records().last().unwrap();
+        assert!(new.key_reuse[0].message.contains("1 other certificate"));
+        assert!(new.key_reuse[0]
+            .location
+            .as_deref()
+            .unwrap()
+            .ends_with("and 192 more"));
+        // It goes away again: every finding is cleared, by into_records too.
+        let id = f.records().last().unwrap().id.clone();
+        f.remove(&id);
+        let recs = f.into_records();
+        assert!(recs.iter().all(|r| r.key_reuse.is_empty()));
     }
 }

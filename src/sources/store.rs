@@ -135,6 +135,11 @@ impl FleetStore {
         self.fleet
     }
 
+    /// Bring derived findings (key reuse of large key groups) up to date: see [`Fleet::settle`].
+    pub fn settle(&mut self) {
+        self.fleet.settle();
+    }
+
     /// Every source seen, in a stable order.
     pub fn sources(&self) -> impl Iterator<Item = (&Arc<SourceId>, &SourceState)> {
         self.sources.iter()
@@ -308,6 +313,7 @@ impl FleetStore {
                 out.extend(self.remove(&id));
             }
         }
+        self.fleet.settle();
         out
     }
 }

@@ -280,6 +280,10 @@ fn stores() -> &'static Stores {
                 "pkey", "-in", "web.key", "-aes256", "-passout", "pass:x", "-out", "enc.key",
             ],
         );
+        openssl(d, &["ec", "-in", "other.key", "-out", "other.sec1"]);
+        assert!(std::fs::read_to_string(d.join("other.sec1"))
+            .unwrap()
+            .contains("BEGIN EC PRIVATE KEY"));
         std::fs::copy(d.join("web.key"), d.join("api.key")).unwrap();
         signed(d, "api", "api.shop.test", None, "40", &[]);
         std::fs::copy(d.join("other.key"), d.join("renewed.key")).unwrap();
@@ -804,6 +808,16 @@ fn key_findings_name_keys_in_configmaps_opaque_secrets_mismatches_and_weak_certi
             ("tls.key", &s.read("weak.key")),
         ],
     ));
+    // A SEC1 key (`EC PRIVATE KEY`) is compared too.
+    fx.insert_value(secret(
+        "shop",
+        "sec1-tls",
+        "kubernetes.io/tls",
+        &[
+            ("tls.crt", &s.read("other.crt")),
+            ("tls.key", &s.read("other.sec1")),
+        ],
+    ));
     // Only a signing key in an Opaque Secret: no certificate to say it of, no row.
     fx.insert_value(secret(
         "shop",
@@ -879,6 +893,14 @@ fn key_findings_name_keys_in_configmaps_opaque_secrets_mismatches_and_weak_certi
                 Some(&at("secret/weak-tls#tls.key"))
             )
         ]
+    );
+    assert_eq!(
+        findings(&rows, &at("secret/sec1-tls#tls.crt")),
+        [f(
+            "key_in_tls_secret",
+            "info",
+            Some(&at("secret/sec1-tls#tls.key"))
+        )]
     );
     assert!(
         !rows
@@ -1087,4 +1109,74 @@ async fn the_dashboard_shows_key_reuse_when_a_secret_with_the_same_key_appears_l
 fn enter() -> certdeck::app::AppEvent {
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     certdeck::app::AppEvent::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_watch_opens_a_keystore_that_appears_and_follows_its_certificates_password() {
+    use crate::headless::Headless;
+    use certdeck::actions::Session;
+    let s = stores();
+    let fx = Fixture::start().await;
+    fx.insert_value(secret(
+        "shop",
+        "web-p12-pass",
+        "Opaque",
+        &[("password", P12_PASS.as_bytes())],
+    ));
+    fx.insert_value(secret(
+        "shop",
+        "wrong-pass",
+        "Opaque",
+        &[("password", b"not-it")],
+    ));
+    let mut cert =
+        crate::k8s_fixture::certificate("shop", "web", "web-tls", "ca", &["web.shop.test"]);
+    cert["spec"]["keystores"] = json!({"pkcs12": {"create": true,
+        "passwordSecretRef": {"name": "web-p12-pass", "key": "password"}}});
+    fx.insert_value(cert.clone());
+    let mut st = crate::k8s_common::settings(&fx);
+    st.namespace = Some("shop".into());
+    let sources = certdeck::sources::k8s::source::sources_for(st);
+    let mut h = Headless::start(sources, Session::new(Vec::new(), true, None));
+    h.until(10, "the Certificate's own row", |a| {
+        a.fleet
+            .records()
+            .iter()
+            .any(|r| r.location == "fixture/shop/certificate/web")
+    })
+    .await;
+    // cert-manager writes the Secret: its keystore opens with the password the round read.
+    fx.insert_value(secret(
+        "shop",
+        "web-tls",
+        "kubernetes.io/tls",
+        &[
+            ("tls.crt", &s.read("web.crt")),
+            ("tls.key", &s.read("web.key")),
+            ("keystore.p12", &s.read("keystore.p12")),
+        ],
+    ));
+    let entry = "fixture/shop/secret/web-tls#keystore.p12#certificate";
+    h.until(10, "the keystore entry's row", |a| {
+        a.fleet
+            .records()
+            .iter()
+            .any(|r| r.location == entry && r.cert.is_some())
+    })
+    .await;
+    // The Certificate now names another password Secret: the rows follow, without a round.
+    cert["spec"]["keystores"]["pkcs12"]["passwordSecretRef"]["name"] = json!("wrong-pass");
+    fx.insert_value(cert);
+    let store = "fixture/shop/secret/web-tls#keystore.p12";
+    // The store's row says so, and the entry's row is gone (removed after the new rows).
+    h.until(10, "the wrong-password row instead of the entry's", |a| {
+        let recs = a.fleet.records();
+        recs.iter().any(|r| {
+            r.location == store
+                && r.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("wrong password") && e.contains("wrong-pass"))
+        }) && !recs.iter().any(|r| r.location == entry)
+    })
+    .await;
 }

@@ -26,9 +26,21 @@ enum Place<'a> {
     ConfigMap,
 }
 
+/// True when `data` holds a PEM private key. Every value of every Secret passes here: a byte
+/// scan for the mark's first letter, not a comparison at every offset.
 fn has_private_key(data: &[u8]) -> bool {
     const MARK: &[u8] = b"PRIVATE KEY-----";
-    data.len() >= MARK.len() && data.windows(MARK.len()).any(|w| w == MARK)
+    let mut at = 0;
+    while let Some(p) = data
+        .get(at..)
+        .and_then(|d| d.iter().position(|&b| b == b'P'))
+    {
+        if data[at + p..].starts_with(MARK) {
+            return true;
+        }
+        at += p + 1;
+    }
+    false
 }
 
 /// The name a key and its certificate share: `tls` for `tls.key` / `tls.crt`, `app` for
@@ -207,7 +219,7 @@ fn findings(
                     KeyFinding::new(
                         "key_not_compared",
                         Severity::Info,
-                        "the key's type is not compared with the certificate (SEC1 or unusual)",
+                        "the key is not compared with the certificate (a SEC1 key without its public half, or an unusual type)",
                         loc.clone(),
                     ),
                 ),
@@ -267,5 +279,8 @@ mod tests {
         assert_eq!(stem("server.pem", CERT_SUFFIXES), "server");
         assert!(has_private_key(b"-----BEGIN EC PRIVATE KEY-----\n"));
         assert!(!has_private_key(b"-----BEGIN CERTIFICATE-----\n"));
+        assert!(has_private_key(b"PPRIVATE KEY-----"));
+        assert!(!has_private_key(b"PRIVATE KEY----"));
+        assert!(!has_private_key(b""));
     }
 }

@@ -102,12 +102,19 @@ pub fn public_half(k: &rustls_pki_types::PrivateKeyDer<'_>) -> Option<Vec<u8>> {
     use rsa::pkcs8::DecodePrivateKey as _;
     use rsa::traits::PublicKeyParts as _;
     use rustls_pki_types::PrivateKeyDer as K;
+    // The DER carries the public half of most keys: read it there, without key arithmetic.
     match k {
-        K::Pkcs1(d) => rsa::RsaPrivateKey::from_pkcs1_der(d.secret_pkcs1_der())
-            .ok()
-            .map(|r| r.n().to_bytes_be()),
+        K::Pkcs1(d) => super::pubkey::rsa_pkcs1(d.secret_pkcs1_der()).or_else(|| {
+            rsa::RsaPrivateKey::from_pkcs1_der(d.secret_pkcs1_der())
+                .ok()
+                .map(|r| r.n().to_bytes_be())
+        }),
+        K::Sec1(d) => super::pubkey::ec_sec1(d.secret_sec1_der()),
         K::Pkcs8(d) => {
             let der = d.secret_pkcs8_der();
+            if let Some(p) = super::pubkey::pkcs8(der) {
+                return Some(p);
+            }
             if let Ok(r) = rsa::RsaPrivateKey::from_pkcs8_der(der) {
                 return Some(r.n().to_bytes_be());
             }
@@ -296,7 +303,7 @@ pub fn file_findings(path: &Path, data: &[u8], records: &mut [Record]) {
                 (None, _) => records[i].key_findings.push(KeyFinding::new(
                     "key_not_compared",
                     Severity::Info,
-                    "the key's type is not compared with the certificate (SEC1 or unusual)",
+                    "the key is not compared with the certificate (a SEC1 key without its public half, or an unusual type)",
                     loc,
                 )),
                 _ => {}

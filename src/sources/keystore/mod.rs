@@ -11,6 +11,7 @@
 pub mod atrest;
 pub mod javaks;
 pub mod password;
+pub mod pubkey;
 
 use std::sync::Arc;
 
