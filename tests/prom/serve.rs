@@ -442,7 +442,18 @@ async fn a_pre_rendered_body_is_judged_again_when_a_certificate_expires_without_
     let (pem, _) = cert("brief", now - 86_400, expires);
     let file = dir.path().join("brief.pem");
     std::fs::write(&file, pem).expect("write");
-    let serve = peers::certdeck_serve(dir.path(), &["-f", &file.display().to_string()]);
+    // Optional labels from the config file's [serve] section.
+    let conf = dir.path().join("config.toml");
+    std::fs::write(&conf, "[serve]\nextra_labels = [\"issuer_O\"]\n").expect("write");
+    let serve = peers::certdeck_serve(
+        dir.path(),
+        &[
+            "--config",
+            &conf.display().to_string(),
+            "-f",
+            &file.display().to_string(),
+        ],
+    );
     let http = client();
     let get = || async {
         http.get(format!("{}/metrics", serve.url()))
@@ -484,6 +495,11 @@ async fn a_pre_rendered_body_is_judged_again_when_a_certificate_expires_without_
         Some("0")
     );
     assert!(first.contains(r#"status="critical"} 1"#), "{first}");
+    assert!(
+        first.contains(r#"issuer_O="Prom Test""#),
+        "[serve] extra_labels: {first}"
+    );
+    assert!(!first.contains("filename="), "{first}");
     let observed = sample(&first, "certdeck_observed_timestamp_seconds", "brief");
     // Nothing reads the file again for a minute; the clock alone must flip it.
     let later = loop {
