@@ -424,6 +424,108 @@ async fn prometheus_scrapes_serve_and_has_each_expiry_to_the_second() {
     drop(serve);
 }
 
+/// The value of the first series of `name` (whose line contains `having`) in an exposition.
+fn sample(text: &str, name: &str, having: &str) -> Option<String> {
+    text.lines()
+        .find(|l| {
+            l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(having)
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .map(str::to_owned)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pre_rendered_body_is_judged_again_when_a_certificate_expires_without_a_new_read() {
+    let dir = tempfile::tempdir().expect("dir");
+    let now = certdeck::clock::now_unix();
+    let expires = now + 12;
+    let (pem, _) = cert("brief", now - 86_400, expires);
+    let file = dir.path().join("brief.pem");
+    std::fs::write(&file, pem).expect("write");
+    // Optional labels from the config file's [serve] section.
+    let conf = dir.path().join("config.toml");
+    std::fs::write(&conf, "[serve]\nextra_labels = [\"issuer_O\"]\n").expect("write");
+    let serve = peers::certdeck_serve(
+        dir.path(),
+        &[
+            "--config",
+            &conf.display().to_string(),
+            "-f",
+            &file.display().to_string(),
+        ],
+    );
+    let http = client();
+    let get = || async {
+        http.get(format!("{}/metrics", serve.url()))
+            .header("Accept-Encoding", "gzip")
+            .send()
+            .await
+            .expect("metrics")
+            .bytes()
+            .await
+            .expect("body")
+    };
+    let text = |gz: bytes::Bytes| {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut t)
+            .expect("gunzip");
+        t
+    };
+    // Read once, well before the expiry.
+    let start = std::time::Instant::now();
+    let first = loop {
+        let t = text(get().await);
+        if sample(&t, "x509_cert_not_after", "brief").is_some() {
+            break t;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            serve.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let judged: i64 = sample(&first, "certdeck_exporter_judged_timestamp_seconds", "")
+        .expect("judged")
+        .parse()
+        .expect("number");
+    assert!(judged < expires, "judged at {judged}, before {expires}");
+    assert_eq!(
+        sample(&first, "x509_cert_expired", "brief").as_deref(),
+        Some("0")
+    );
+    assert!(first.contains(r#"status="critical"} 1"#), "{first}");
+    assert!(
+        first.contains(r#"issuer_O="Prom Test""#),
+        "[serve] extra_labels: {first}"
+    );
+    assert!(!first.contains("filename="), "{first}");
+    let observed = sample(&first, "certdeck_observed_timestamp_seconds", "brief");
+    // Nothing reads the file again for a minute; the clock alone must flip it.
+    let later = loop {
+        let t = text(get().await);
+        if sample(&t, "x509_cert_expired", "brief").as_deref() == Some("1") {
+            break t;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never expired: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(later.contains(r#"status="expired"} 1"#), "{later}");
+    assert_eq!(
+        sample(&later, "certdeck_observed_timestamp_seconds", "brief"),
+        observed,
+        "not observed again"
+    );
+    let judged: i64 = sample(&later, "certdeck_exporter_judged_timestamp_seconds", "")
+        .expect("judged")
+        .parse()
+        .expect("number");
+    assert!(judged >= expires);
+}
+
 #[tokio::test]
 async fn serve_refuses_a_bad_listen_address_and_nothing_to_read() {
     let (code, _, err) = crate::common::run_bin(&["serve", "--listen", "nowhere", "-f", "/"]).await;
@@ -435,6 +537,15 @@ async fn serve_refuses_a_bad_listen_address_and_nothing_to_read() {
     let (code, _, err) = crate::common::run_bin(&["serve"]).await;
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("nothing to scan"), "{err}");
+    let (code, _, err) =
+        crate::common::run_bin(&["serve", "--extra-label", "fingerprint", "-f", "/"]).await;
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(
+            "unknown extra label 'fingerprint' (one of: id, filename, subject_O, issuer_O)"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
