@@ -140,10 +140,67 @@ pub fn places<'a>(rows: impl IntoIterator<Item = &'a Record>) -> Vec<Place> {
     out
 }
 
+/// How many places a report lists per certificate (a CA bundle in every namespace would
+/// otherwise make the report quadratic); `Places::total` counts them all.
+pub const MAX_LISTED: usize = 100;
+
+/// The places of one certificate, as a report lists them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Places {
+    /// At most [`MAX_LISTED`], endpoints first.
+    pub list: Vec<Place>,
+    /// Every place, listed or not.
+    pub total: usize,
+}
+
+/// A store row whose certificate is valid at the instant judged: what endpoints can be fed.
+fn fresh_store(r: &Record, now: i64) -> Option<(&CertFacts, &'static str)> {
+    let kind = store_kind(r)?;
+    let c = r.cert.as_deref()?;
+    (c.not_before <= now && now < c.not_after).then_some((c, kind))
+}
+
+/// Newest first; ties by location, then id, so the answer is stable.
+fn newest_first(a: (&Record, &CertFacts), b: (&Record, &CertFacts)) -> std::cmp::Ordering {
+    b.1.not_after
+        .cmp(&a.1.not_after)
+        .then_with(|| a.0.location.cmp(&b.0.location))
+        .then_with(|| a.0.id.cmp(&b.0.id))
+}
+
+/// The drift of a served certificate given the newest store holding a newer one and how many
+/// others do.
+fn drift_to(s: &CertFacts, r: &Record, c: &CertFacts, kind: &'static str, others: usize) -> Drift {
+    let when = crate::clock::rfc3339;
+    let mut message = format!(
+        "serves an older certificate (expires {}) than {kind} {} holds (expires {}): the endpoint has not picked up the renewed certificate",
+        when(s.not_after),
+        super::text::clean(&r.location),
+        when(c.not_after)
+    );
+    match others {
+        0 => {}
+        1 => message.push_str(" (1 more store holds a newer one)"),
+        n => message.push_str(&format!(" ({n} more stores hold a newer one)")),
+    }
+    Drift {
+        store_id: r.id.clone(),
+        store_source: r.source,
+        store_kind: kind,
+        store_location: r.location.clone(),
+        store_sha256: c.sha256.clone(),
+        store_not_after: c.not_after,
+        served_sha256: s.sha256.clone(),
+        served_not_after: s.not_after,
+        other_stores: others,
+        message,
+    }
+}
+
 /// Whether the endpoint row `served` serves an older certificate than one of `candidates`
-/// (rows with the same names, typically) holds in a store, at `now`. The store's certificate
-/// must have the same DNS names, be valid at `now`, and expire later than the served one. The
-/// newest such store is named. Pure.
+/// holds in a store, at `now`. The store's certificate must have the same DNS names, be valid
+/// at `now`, and expire later than the served one (so it is another certificate). The newest
+/// such store is named. Pure.
 pub fn drift<'a>(
     served: &Record,
     candidates: impl IntoIterator<Item = &'a Record>,
@@ -156,103 +213,93 @@ pub fn drift<'a>(
     let key = names_key(s)?;
     let mut newer: Vec<(&Record, &CertFacts, &'static str)> = candidates
         .into_iter()
-        .filter(|r| r.id != served.id)
         .filter_map(|r| {
-            let kind = store_kind(r)?;
-            let c = r.cert.as_deref()?;
-            let fresh = c.sha256 != s.sha256
-                && c.not_after > s.not_after
-                && c.not_before <= now
-                && now < c.not_after
-                && names_key(c).as_deref() == Some(key.as_str());
-            fresh.then_some((r, c, kind))
+            let (c, kind) = fresh_store(r, now)?;
+            let same_names = names_key(c).as_deref() == Some(key.as_str());
+            (c.not_after > s.not_after && same_names).then_some((r, c, kind))
         })
         .collect();
-    // The newest first; ties by location so the answer is stable.
-    newer.sort_by(|a, b| {
-        b.1.not_after
-            .cmp(&a.1.not_after)
-            .then_with(|| a.0.location.cmp(&b.0.location))
-    });
+    newer.sort_by(|a, b| newest_first((a.0, a.1), (b.0, b.1)));
     let (r, c, kind) = *newer.first()?;
-    let when = crate::clock::rfc3339;
-    let mut message = format!(
-        "serves an older certificate (expires {}) than {kind} {} holds (expires {}): the endpoint has not picked up the renewed certificate",
-        when(s.not_after),
-        super::text::clean(&r.location),
-        when(c.not_after)
-    );
-    if newer.len() > 1 {
-        let more = newer.len() - 1;
-        message.push_str(&if more == 1 {
-            " (1 more store holds a newer one)".to_owned()
-        } else {
-            format!(" ({more} more stores hold a newer one)")
-        });
-    }
-    Some(Drift {
-        store_id: r.id.clone(),
-        store_source: r.source,
-        store_kind: kind,
-        store_location: r.location.clone(),
-        store_sha256: c.sha256.clone(),
-        store_not_after: c.not_after,
-        served_sha256: s.sha256.clone(),
-        served_not_after: s.not_after,
-        other_stores: newer.len() - 1,
-        message,
-    })
+    Some(drift_to(s, r, c, kind, newer.len() - 1))
 }
 
-/// Rows indexed by leaf SHA-256 and by names, for places and drift over a whole report.
+/// Places and drift over a whole report, each computed once per certificate and per name
+/// set (linear in the rows, plus a sort per name set), judged at one instant.
 #[derive(Debug, Default)]
 pub struct Index {
-    by_sha: HashMap<String, Vec<usize>>,
-    by_names: HashMap<String, Vec<usize>>,
+    places: HashMap<String, std::sync::Arc<Places>>,
+    /// Per name set: the positions of fresh store rows, newest first.
+    stores: HashMap<String, Vec<usize>>,
+    now: i64,
 }
 
 impl Index {
-    /// Index `rows`; the positions are the rows' order.
-    pub fn new<'a>(rows: impl IntoIterator<Item = &'a Record>) -> Index {
-        let mut ix = Index::default();
-        for (i, r) in rows.into_iter().enumerate() {
-            if let Some(c) = r.cert.as_deref() {
-                ix.by_sha.entry(c.sha256.clone()).or_default().push(i);
+    /// Index `rows` at `now`; the positions are the rows' order.
+    pub fn new(rows: &[&Record], now: i64) -> Index {
+        let mut by_sha: HashMap<&str, Vec<&Record>> = HashMap::new();
+        let mut stores: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, r) in rows.iter().enumerate() {
+            let Some(c) = r.cert.as_deref() else {
+                continue;
+            };
+            by_sha.entry(c.sha256.as_str()).or_default().push(r);
+            if fresh_store(r, now).is_some() {
                 if let Some(k) = names_key(c) {
-                    ix.by_names.entry(k).or_default().push(i);
+                    stores.entry(k).or_default().push(i);
                 }
             }
         }
-        ix
-    }
-
-    /// Every place of the certificate `rows[i]` holds (itself included); empty without one.
-    pub fn places_of(&self, rows: &[&Record], i: usize) -> Vec<Place> {
-        let Some(c) = rows.get(i).and_then(|r| r.cert.as_deref()) else {
-            return Vec::new();
-        };
-        places(
-            self.by_sha
-                .get(&c.sha256)
-                .into_iter()
-                .flatten()
-                .filter_map(|&j| rows.get(j).copied()),
-        )
-    }
-
-    /// The drift of `rows[i]` at `now`.
-    pub fn drift_of(&self, rows: &[&Record], i: usize, now: i64) -> Option<Drift> {
-        let r = rows.get(i)?;
-        let key = names_key(r.cert.as_deref()?)?;
-        drift(
-            r,
-            self.by_names
-                .get(&key)
-                .into_iter()
-                .flatten()
-                .filter_map(|&j| rows.get(j).copied()),
+        let cert = |j: usize| rows[j].cert.as_deref();
+        for v in stores.values_mut() {
+            v.sort_by(|&a, &b| match (cert(a), cert(b)) {
+                (Some(x), Some(y)) => newest_first((rows[a], x), (rows[b], y)),
+                _ => std::cmp::Ordering::Equal,
+            });
+        }
+        let places = by_sha
+            .into_iter()
+            .map(|(sha, v)| {
+                let total = v.len();
+                let mut list = places(v);
+                list.truncate(MAX_LISTED);
+                (sha.to_owned(), std::sync::Arc::new(Places { list, total }))
+            })
+            .collect();
+        Index {
+            places,
+            stores,
             now,
-        )
+        }
+    }
+
+    /// The places of the certificate `rows[i]` holds (itself included); empty without one.
+    pub fn places_of(&self, rows: &[&Record], i: usize) -> std::sync::Arc<Places> {
+        rows.get(i)
+            .and_then(|r| r.cert.as_deref())
+            .and_then(|c| self.places.get(&c.sha256).cloned())
+            .unwrap_or_default()
+    }
+
+    /// The drift of `rows[i]` at the index's instant: what [`drift`] says over every row.
+    pub fn drift_of(&self, rows: &[&Record], i: usize) -> Option<Drift> {
+        let r = rows.get(i)?;
+        if !is_endpoint(r) {
+            return None;
+        }
+        let s = r.cert.as_deref()?;
+        let group = self.stores.get(&names_key(s)?)?;
+        // Newest first: the stores holding a newer certificate are a prefix.
+        let newer = group.partition_point(|&j| {
+            rows[j]
+                .cert
+                .as_deref()
+                .is_some_and(|c| c.not_after > s.not_after)
+        });
+        let &first = group.get(..newer)?.first()?;
+        let store = rows[first];
+        let (c, kind) = fresh_store(store, self.now)?;
+        Some(drift_to(s, store, c, kind, newer - 1))
     }
 }
 
@@ -419,18 +466,64 @@ mod tests {
             endpoint("api.example:443", &other),
         ];
         let refs: Vec<&Record> = rows.iter().collect();
-        let ix = Index::new(refs.iter().copied());
+        let ix = Index::new(&refs, NOW);
         let p = ix.places_of(&refs, 0);
-        let got: Vec<(&str, &str)> = p.iter().map(|p| (p.source.as_str(), p.role)).collect();
+        assert_eq!(p.total, 3);
+        let got: Vec<(&str, &str)> = p.list.iter().map(|p| (p.source.as_str(), p.role)).collect();
         assert_eq!(
             got,
             [("tls", "endpoint"), ("aws", "store"), ("k8s", "store")]
         );
-        assert_eq!(ix.places_of(&refs, 3).len(), 1);
-        assert_eq!(
-            ix.drift_of(&refs, 2, NOW),
-            None,
-            "same certificate everywhere"
-        );
+        assert_eq!(ix.places_of(&refs, 3).list.len(), 1);
+        assert_eq!(ix.drift_of(&refs, 2), None, "same certificate everywhere");
+    }
+
+    #[test]
+    fn the_index_agrees_with_the_pure_function_and_caps_what_it_lists() {
+        let names = ["shop.example"];
+        let served_at = |na: i64| cert("shop", NOW - 80 * DAY, na, &names);
+        let mut rows = Vec::new();
+        // Endpoints serving certificates of various ages, stores of various ages (one not
+        // valid yet), and a CA-like bundle in 150 Secrets.
+        for (i, na) in [NOW + 5 * DAY, NOW + 30 * DAY, NOW + 95 * DAY]
+            .iter()
+            .enumerate()
+        {
+            rows.push(endpoint(&format!("10.0.0.{i}:443"), &served_at(*na)));
+        }
+        for (i, (nb, na)) in [
+            (NOW - DAY, NOW + 20 * DAY),
+            (NOW - DAY, NOW + 60 * DAY),
+            (NOW + DAY, NOW + 120 * DAY),
+            (NOW - 2 * DAY, NOW + 60 * DAY),
+        ]
+        .iter()
+        .enumerate()
+        {
+            rows.push(stored(
+                SourceKind::FILE,
+                &format!("/etc/ssl/{i}.pem"),
+                &cert("shop", *nb, *na, &names),
+            ));
+        }
+        let bundle = cert("bundle", NOW - DAY, NOW + 900 * DAY, &["bundle.example"]);
+        for i in 0..150 {
+            rows.push(secret(&format!("ctx/ns{i}/secret/ca#ca.crt"), &bundle));
+        }
+        let refs: Vec<&Record> = rows.iter().collect();
+        let ix = Index::new(&refs, NOW);
+        for (i, r) in refs.iter().enumerate() {
+            assert_eq!(
+                ix.drift_of(&refs, i),
+                drift(r, refs.iter().copied(), NOW),
+                "row {i}"
+            );
+        }
+        let d = ix.drift_of(&refs, 0).unwrap();
+        assert_eq!((d.store_not_after, d.other_stores), (NOW + 60 * DAY, 2));
+        assert_eq!(ix.drift_of(&refs, 1).map(|d| d.other_stores), Some(1));
+        assert_eq!(ix.drift_of(&refs, 2), None, "newer than every valid store");
+        let p = ix.places_of(&refs, refs.len() - 1);
+        assert_eq!((p.list.len(), p.total), (MAX_LISTED, 150));
     }
 }

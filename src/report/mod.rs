@@ -5,7 +5,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::clock::{date, rfc3339};
-use crate::model::places::{Drift, Place};
+use crate::model::places::{Drift, Place, Places};
 use crate::model::status::ExpiryCause;
 use crate::model::text::clean;
 use crate::model::{assess, Assessment, CertFacts, Record, Status, Thresholds};
@@ -57,8 +57,9 @@ pub fn exit_code(statuses: impl IntoIterator<Item = Status>) -> i32 {
 pub struct Row<'a> {
     pub record: &'a Record,
     pub a: Assessment,
-    /// Every location of the same certificate in the report (this one included).
-    pub places: Vec<Place>,
+    /// Every location of the same certificate in the report (this one included), shared by
+    /// the rows of that certificate.
+    pub places: std::sync::Arc<Places>,
     /// An endpoint serving an older certificate than a store holds for the same names.
     pub drift: Option<Drift>,
 }
@@ -66,7 +67,7 @@ pub struct Row<'a> {
 /// Assess and sort: soonest effective expiry first, unreadable locations last, then location.
 pub fn rows(records: &[Record], now: i64, t: Thresholds) -> Vec<Row<'_>> {
     let refs: Vec<&Record> = records.iter().collect();
-    let index = crate::model::places::Index::new(refs.iter().copied());
+    let index = crate::model::places::Index::new(&refs, now);
     let mut rows: Vec<Row<'_>> = records
         .iter()
         .enumerate()
@@ -74,7 +75,7 @@ pub fn rows(records: &[Record], now: i64, t: Thresholds) -> Vec<Row<'_>> {
             record: r,
             a: assess(r, now, t),
             places: index.places_of(&refs, i),
-            drift: index.drift_of(&refs, i, now),
+            drift: index.drift_of(&refs, i),
         })
         .collect();
     rows.sort_by(|x, y| {
@@ -149,8 +150,10 @@ struct JsonRecord<'a> {
     /// The leaf's lifetime used; short-lived certificates are judged by it.
     lifetime: Option<JsonLifetime>,
     /// Every location of the same certificate (by SHA-256) in this report, this one included:
-    /// endpoints first, then stores.
+    /// endpoints first, then stores (at most `places::MAX_LISTED`).
     locations: &'a [Place],
+    /// How many locations the certificate has, listed or not.
+    locations_total: usize,
     /// An endpoint serving an older certificate than a store holds for the same names.
     drift: Option<JsonDrift<'a>>,
     /// Facts of other sources, under their key (`"aws": {...}`).
@@ -282,7 +285,8 @@ fn json_record<'a>(row: &'a Row<'a>) -> JsonRecord<'a> {
             short_lived: l.short_lived,
             note: row.a.lifetime_note(),
         }),
-        locations: &row.places,
+        locations: &row.places.list,
+        locations_total: row.places.total,
         drift: row.drift.as_ref().map(|d| JsonDrift {
             store_id: &d.store_id,
             store_source: d.store_source.as_str(),

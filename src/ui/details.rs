@@ -353,7 +353,16 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             format!("Locations of this certificate ({})", places.len()),
             theme.style(Role::Header),
         ));
-        for p in &places {
+        // This row first if it is not among the first listed; at most 50 lines.
+        const SHOWN: usize = 50;
+        let mut listed: Vec<&crate::model::places::Place> = places.iter().take(SHOWN).collect();
+        if !listed.iter().any(|p| p.id == r.id) {
+            if let Some(me) = places.iter().find(|p| p.id == r.id) {
+                listed.pop();
+                listed.insert(0, me);
+            }
+        }
+        for p in listed {
             let shown = app
                 .fleet
                 .get(&p.id)
@@ -372,6 +381,12 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             } else {
                 Line::raw(text)
             });
+        }
+        if places.len() > SHOWN {
+            lines.push(Line::styled(
+                format!("  … and {} more", places.len() - SHOWN),
+                theme.style(Role::Muted),
+            ));
         }
         if crate::model::status::facts_only(r) {
             // Its source never showed the certificate: there is no PEM.
