@@ -743,7 +743,17 @@ impl<'a> MeshRound<'a> {
                     let api: Api<Secret> = Api::namespaced(client, ns);
                     call(api.get_opt(name), t, rd.ctx, "get", "secrets", ns)
                         .await
-                        .map(|o| o.map(|s| secret_records(rd.ctx, &s, &HashMap::new(), &Default::default(), rd.now)))
+                        .map(|o| {
+                            o.map(|s| {
+                                secret_records(
+                                    rd.ctx,
+                                    &s,
+                                    &HashMap::new(),
+                                    &Default::default(),
+                                    rd.now,
+                                )
+                            })
+                        })
                 } else {
                     let api: Api<ConfigMap> = Api::namespaced(client, ns);
                     call(api.get_opt(name), t, rd.ctx, "get", "configmaps", ns)

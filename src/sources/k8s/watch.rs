@@ -214,7 +214,13 @@ impl Feed<'_> {
                         let recs = super::mesh::annotate_secret(
                             &self.settings.mesh,
                             &s,
-                            secret_records(self.ctx, &s, &self.start.certs, &self.start.passwords, now),
+                            secret_records(
+                                self.ctx,
+                                &s,
+                                &self.start.certs,
+                                &self.start.passwords,
+                                now,
+                            ),
                         );
                         self.secret_rows(key, recs).await
                     }
