@@ -232,6 +232,14 @@ fn hsm() -> &'static Hsm {
     })
 }
 
+/// Held by each test that uses the SoftHSM tokens: SoftHSM rewrites a token's file when a
+/// login fails (its "PIN count low" flag), and another process reading the token meanwhile
+/// may find it unreadable.
+async fn softhsm() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
 /// `certdeck scan -o json` with SoftHSM's config; (exit code, rows, stdout, stderr).
 async fn scan(args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<Value>, String, String) {
     let h = hsm();
@@ -293,6 +301,7 @@ fn codes(row: &Value) -> Vec<String> {
 #[tokio::test]
 async fn token_certificates_are_listed_as_pkcs11_tool_lists_them_with_their_key_in_hsm() {
     let h = hsm();
+    let _softhsm = softhsm().await;
     let cfg = h.config(
         "one-token.toml",
         &format!(
@@ -371,6 +380,7 @@ async fn token_certificates_are_listed_as_pkcs11_tool_lists_them_with_their_key_
 async fn every_initialised_token_is_read_the_free_slot_is_skipped_and_a_bad_object_is_an_error_row()
 {
     let h = hsm();
+    let _softhsm = softhsm().await;
     // softhsm2-util left a free slot whose token is not initialised.
     let slots = run(Command::new("softhsm2-util")
         .env("SOFTHSM2_CONF", &h.conf)
@@ -421,6 +431,7 @@ async fn every_initialised_token_is_read_the_free_slot_is_skipped_and_a_bad_obje
 #[tokio::test]
 async fn a_wrong_pin_or_none_still_lists_the_certificates_and_links_their_public_keys() {
     let h = hsm();
+    let _softhsm = softhsm().await;
     let cfg = h.config(
         "wrong-pin.toml",
         &format!(
@@ -464,6 +475,7 @@ async fn a_wrong_pin_or_none_still_lists_the_certificates_and_links_their_public
 #[tokio::test]
 async fn missing_broken_and_hung_modules_are_health_messages_and_the_scan_ends() {
     let h = hsm();
+    let _softhsm = softhsm().await;
     let text = h.path("text.so");
     std::fs::write(&text, "this is not a shared library\n").expect("text.so");
     let cfg = h.config(
@@ -603,6 +615,7 @@ async fn a_hung_module_is_not_called_again_while_its_call_is_stuck() {
 #[tokio::test]
 async fn a_token_chosen_by_slot_is_read_and_an_unknown_label_names_the_tokens_there_are() {
     let h = hsm();
+    let _softhsm = softhsm().await;
     // The slot SoftHSM gave the token, as pkcs11-tool lists it ("Slot 0 (0x5da38cba): ...").
     let listing = h.tool(&["--list-token-slots"]);
     let mut slot = None;

@@ -477,7 +477,16 @@ pub fn records(s: &Pkcs11Settings, read: &ModuleRead, now: i64) -> (Vec<Record>,
             out.push(record(s, read, t, c, &loc, now));
         }
     }
-    (out, grouped(problems, s.filter.label.is_none()))
+    let mut problems = grouped(problems, s.filter.label.is_none());
+    if s.filter.is_all() {
+        // Reading every token: one whose info could not be read is missing from the rows.
+        problems.extend(
+            read.unreadable_slots
+                .iter()
+                .map(|u| Problem::new(ProblemKind::Other, u.clone())),
+        );
+    }
+    (out, problems)
 }
 
 fn record(
@@ -619,15 +628,19 @@ pub fn nothing_to_read(s: &Pkcs11Settings, read: &ModuleRead) -> Option<super::P
             slots,
         });
     }
+    let mut seen = read
+        .seen
+        .iter()
+        .map(|(slot, l)| format!("'{l}' in slot {slot}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for u in &read.unreadable_slots {
+        seen.push_str(&format!("; {u}"));
+    }
     Some(super::Pkcs11Error::TokenNotFound {
         path: s.module.clone(),
         wanted: s.filter.describe(),
-        seen: read
-            .seen
-            .iter()
-            .map(|(slot, l)| format!("'{l}' in slot {slot}"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        seen,
     })
 }
 
@@ -768,6 +781,13 @@ mod tests {
         };
         let (recs, problems) = records(&settings(), &read, 0);
         assert_eq!(problems.len(), 1, "one message for both tokens");
+        let unreadable = ModuleRead {
+            unreadable_slots: vec!["slot 9: C_GetTokenInfo: CKR_DEVICE_ERROR".into()],
+            ..read.clone()
+        };
+        let (_, more) = records(&settings(), &unreadable, 0);
+        assert_eq!(more.len(), 2);
+        assert_eq!(more[1].message, "slot 9: C_GetTokenInfo: CKR_DEVICE_ERROR");
         assert_eq!(problems[0].kind, ProblemKind::Unauthorized);
         assert!(
             problems[0]
