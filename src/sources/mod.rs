@@ -393,6 +393,25 @@ pub fn build_prober(settings: &ProbeSettings) -> Result<tls::TlsProber, tls::Pro
     tls::TlsProber::new(&roots, settings.timeout)
 }
 
+/// A failed HTTP request as one line: "timed out", or the error with each of its causes once,
+/// control characters stripped (error text can quote what a server sent).
+pub fn describe_http(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".to_owned();
+    }
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(x) = src {
+        let m = x.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = x.source();
+    }
+    crate::model::text::clean(&s).into_owned()
+}
+
 /// What a headless scan saw: every record, and every source's health.
 #[derive(Debug)]
 pub struct ScanResult {

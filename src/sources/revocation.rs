@@ -437,31 +437,13 @@ pub fn revocation_urls(cert_der: &[u8]) -> (Vec<String>, Vec<String>) {
     (ocsp, crls)
 }
 
-/// The error of a failed request, with its causes, as one line.
-fn describe_http(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        return "timed out".to_owned();
-    }
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(x) = src {
-        let m = x.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        src = x.source();
-    }
-    crate::model::text::clean(&s).into_owned()
-}
-
 /// Read a response body up to `max` bytes.
 async fn read_limited(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
     if resp.content_length().is_some_and(|l| l > max as u64) {
         return Err(format!("the answer is larger than {max} bytes"));
     }
     let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| describe_http(&e))? {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| super::describe_http(&e))? {
         if out.len() + chunk.len() > max {
             return Err(format!("the answer is larger than {max} bytes"));
         }
@@ -480,7 +462,7 @@ async fn fetch(
             .timeout(timeout)
             .send()
             .await
-            .map_err(|e| RevocationError::Fetch(describe_http(&e)))?;
+            .map_err(|e| RevocationError::Fetch(super::describe_http(&e)))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(RevocationError::Fetch(format!("HTTP {}", status.as_u16())));
@@ -583,7 +565,7 @@ impl Checker {
             .tls_backend_rustls()
             .connect_timeout(limits.timeout)
             .build()
-            .map_err(|e| RevocationError::Fetch(describe_http(&e)))?;
+            .map_err(|e| RevocationError::Fetch(super::describe_http(&e)))?;
         Ok(Checker::new(http, limits))
     }
 

@@ -187,23 +187,6 @@ pub struct PrometheusSource {
     direct: Arc<HashSet<String>>,
 }
 
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        return "timed out".to_owned();
-    }
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(x) = src {
-        let m = x.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        src = x.source();
-    }
-    crate::model::text::clean(&s).into_owned()
-}
-
 impl PrometheusSource {
     pub fn new(
         url: &str,
@@ -238,7 +221,11 @@ impl PrometheusSource {
             for c in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 Problem::new(
                     ProblemKind::Config,
-                    format!("--ca-file {}: {}", f.display(), describe(&e)),
+                    format!(
+                        "--ca-file {}: {}",
+                        f.display(),
+                        crate::sources::describe_http(&e)
+                    ),
                 )
             })? {
                 b = b.add_root_certificate(c);
@@ -246,7 +233,7 @@ impl PrometheusSource {
         }
         let http = b
             .build()
-            .map_err(|e| Problem::new(ProblemKind::Config, describe(&e)))?;
+            .map_err(|e| Problem::new(ProblemKind::Config, crate::sources::describe_http(&e)))?;
         Ok(PrometheusSource {
             id: SourceId::new(KIND, instance_of(url)),
             base,
@@ -305,7 +292,13 @@ impl PrometheusSource {
             } else {
                 (ProblemKind::Unreachable, "unreachable")
             };
-            Problem::new(kind, format!("{what}: {}", describe(&e.without_url())))
+            Problem::new(
+                kind,
+                format!(
+                    "{what}: {}",
+                    crate::sources::describe_http(&e.without_url())
+                ),
+            )
         })?;
         let status = resp.status();
         if status == reqwest::StatusCode::UNAUTHORIZED {
@@ -332,7 +325,9 @@ impl PrometheusSource {
         let body = tokio::time::timeout(self.timeout, resp.bytes())
             .await
             .map_err(|_| Problem::new(ProblemKind::Timeout, "reading the answer timed out"))?
-            .map_err(|e| Problem::new(ProblemKind::Unreachable, describe(&e)))?;
+            .map_err(|e| {
+                Problem::new(ProblemKind::Unreachable, crate::sources::describe_http(&e))
+            })?;
         if body.len() > MAX_ANSWER {
             return Err(Problem::new(ProblemKind::Other, "the answer is too large"));
         }

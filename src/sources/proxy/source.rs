@@ -137,23 +137,6 @@ pub struct ProxySource {
     lifetime_secs: i64,
 }
 
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        return "timed out".to_owned();
-    }
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(x) = src {
-        let m = x.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        src = x.source();
-    }
-    crate::model::text::clean(&s).into_owned()
-}
-
 impl ProxySource {
     pub fn new(
         flavour: Flavour,
@@ -180,7 +163,11 @@ impl ProxySource {
             for c in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 Problem::new(
                     ProblemKind::Config,
-                    format!("--ca-file {}: {}", f.display(), describe(&e)),
+                    format!(
+                        "--ca-file {}: {}",
+                        f.display(),
+                        crate::sources::describe_http(&e)
+                    ),
                 )
             })? {
                 b = b.add_root_certificate(c);
@@ -188,7 +175,7 @@ impl ProxySource {
         }
         let http = b
             .build()
-            .map_err(|e| Problem::new(ProblemKind::Config, describe(&e)))?;
+            .map_err(|e| Problem::new(ProblemKind::Config, crate::sources::describe_http(&e)))?;
         let instance = format!(
             "{} {}",
             flavour.name(),
@@ -231,7 +218,10 @@ impl ProxySource {
                 } else {
                     Problem::new(
                         ProblemKind::Unreachable,
-                        format!("unreachable: {}", describe(&e.without_url())),
+                        format!(
+                            "unreachable: {}",
+                            crate::sources::describe_http(&e.without_url())
+                        ),
                     )
                 }
             })?;
@@ -266,7 +256,7 @@ impl ProxySource {
                     Err(e) => {
                         return Err(Problem::new(
                             ProblemKind::Unreachable,
-                            describe(&e.without_url()),
+                            crate::sources::describe_http(&e.without_url()),
                         ))
                     }
                 }
