@@ -491,7 +491,13 @@ fn a_rotation_pushed_on_the_open_stream_reaches_serve_without_a_refresh() {
     let port = free_port();
     let mut serve = home
         .command(Path::new(env!("CARGO_BIN_EXE_certdeck")))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--extra-label",
+            "id",
+        ])
         .args(["--spiffe-socket", &agent.socket_str()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
