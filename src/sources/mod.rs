@@ -412,6 +412,32 @@ pub fn describe_http(e: &reqwest::Error) -> String {
     crate::model::text::clean(&s).into_owned()
 }
 
+/// An HTTP client builder that also trusts the CA files given (`--ca-file`, `[probe] ca_files`);
+/// an unreadable or unparsable file is a configuration problem naming it.
+pub fn with_ca_files(
+    mut b: reqwest::ClientBuilder,
+    ca_files: &[PathBuf],
+) -> Result<reqwest::ClientBuilder, Problem> {
+    for f in ca_files {
+        let pem = std::fs::read(f).map_err(|e| {
+            Problem::new(
+                ProblemKind::Config,
+                format!("cannot read --ca-file {}: {e}", f.display()),
+            )
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            Problem::new(
+                ProblemKind::Config,
+                format!("--ca-file {}: {}", f.display(), describe_http(&e)),
+            )
+        })?;
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    Ok(b)
+}
+
 /// What a headless scan saw: every record, and every source's health.
 #[derive(Debug)]
 pub struct ScanResult {

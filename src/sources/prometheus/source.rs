@@ -207,30 +207,11 @@ impl PrometheusSource {
                 )
             })?;
         crate::sources::tls::install_crypto_provider();
-        let mut b = reqwest::Client::builder()
+        let b = reqwest::Client::builder()
             .tls_backend_rustls()
             .connect_timeout(probe.timeout)
             .timeout(probe.timeout.max(Duration::from_secs(30)));
-        for f in &probe.ca_files {
-            let pem = std::fs::read(f).map_err(|e| {
-                Problem::new(
-                    ProblemKind::Config,
-                    format!("cannot read --ca-file {}: {e}", f.display()),
-                )
-            })?;
-            for c in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Problem::new(
-                    ProblemKind::Config,
-                    format!(
-                        "--ca-file {}: {}",
-                        f.display(),
-                        crate::sources::describe_http(&e)
-                    ),
-                )
-            })? {
-                b = b.add_root_certificate(c);
-            }
-        }
+        let b = crate::sources::with_ca_files(b, &probe.ca_files)?;
         let http = b
             .build()
             .map_err(|e| Problem::new(ProblemKind::Config, crate::sources::describe_http(&e)))?;
