@@ -5,6 +5,7 @@
 //! Each server resolves its certificate through a swappable slot, so a renewal can make it
 //! serve a new certificate without a restart.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -416,6 +417,11 @@ impl DemoFleet {
         })?;
         std::fs::create_dir_all(dir.join("clients"))?;
         std::fs::write(dir.join("clients/vpn-client.pem"), &vpn.pem)?;
+        // Its key left readable by everyone, as happens with hand-copied client bundles: the
+        // key audit's critical case (a throwaway demo key, mode set on purpose).
+        let vpn_key = dir.join("clients/vpn-client.key");
+        std::fs::write(&vpn_key, vpn.key.serialize_pem())?;
+        std::fs::set_permissions(&vpn_key, std::fs::Permissions::from_mode(0o644))?;
         // A truncated PEM block: an error row, not a crash.
         let mut broken = self.root.pem.clone();
         broken.truncate(broken.len() / 2);

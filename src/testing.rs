@@ -237,7 +237,18 @@ pub fn sample_records() -> Vec<Record> {
             "trusted",
             false,
         ),
-        file("/etc/nginx/certs/shared.pem", shared),
+        {
+            // The key beside the file is readable by everyone: the key audit's critical case.
+            use crate::model::keyaudit::{KeyFinding, Severity};
+            let mut r = file("/etc/nginx/certs/shared.pem", shared);
+            r.key_findings = vec![KeyFinding::new(
+                "key_readable_by_others",
+                Severity::Critical,
+                "unencrypted private key readable by others (mode 0644)",
+                Some("/etc/nginx/certs/shared.key".to_owned()),
+            )];
+            r
+        },
         Record::new(SourceKind::TLS, "down.example.com:443".into(), NOW)
             .with_error("connection refused (10.0.0.9:443)"),
         Record::new(SourceKind::FILE, "/etc/ssl/private/broken.pem".into(), NOW)

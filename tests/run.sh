@@ -76,4 +76,4 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"
-cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-4}"
+cargo test --locked --all-targets --no-fail-fast -- --test-threads="${TEST_THREADS:-4}"

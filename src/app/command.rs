@@ -11,6 +11,8 @@ pub enum Command {
     Help,
     Table,
     Timeline,
+    /// The key audit view.
+    Keys,
     /// Every source's health.
     Sources,
     Filter(String),
@@ -26,7 +28,7 @@ pub enum Command {
 }
 
 /// The commands, for the help and error messages.
-pub const USAGE: &str = ":sort days desc, :filter TEXT, :only expired, :horizon 1y, :timeline, :table, :sources, :redact on, :q";
+pub const USAGE: &str = ":sort days desc, :filter TEXT, :only expired, :horizon 1y, :timeline, :keys, :table, :sources, :redact on, :q";
 
 /// Parse a `:` line; `Err` says what is wrong.
 pub fn parse(line: &str) -> Result<Command, String> {
@@ -38,6 +40,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
         ("help", []) => Command::Help,
         ("table", []) => Command::Table,
         ("timeline", []) => Command::Timeline,
+        ("keys" | "findings", []) => Command::Keys,
         ("sources" | "health", []) => Command::Sources,
         ("filter", rest) => Command::Filter(rest.join(" ")),
         ("sort", [col, rest @ ..]) => match SortColumn::ALL.iter().find(|c| c.label() == *col) {
@@ -52,16 +55,15 @@ pub fn parse(line: &str) -> Result<Command, String> {
             }
         },
         ("only", [what]) => Command::Only(match *what {
-            "expired" => Some(QuickFilter::Expired),
-            "critical" => Some(QuickFilter::Critical),
-            "warning" => Some(QuickFilter::Warning),
-            "errors" => Some(QuickFilter::Errors),
             "all" | "none" => None,
-            other => {
-                return Err(format!(
-                    "unknown filter '{other}' (expired, critical, warning, errors, all)"
-                ))
-            }
+            other => match QuickFilter::ALL.iter().find(|q| q.label() == other) {
+                Some(q) => Some(*q),
+                None => {
+                    return Err(format!(
+                        "unknown filter '{other}' (expired, critical, warning, errors, keys, all)"
+                    ))
+                }
+            },
         }),
         ("horizon", [h]) => match Horizon::parse(h) {
             Some(h) => Command::Horizon(h),
@@ -94,6 +96,12 @@ mod tests {
         );
         assert_eq!(parse("filter a b"), Ok(Command::Filter("a b".into())));
         assert_eq!(parse("only all"), Ok(Command::Only(None)));
+        assert_eq!(
+            parse("only keys"),
+            Ok(Command::Only(Some(QuickFilter::Keys)))
+        );
+        assert_eq!(parse("keys"), Ok(Command::Keys));
+        assert!(parse("only nothing").unwrap_err().contains("keys"));
         assert_eq!(parse("horizon 1y"), Ok(Command::Horizon(Horizon::Year)));
         assert!(parse("sort colour").unwrap_err().contains("status, days"));
         assert!(parse("frobnicate").unwrap_err().contains(":sort days desc"));

@@ -16,6 +16,8 @@ pub struct FleetView {
     /// Same index as the fleet's records.
     facts: Vec<RowFacts>,
     facts_at: i64,
+    /// The clock and thresholds the latest facts were judged with.
+    judged: (i64, Thresholds),
     pub spec: ViewSpec,
     /// Indices into the fleet's records in display order (filtered, sorted, grouped).
     pub rows: Vec<usize>,
@@ -72,6 +74,7 @@ impl FleetView {
     }
 
     fn applied(&mut self, applied: Vec<Applied>, now: i64, t: Thresholds) {
+        self.judged = (now, t);
         for a in applied {
             match a {
                 Applied::Upserted {
@@ -149,6 +152,7 @@ impl FleetView {
 
     pub fn refresh_facts(&mut self, now: i64, t: Thresholds) {
         self.facts_at = now;
+        self.judged = (now, t);
         self.facts = self
             .store
             .fleet()
@@ -162,9 +166,23 @@ impl FleetView {
     pub fn rebuild(&mut self, view: View, group_by: GroupBy) {
         self.store.settle();
         let recs = self.store.fleet().records();
+        // Key reuse is judged across records: a row another row's arrival made a reuse of
+        // (or no longer one) gets its facts again.
+        for (r, f) in recs.iter().zip(self.facts.iter_mut()) {
+            if view::reuse_sig(r) != f.reuse {
+                *f = RowFacts::new(r, self.judged.0, self.judged.1);
+            }
+        }
         let mut rows = view::build(recs, &self.facts, &self.spec);
-        if view == View::Timeline {
-            rows.sort_by_cached_key(|i| group_key(&recs[*i], group_by));
+        match view {
+            View::Timeline => rows.sort_by_cached_key(|i| group_key(&recs[*i], group_by)),
+            // Findings worst first; the chosen sort orders rows of equal severity.
+            View::Keys => {
+                let facts = &self.facts;
+                rows.retain(|&i| facts[i].keys.worst.is_some());
+                rows.sort_by_key(|&i| std::cmp::Reverse(facts[i].keys.worst));
+            }
+            View::Table => {}
         }
         self.rows = rows;
     }

@@ -81,6 +81,10 @@ impl App {
                 self.ui.view = View::Timeline;
                 self.rebuild();
             }
+            Command::Keys => {
+                self.ui.view = View::Keys;
+                self.rebuild();
+            }
             Command::Filter(text) => {
                 self.fleet.spec.text = TextFilter::new(&text);
                 self.rebuild();

@@ -339,10 +339,18 @@ impl App {
             Action::Sources => self.ui.toggle(Popup::Sources),
             Action::Tasks => self.ui.toggle(Popup::Tasks),
             Action::Timeline => {
-                self.ui.view = if self.ui.view == View::Table {
-                    View::Timeline
-                } else {
+                self.ui.view = if self.ui.view == View::Timeline {
                     View::Table
+                } else {
+                    View::Timeline
+                };
+                self.rebuild();
+            }
+            Action::Keys => {
+                self.ui.view = if self.ui.view == View::Keys {
+                    View::Table
+                } else {
+                    View::Keys
                 };
                 self.rebuild();
             }

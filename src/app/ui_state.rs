@@ -13,6 +13,8 @@ pub const CHROME_ROWS: u16 = 3;
 pub enum View {
     Table,
     Timeline,
+    /// The key audit: rows with key findings, worst first, with where each key lives.
+    Keys,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

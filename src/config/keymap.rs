@@ -23,6 +23,8 @@ pub enum Action {
     Details,
     Back,
     Timeline,
+    /// The key audit view.
+    Keys,
     Help,
     Filter,
     Command,
@@ -84,6 +86,7 @@ impl Action {
             Action::Details,
             Action::Back,
             Action::Timeline,
+            Action::Keys,
             Action::Help,
             Action::Filter,
             Action::Command,
@@ -106,15 +109,7 @@ impl Action {
             Action::Cancel,
         ];
         v.extend(SortColumn::ALL.iter().map(|c| Action::Sort(*c)));
-        v.extend(
-            [
-                QuickFilter::Expired,
-                QuickFilter::Critical,
-                QuickFilter::Warning,
-                QuickFilter::Errors,
-            ]
-            .map(Action::Quick),
-        );
+        v.extend(QuickFilter::ALL.map(Action::Quick));
         v
     }
 
@@ -245,6 +240,7 @@ const DEFAULTS: &[(Mode, &str, &str, &str)] = &[
     (Mode::Normal, "G", "bottom", "last row"),
     (Mode::Normal, "enter", "details", "details"),
     (Mode::Normal, "t", "timeline", "table / timeline"),
+    (Mode::Normal, "F", "keys", "key audit: findings worst first"),
     (Mode::Normal, "?", "help", "help"),
     (Mode::Normal, "/", "filter", "filter (regex, !inverts)"),
     (Mode::Normal, ":", "command", "command line"),
@@ -261,6 +257,12 @@ const DEFAULTS: &[(Mode, &str, &str, &str)] = &[
     (Mode::Normal, "2", "only_critical", "only critical"),
     (Mode::Normal, "3", "only_warning", "only warning"),
     (Mode::Normal, "4", "only_errors", "only errors"),
+    (
+        Mode::Normal,
+        "5",
+        "only_keys",
+        "only key findings (warning or worse)",
+    ),
     (Mode::Normal, "r", "refresh", "re-read the row"),
     (Mode::Normal, "R", "refresh_all", "refresh every source"),
     (Mode::Normal, "space", "mark", "mark the row"),

@@ -26,6 +26,81 @@ impl Severity {
             Severity::Critical => "critical",
         }
     }
+
+    /// The glyph of the findings column: meaning never rests on colour alone.
+    pub fn glyph(self) -> &'static str {
+        match self {
+            Severity::Critical => "‼",
+            Severity::Warning => "▲",
+            Severity::Info => "·",
+            Severity::Protected => "✔",
+        }
+    }
+}
+
+/// A finding's name in a dashboard column (at most 14 characters).
+pub fn short_label(code: &str) -> &str {
+    match code {
+        "key_readable_by_others" | "keystore_readable_by_others" => "world-readable",
+        "key_readable_by_group" => "group-readable",
+        "key_owner_differs" => "other owner",
+        "key_in_config_file" => "in config file",
+        "key_in_configmap" => "in ConfigMap",
+        "key_in_opaque_secret" => "Opaque Secret",
+        "key_in_tls_secret" => "in TLS Secret",
+        "key_in_source_checkout" => "in source tree",
+        "key_mismatch" => "key mismatch",
+        "key_not_compared" => "not compared",
+        "key_reused" => "key reused",
+        "key_reused_on_renewal" => "kept on renew",
+        "key_unencrypted" => "unencrypted",
+        "key_encrypted" => "encrypted",
+        "key_empty_password" => "no password",
+        "key_in_keystore" => "in keystore",
+        "key_in_hsm" => "in HSM",
+        "key_hsm_extractable" => "extractable",
+        "key_hsm_not_sensitive" => "not sensitive",
+        "key_not_on_token" => "not on token",
+        "weak_key" => "weak key",
+        "weak_signature" => "weak signature",
+        other => other,
+    }
+}
+
+/// What the dashboard caches of a record's findings: the worst, and how many there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    pub worst: Option<Severity>,
+    /// The worst finding's code (see [`short_label`]).
+    pub code: &'static str,
+    pub count: u16,
+}
+
+impl Summary {
+    pub fn of(findings: &[KeyFinding]) -> Summary {
+        Summary {
+            worst: findings.first().map(|f| f.severity),
+            code: findings.first().map(|f| f.code).unwrap_or(""),
+            count: findings.len().min(usize::from(u16::MAX)) as u16,
+        }
+    }
+
+    /// A finding that needs a look: a warning or worse.
+    pub fn is_problem(&self) -> bool {
+        self.worst.is_some_and(|s| s >= Severity::Warning)
+    }
+
+    /// The column text: glyph, the worst finding's short name, and how many more.
+    pub fn label(&self) -> String {
+        let Some(w) = self.worst else {
+            return String::new();
+        };
+        let mut s = format!("{} {}", w.glyph(), short_label(self.code));
+        if self.count > 1 {
+            s.push_str(&format!(" +{}", self.count - 1));
+        }
+        s
+    }
 }
 
 /// One finding about a certificate's private key.
@@ -113,6 +188,24 @@ pub fn worst(r: &super::Record) -> Option<Severity> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_summary_names_the_worst_finding_and_counts_the_rest() {
+        let f = |code, severity| KeyFinding::new(code, severity, "m", None);
+        let mut v = vec![
+            f("key_unencrypted", Severity::Info),
+            f("key_readable_by_others", Severity::Critical),
+        ];
+        v.sort_by_key(|f| std::cmp::Reverse(f.severity));
+        let s = Summary::of(&v);
+        assert_eq!(s.label(), "‼ world-readable +1");
+        assert!(s.is_problem());
+        let info = Summary::of(&v[1..]);
+        assert_eq!(info.label(), "· unencrypted");
+        assert!(!info.is_problem());
+        assert_eq!(Summary::of(&[]).label(), "");
+        assert!(short_label("key_in_hsm").len() <= 14);
+    }
 
     #[test]
     fn weak_keys_and_sha1_signatures_are_critical_and_strong_ones_say_nothing() {

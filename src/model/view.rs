@@ -6,6 +6,7 @@
 
 use regex::{Regex, RegexBuilder};
 
+use super::keyaudit::{all_findings, Summary};
 use super::record::Record;
 use super::status::{assess, Assessment, Status, Thresholds};
 
@@ -62,20 +63,33 @@ pub enum QuickFilter {
     Critical,
     Warning,
     Errors,
+    /// Rows with a key finding of warning or worse (see [`super::keyaudit`]).
+    Keys,
 }
 
 impl QuickFilter {
+    pub const ALL: [QuickFilter; 5] = [
+        QuickFilter::Expired,
+        QuickFilter::Critical,
+        QuickFilter::Warning,
+        QuickFilter::Errors,
+        QuickFilter::Keys,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             QuickFilter::Expired => "expired",
             QuickFilter::Critical => "critical",
             QuickFilter::Warning => "warning",
             QuickFilter::Errors => "errors",
+            QuickFilter::Keys => "keys",
         }
     }
 
-    fn admits(self, s: Status) -> bool {
+    fn admits(self, f: &RowFacts) -> bool {
+        let s = f.a.status;
         match self {
+            QuickFilter::Keys => f.keys.is_problem(),
             QuickFilter::Expired => s == Status::Expired,
             QuickFilter::Critical => {
                 matches!(s, Status::Revoked | Status::Critical | Status::NotYetValid)
@@ -256,6 +270,11 @@ pub struct RowFacts {
     pub haystack: String,
     /// The row's SPIFFE IDs, normalised ([`spiffe_ids`]), for the `spiffe:` filter.
     pub spiffe_ids: Vec<String>,
+    /// The row's key findings in short: the findings column, the `keys` filter and view.
+    pub keys: Summary,
+    /// The key-reuse findings these facts were made with (how many, the first's code): the
+    /// fleet re-judges reuse across records, so a row's facts are renewed when it moves.
+    pub reuse: (usize, &'static str),
 }
 
 impl RowFacts {
@@ -285,6 +304,14 @@ impl RowFacts {
         if let Some(v) = r.tls.as_ref().and_then(|t| t.verification.as_ref()) {
             push(&v.reason);
         }
+        let findings = all_findings(r);
+        for f in &findings {
+            push(f.code);
+            push(&f.message);
+            if let Some(l) = &f.location {
+                push(l);
+            }
+        }
         let name = r
             .cert
             .as_deref()
@@ -303,8 +330,18 @@ impl RowFacts {
             issuer,
             haystack: hay.to_lowercase(),
             spiffe_ids: spiffe_ids(r),
+            keys: Summary::of(&findings),
+            reuse: reuse_sig(r),
         }
     }
+}
+
+/// What [`RowFacts::reuse`] compares: the record's key-reuse findings in short.
+pub fn reuse_sig(r: &Record) -> (usize, &'static str) {
+    (
+        r.key_reuse.len(),
+        r.key_reuse.first().map(|f| f.code).unwrap_or(""),
+    )
 }
 
 /// How the view is built.
@@ -376,7 +413,7 @@ pub fn build(records: &[Record], facts: &[RowFacts], spec: &ViewSpec) -> Vec<usi
     };
     let mut keys: Vec<SortKey> = Vec::new();
     for (i, (r, f)) in records.iter().zip(facts).enumerate() {
-        if !(spec.quick.is_none_or(|q| q.admits(f.a.status)) && spec.text.matches_row(f)) {
+        if !(spec.quick.is_none_or(|q| q.admits(f)) && spec.text.matches_row(f)) {
             continue;
         }
         let (unreadable, rank, text, expiry) = sort_fields(spec.sort, r, f);

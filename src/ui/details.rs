@@ -188,16 +188,10 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     }
     let findings = crate::model::keyaudit::all_findings(r);
     if !findings.is_empty() {
-        use crate::model::keyaudit::Severity;
         lines.push(Line::raw(""));
         lines.push(Line::styled("Private key", theme.style(Role::Header)));
         for f in &findings {
-            let role = match f.severity {
-                Severity::Critical => Role::Critical,
-                Severity::Warning => Role::Warning,
-                Severity::Info => Role::Muted,
-                Severity::Protected => Role::Healthy,
-            };
+            let role = super::severity_role(f.severity);
             let mut text = f.message.clone();
             if let Some(l) = f.location.as_ref().filter(|_| !app.ui.redact) {
                 text.push_str(&format!(" [{l}]"));

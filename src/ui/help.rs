@@ -19,7 +19,7 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         ));
     }
     for (mode, title) in [
-        (Mode::Normal, "Table and timeline"),
+        (Mode::Normal, "Table, timeline and key audit"),
         (Mode::Details, "Details"),
     ] {
         lines.push(Line::styled(title, theme.style(Role::Header)));
@@ -50,8 +50,9 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     for c in [
         ":sort COLUMN [asc|desc]   status days name location source issuer key",
         ":filter TEXT              regex over every field, !TEXT inverts",
-        ":only expired|critical|warning|errors|all",
-        ":horizon 1h|24h|7d..1y    :timeline  :table  :sources  :redact on|off  :q",
+        ":only expired|critical|warning|errors|keys|all",
+        ":horizon 1h|24h|7d..1y    :redact on|off  :q",
+        ":timeline  :keys  :table  :sources",
     ] {
         lines.push(Line::raw(c));
     }
@@ -65,5 +66,22 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         Span::styled("▲ warning ", theme.style(Role::Warning)),
         Span::styled("✔ ok", theme.style(Role::Healthy)),
     ]));
+    {
+        use crate::model::keyaudit::Severity;
+        let mut spans = vec![Span::styled("Keys    ", theme.style(Role::Header))];
+        for s in [
+            Severity::Critical,
+            Severity::Warning,
+            Severity::Info,
+            Severity::Protected,
+        ] {
+            spans.push(Span::styled(
+                format!("{} {} ", s.glyph(), s.as_str()),
+                theme.style(super::severity_role(s)),
+            ));
+        }
+        spans.push(Span::styled("(the K column)", theme.style(Role::Muted)));
+        lines.push(Line::from(spans));
+    }
     f.render_widget(Paragraph::new(lines).scroll((app.ui.scroll, 0)), inner);
 }

@@ -3,6 +3,7 @@
 mod actions;
 mod details;
 mod help;
+mod keys;
 mod sources;
 mod table;
 mod timeline;
@@ -40,6 +41,17 @@ pub fn word(s: Status) -> &'static str {
         Status::Error => "ERROR",
         Status::Warning => "WARN",
         Status::Ok => "OK",
+    }
+}
+
+/// The colour role of a key finding's severity.
+pub fn severity_role(s: crate::model::keyaudit::Severity) -> Role {
+    use crate::model::keyaudit::Severity;
+    match s {
+        Severity::Critical => Role::Critical,
+        Severity::Warning => Role::Warning,
+        Severity::Info => Role::Muted,
+        Severity::Protected => Role::Healthy,
     }
 }
 
@@ -85,6 +97,7 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>) {
     match app.ui.view {
         View::Table => table::render(app, theme, f, main),
         View::Timeline => timeline::render(app, theme, f, main),
+        View::Keys => keys::render(app, theme, f, main),
     }
     hint_bar(app, theme, f, hints);
     match app.ui.popup {
@@ -227,6 +240,9 @@ fn title_bar(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             theme.style(Role::Muted),
         ));
     }
+    if app.ui.view == View::Keys {
+        spans.push(Span::styled(" │ key audit", theme.style(Role::Changed)));
+    }
     if !app.fleet.marked.is_empty() {
         spans.push(Span::styled(
             format!(" │ {} marked", app.fleet.marked.len()),
@@ -305,16 +321,24 @@ fn hints(app: &App, theme: &Theme) -> Line<'static> {
             (Action::Details, "details"),
             (
                 Action::Timeline,
-                if app.ui.view == View::Table {
-                    "timeline"
-                } else {
+                if app.ui.view == View::Timeline {
                     "table"
+                } else {
+                    "timeline"
                 },
             ),
             (Action::Sort(crate::model::view::SortColumn::Days), "sort"),
             (Action::Quit, "quit"),
             (Action::Act, "renew"),
             (Action::Refresh, "probe"),
+            (
+                Action::Keys,
+                if app.ui.view == View::Keys {
+                    "table"
+                } else {
+                    "key audit"
+                },
+            ),
             (Action::Mark, "mark"),
             (Action::Sources, "sources"),
             (Action::Freeze, "freeze"),

@@ -5,7 +5,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::{fit, glyph, status_role, word};
+use super::{fit, glyph, severity_role, status_role, word};
 use crate::app::App;
 use crate::clock::date;
 use crate::config::theme::{Role, Theme};
@@ -47,8 +47,11 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         Cell::from(sort_mark(SortColumn::Source, "SRC")),
     ];
     // Fixed columns plus one space between each; name, location (and issuer) share the rest.
-    let fixed: u16 = 1 + 9 + 5 + 10 + 4 + if wide { 11 } else { 0 };
-    let gaps: u16 = if wide { 8 } else { 6 };
+    // The key audit column is the worst finding's glyph, with its name when there is room.
+    let named_audit = area.width >= 140;
+    let audit_w: u16 = if named_audit { 16 } else { 1 };
+    let fixed: u16 = 1 + 9 + 5 + 10 + 4 + audit_w + if wide { 11 } else { 0 };
+    let gaps: u16 = if wide { 9 } else { 7 };
     let flex = area.width.saturating_sub(fixed + gaps);
     let (name_w, loc_w, issuer_w) = if wide {
         (flex * 3 / 8, flex * 3 / 8, flex - 2 * (flex * 3 / 8))
@@ -70,6 +73,8 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         widths.push(Constraint::Length(issuer_w));
         widths.push(Constraint::Length(11));
     }
+    header.push(Cell::from(if named_audit { "KEY AUDIT" } else { "K" }));
+    widths.push(Constraint::Length(audit_w));
     let vp = usize::from(area.height.saturating_sub(1));
     let end = (app.ui.offset + vp).min(app.fleet.rows.len());
     let rows = app.fleet.rows[app.ui.offset..end]
@@ -133,6 +138,18 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
                     usize::from(issuer_w),
                 )));
                 cells.push(Cell::from(c.map(|c| c.key.clone()).unwrap_or_default()));
+            }
+            let keys = &app.fleet.facts(idx).keys;
+            if let Some(w) = keys.worst {
+                let text = if named_audit {
+                    fit(&keys.label(), usize::from(audit_w))
+                } else {
+                    w.glyph().to_owned()
+                };
+                cells.push(Cell::from(Span::styled(
+                    text,
+                    theme.style(severity_role(w)),
+                )));
             }
             let mut row = Row::new(cells);
             if pos == app.ui.selected {

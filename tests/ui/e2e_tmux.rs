@@ -55,14 +55,16 @@ impl Drop for Tmux {
     }
 }
 
+/// The table's body rows: lines that end with a source name, or with a source name and the
+/// key audit column's glyph.
 fn body_rows(screen: &str) -> Vec<&str> {
     screen
         .lines()
         .skip(2)
         .filter(|l| {
-            [" tls", " file", " k8s"]
-                .iter()
-                .any(|src| l.trim_end().ends_with(src))
+            let t = l.trim_end();
+            let t = t.strip_suffix(['‼', '▲', '·', '✔']).unwrap_or(t).trim_end();
+            [" tls", " file", " k8s"].iter().any(|src| t.ends_with(src))
         })
         .collect()
 }
@@ -248,6 +250,57 @@ fn dashboard_over_the_demo_fleet_in_tmux() {
         !s.contains("STATUS↑") && !s.contains("expired ✖│now"),
         "the dashboard is gone from the screen: {s}"
     );
+}
+
+/// The demo's VPN client key is world-readable: the findings column marks its row, `5` keeps
+/// the rows with findings, `F` opens the key audit with the key file named, `enter` the
+/// finding's details.
+#[test]
+fn the_key_audit_of_the_demo_names_its_world_readable_key() {
+    let t = demo_up("keys");
+    let s = t.screen();
+    let vpn = body_rows(&s)
+        .into_iter()
+        .find(|r| r.contains("vpn-client.demo.test"))
+        .unwrap_or_else(|| panic!("the VPN client row: {s}"));
+    assert!(vpn.trim_end().ends_with('‼'), "critical key finding: {s}");
+    assert!(s.contains("SRC  K"), "the key audit column's header: {s}");
+    t.keys(&["5"]);
+    let s = t.wait_for("only key findings", |s| s.contains("only keys"));
+    let rows = body_rows(&s);
+    assert_eq!(
+        rows.len(),
+        1,
+        "one row has a finding of warning or worse: {s}"
+    );
+    assert!(rows[0].contains("vpn-client.demo.test"), "{s}");
+    t.keys(&["5", "F"]);
+    let s = t.wait_for("the key audit view", |s| {
+        s.contains("KEY LOCATION") && s.contains("key audit")
+    });
+    let rows = body_rows(&s);
+    assert!(
+        rows[0].contains("‼ CRITICAL")
+            && rows[0].contains("unencrypted private key")
+            && rows[0].contains("vpn-client.key")
+            && rows[0].contains("vpn-client.demo.test"),
+        "worst first, with the key's file: {s}"
+    );
+    assert!(
+        rows.iter().any(|r| r.contains("intranet.key")) && !s.contains("billing.demo.test"),
+        "rows with findings only, the owner-only key among them: {s}"
+    );
+    t.keys(&["Enter"]);
+    let s = t.wait_for("the details", |s| s.contains("Private key"));
+    assert!(
+        s.contains("readable by others (mode 0644)") && s.contains("vpn-client.key]"),
+        "{s}"
+    );
+    t.keys(&["Escape", "F"]);
+    t.wait_for("the table again", |s| s.contains("STATUS↑"));
+    t.keys(&["q"]);
+    let s = t.wait_for("exit", |s| s.contains("EXITED:"));
+    assert!(s.contains("EXITED:0"), "{s}");
 }
 
 #[test]

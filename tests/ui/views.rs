@@ -719,10 +719,11 @@ fn spiffe_filters_and_details_name_the_spiffe_ids_of_every_source() {
     };
     let any = filtered(&mut a, "spiffe:");
     assert!(any.contains("3/14"), "{any}");
+    // (The SPIFFE row's location is cut at the left at this width.)
     for loc in [
         "mesh.example.com",
         "/etc/envoy/svid.pem",
-        "spiffe://other.test/billing",
+        "//other.test/billing",
     ] {
         assert!(any.contains(loc), "{loc}: {any}");
     }
@@ -840,4 +841,168 @@ fn token_certificate_details_say_key_in_hsm() {
         "{t}"
     );
     insta::assert_snapshot!("details_pkcs11_key_in_hsm_120x40", t);
+}
+
+/// The sample fleet plus rows that show each kind of key finding: a key in a ConfigMap
+/// (warning), a weak RSA key seen in the certificate (critical, no key location), a key on an
+/// HSM token (protected).
+fn app_with_key_findings(w: u16, h: u16) -> App {
+    use certdeck::model::keyaudit::{KeyFinding, Severity};
+    use certdeck::model::Record;
+    use certdeck::testing::facts;
+    use std::sync::Arc;
+    let d = 86_400;
+    let mut a = app(w, h);
+    let mut cm = Record::new(
+        SourceKind::K8S,
+        "k8s/shop/configmap/app-tls#tls.crt".into(),
+        NOW,
+    )
+    .with_cert(Arc::new(facts(
+        "shop.internal",
+        "Example Intermediate CA",
+        NOW - 10 * d,
+        NOW + 80 * d,
+        "ECDSA P-256",
+        &["shop.internal"],
+    )));
+    cm.key_findings = vec![KeyFinding::new(
+        "key_in_configmap",
+        Severity::Warning,
+        "private key stored in a ConfigMap (readable by anyone who may read ConfigMaps)",
+        Some("k8s/shop/configmap/app-tls#tls.key".into()),
+    )];
+    let weak =
+        Record::new(SourceKind::FILE, "/srv/old/weak.crt".into(), NOW).with_cert(Arc::new(facts(
+            "weak.internal",
+            "Example Intermediate CA",
+            NOW - 10 * d,
+            NOW + 300 * d,
+            "RSA 1024",
+            &["weak.internal"],
+        )));
+    let mut hsm = Record::new(
+        SourceKind::new("pkcs11"),
+        "pkcs11:token=edge;object=edge-signing".into(),
+        NOW,
+    )
+    .with_cert(Arc::new(facts(
+        "edge-signing",
+        "Example Intermediate CA",
+        NOW - 10 * d,
+        NOW + 400 * d,
+        "ECDSA P-256",
+        &[],
+    )));
+    hsm.key_findings = vec![KeyFinding::new(
+        "key_in_hsm",
+        Severity::Protected,
+        "private key on token 'edge', not extractable",
+        Some("pkcs11:token=edge;id=01".into()),
+    )];
+    for r in [cm, weak, hsm] {
+        a.update(observed(r));
+    }
+    a
+}
+
+/// The findings column in the table, the `keys` quick filter (5 and `:only keys`) and the
+/// key audit view (F and `:keys`): worst first, key locations shown, details one key away.
+#[test]
+fn key_findings_column_filter_and_audit_view() {
+    for (w, h) in [(80, 24), (120, 40), (160, 40)] {
+        let a = app_with_key_findings(w, h);
+        insta::assert_snapshot!(format!("table_key_findings_{w}x{h}"), text(&a));
+    }
+    for (w, h) in SIZES {
+        let mut a = app_with_key_findings(w, h);
+        a.update(key('F'));
+        insta::assert_snapshot!(format!("key_audit_{w}x{h}"), text(&a));
+    }
+    let mut a = app_with_key_findings(120, 40);
+    a.update(key('F'));
+    let shown: Vec<&str> = a
+        .fleet
+        .rows
+        .iter()
+        .map(|&i| a.fleet.records()[i].location.as_str())
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "/etc/nginx/certs/shared.pem",
+            "/srv/old/weak.crt",
+            "k8s/shop/configmap/app-tls#tls.crt",
+            "pkcs11:token=edge;object=edge-signing"
+        ],
+        "critical findings first, the protected key last, rows without findings left out"
+    );
+    // Enter opens the details of the certificate the finding is about.
+    a.update(key('j'));
+    a.update(code(KeyCode::Enter));
+    let screen = text(&a);
+    assert!(
+        screen.contains("RSA key of 1024 bits (under 2048)"),
+        "{screen}"
+    );
+    a.update(code(KeyCode::Esc));
+    // F again is the table; `:keys` comes back to the audit.
+    a.update(key('F'));
+    assert_eq!(a.ui.view, certdeck::app::View::Table);
+    a.update(key(':'));
+    typed(&mut a, "keys");
+    a.update(code(KeyCode::Enter));
+    assert_eq!(a.ui.view, certdeck::app::View::Keys);
+
+    // The quick filter keeps warnings and worse, in the table.
+    let mut a = app_with_key_findings(80, 24);
+    a.update(key('5'));
+    insta::assert_snapshot!("only_keys_80x24", text(&a));
+    assert_eq!(a.fleet.rows.len(), 3);
+    let mut b = app_with_key_findings(80, 24);
+    b.update(key(':'));
+    typed(&mut b, "only keys");
+    b.update(code(KeyCode::Enter));
+    assert_eq!(a.fleet.rows, b.fleet.rows);
+    // The text filter finds rows by finding code and key location too.
+    b.update(key(':'));
+    typed(&mut b, "only all");
+    b.update(code(KeyCode::Enter));
+    b.update(key('/'));
+    typed(&mut b, "shared\\.key");
+    b.update(code(KeyCode::Enter));
+    assert_eq!(b.fleet.rows.len(), 1);
+
+    // A fleet without findings says what the audit looks at.
+    let mut a = App::new(NOW, Thresholds::default(), Keymap::default());
+    a.update(AppEvent::Resize(80, 24));
+    a.update(key('F'));
+    insta::assert_snapshot!("key_audit_empty_80x24", text(&a));
+}
+
+/// Key reuse is judged across rows: when a second certificate with the same key arrives, the
+/// first row (already on screen) shows the finding too, and the `keys` filter keeps both.
+#[test]
+fn a_key_reused_by_a_later_row_marks_the_earlier_row_too() {
+    use certdeck::model::Record;
+    use std::sync::Arc;
+    let mut a = App::new(NOW, Thresholds::default(), Keymap::default());
+    a.update(AppEvent::Resize(80, 24));
+    let rec = |loc: &str, cn: &str| {
+        let mut c =
+            certdeck::testing::facts(cn, "CA", NOW - 86_400, NOW + 90 * 86_400, "RSA 2048", &[cn]);
+        c.spki_sha256 = Some("ab".repeat(32));
+        Record::new(SourceKind::FILE, loc.into(), NOW).with_cert(Arc::new(c))
+    };
+    a.update(observed(rec("/etc/tls/a.pem", "a.example")));
+    a.update(key('5'));
+    assert!(
+        a.fleet.rows.is_empty(),
+        "one certificate alone reuses nothing"
+    );
+    a.update(observed(rec("/etc/tls/b.pem", "b.example")));
+    assert_eq!(a.fleet.rows.len(), 2, "both rows show the reuse");
+    for &i in &a.fleet.rows {
+        assert_eq!(a.fleet.facts(i).keys.code, "key_reused");
+    }
 }

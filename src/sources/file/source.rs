@@ -166,10 +166,13 @@ async fn read_checked(
         let rt = tokio::runtime::Handle::current();
         let now = crate::clock::now_unix();
         let (files, problems, plan) = what(now);
+        // The files to read, first; once read, the rows they held (a bundle holds several
+        // certificates, a key file none), so the progress ends at n/n.
         if plan {
             rt.block_on(sink2.planned(files.len() + problems.len()));
         }
         let none = Arc::new(Vec::new());
+        let mut sent = problems.len();
         for r in problems {
             if rt.block_on(tx.send((r, none.clone()))).is_err() {
                 return false;
@@ -177,12 +180,16 @@ async fn read_checked(
         }
         for f in &files {
             let recs = read_file_with(f, now, &passwords);
+            sent += recs.len();
             let certs = Arc::new(recs.iter().filter_map(|r| r.cert.clone()).collect());
             for r in recs {
                 if rt.block_on(tx.send((r, Arc::clone(&certs)))).is_err() {
                     return false;
                 }
             }
+        }
+        if plan {
+            rt.block_on(sink2.planned(sent));
         }
         true
     });
@@ -227,9 +234,12 @@ async fn read_plain(
         let rt = tokio::runtime::Handle::current();
         let now = crate::clock::now_unix();
         let (files, problems, plan) = what(now);
+        // The files to read, first; once read, the rows they held (a bundle holds several
+        // certificates, a key file none), so the progress ends at n/n.
         if plan {
             rt.block_on(sink2.planned(files.len() + problems.len()));
         }
+        let mut sent = problems.len();
         for r in problems {
             if !rt.block_on(sink2.observed(r)) {
                 return false;
@@ -237,10 +247,14 @@ async fn read_plain(
         }
         for f in &files {
             for r in read_file_with(f, now, &passwords) {
+                sent += 1;
                 if !rt.block_on(sink2.observed(r)) {
                     return false;
                 }
             }
+        }
+        if plan {
+            rt.block_on(sink2.planned(sent));
         }
         true
     });

@@ -22,6 +22,8 @@ pub const ENV_PASSWORD: &str = "CERTDECK_PROMETHEUS_PASSWORD";
 const MAX_ANSWER: usize = 256 << 20;
 /// The window `/api/v1/series` looks at for chain details: Prometheus's own lookback.
 const SERIES_WINDOW_SECS: i64 = 300;
+/// How far past our clock the window reaches (see `series`).
+const SERIES_CLOCK_SLACK_SECS: i64 = 60;
 
 /// Why `/api/v1/series` gave no label sets.
 enum SeriesError {
@@ -372,9 +374,11 @@ impl PrometheusSource {
         &self,
         selector: &str,
     ) -> Result<Vec<std::collections::BTreeMap<String, String>>, SeriesError> {
-        let end = crate::clock::now_unix();
-        let start = (end - SERIES_WINDOW_SECS).to_string();
-        let end = end.to_string();
+        // The window ends a minute ahead: a series whose first sample came within the current
+        // second (or from a server whose clock runs ahead of ours) is still inside it.
+        let now = crate::clock::now_unix();
+        let start = (now - SERIES_WINDOW_SECS).to_string();
+        let end = (now + SERIES_CLOCK_SLACK_SECS).to_string();
         let (status, body) = self
             .get(
                 "/api/v1/series",
