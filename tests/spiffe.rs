@@ -795,7 +795,7 @@ fn the_dashboard_filters_by_spiffe_id_and_shows_a_pushed_rotation() {
         "-s",
         "spiffe",
         "-x",
-        "160",
+        "200",
         "-y",
         "40",
         &script,

@@ -9,7 +9,7 @@ use ratatui::Frame;
 use super::{fit, severity_role};
 use crate::app::App;
 use crate::config::theme::{Role, Theme};
-use crate::model::keyaudit::all_findings;
+use crate::model::keyaudit::{all_findings, short_label};
 use crate::model::text::clean;
 
 pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
@@ -69,7 +69,12 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             let mut cells = vec![Cell::from(mark)];
             if let Some(worst) = findings.first() {
                 let role = theme.style(severity_role(worst.severity));
-                let mut text = clean(&worst.message).into_owned();
+                // The finding's short name where its sentence would be cut to nothing.
+                let mut text = if finding_w < 36 {
+                    short_label(worst.code).to_owned()
+                } else {
+                    clean(&worst.message).into_owned()
+                };
                 if findings.len() > 1 {
                     text.push_str(&format!(" (+{} more)", findings.len() - 1));
                 }

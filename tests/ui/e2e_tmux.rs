@@ -281,7 +281,7 @@ fn the_key_audit_of_the_demo_names_its_world_readable_key() {
     let rows = body_rows(&s);
     assert!(
         rows[0].contains("‼ CRITICAL")
-            && rows[0].contains("unencrypted private key")
+            && rows[0].contains("world-readable")
             && rows[0].contains("vpn-client.key")
             && rows[0].contains("vpn-client.demo.test"),
         "worst first, with the key's file: {s}"
