@@ -372,7 +372,7 @@ pub async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<i32> {
         writeln!(out, "ca\t{}", ca.display())?;
         out.flush()?;
         drop(out);
-        shutdown_signal().await;
+        hangup_or_shutdown().await;
         return Ok(exit::OK);
     }
     let result = sources::scan(sources).await;
@@ -385,7 +385,7 @@ pub async fn demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<i32> {
     Ok(exit::OK)
 }
 
-/// Wait for Ctrl-C or SIGTERM.
+/// Wait for Ctrl-C or SIGTERM (`serve`: SIGHUP is left alone, so `nohup` keeps working).
 pub async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
@@ -397,6 +397,18 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// Wait for Ctrl-C, SIGTERM or SIGHUP (`demo --serve`: its temporary files go with its
+/// terminal).
+async fn hangup_or_shutdown() {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return shutdown_signal().await;
+    };
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = hup.recv() => {}
     }
 }
 

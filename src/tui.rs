@@ -270,7 +270,7 @@ where
     }
 }
 
-/// Run the dashboard until the user quits, Ctrl-C, or SIGTERM. The terminal is restored on
+/// Run the dashboard until the user quits, Ctrl-C, SIGTERM or SIGHUP. The terminal is restored on
 /// every path (guard Drop; the panic hook covers a panic of this thread).
 pub async fn run_dashboard(
     mut app: App,
@@ -285,10 +285,16 @@ pub async fn run_dashboard(
     let mut guard = TerminalGuard::enter(mouse)?;
     let size = guard.terminal.size()?;
     app.ui.size = (size.width, size.height);
-    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // SIGTERM, and SIGHUP (the SSH session or the terminal went away): a clean exit, so the
+    // terminal state is put back and temporary files (the demo's) are removed.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let stop = async move {
-        let mut term = term;
-        term.recv().await;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
     };
     let res = event_loop(
         &mut app,

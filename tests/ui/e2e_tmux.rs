@@ -79,7 +79,7 @@ fn start(tag: &str, program: &str, args: &str) -> Tmux {
     };
     let h = t._home.path().display().to_string();
     let script = format!(
-        "env HOME={h} XDG_CONFIG_HOME={h}/config XDG_STATE_HOME={h}/state TERM=xterm-256color {program} {args}; echo EXITED:$?; sleep 60"
+        "mkdir -p {h}/tmp; env HOME={h} XDG_CONFIG_HOME={h}/config XDG_STATE_HOME={h}/state TMPDIR={h}/tmp TERM=xterm-256color {program} {args}; echo EXITED:$?; sleep 60"
     );
     t.cmd(&[
         "new-session",
@@ -141,6 +141,36 @@ fn sigterm_quits_and_restores_the_terminal() {
     let s = t.wait_for("exit", |s| s.contains("EXITED:"));
     assert!(s.contains("EXITED:0"), "{s}");
     assert_eq!(alternate_on(&t), "0");
+}
+
+/// A hangup (the SSH session or the terminal window closed) ends the dashboard cleanly: the
+/// demo's certificate folder goes with it.
+#[test]
+fn a_hangup_ends_the_demo_and_removes_its_files() {
+    let t = demo_up("hup");
+    let tmp = t._home.path().join("tmp");
+    let demo_dirs = || -> Vec<String> {
+        std::fs::read_dir(&tmp)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("certdeck-demo-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(demo_dirs().len(), 1, "the demo's folder while it runs");
+    // Closing the terminal: the pane's processes get SIGHUP.
+    t.cmd(&["kill-server"]);
+    let start = Instant::now();
+    while !demo_dirs().is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "left behind after the hangup: {:?}",
+            demo_dirs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
