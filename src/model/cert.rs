@@ -3,7 +3,6 @@
 //! Nothing here does IO. `CertFacts::from_der` is the only place that touches x509-parser, so
 //! every source (TLS, files, Kubernetes, ...) describes certificates the same way.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -95,9 +94,11 @@ pub struct CertFacts {
 
 /// Lowercase hex of a byte slice.
 pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+    for &b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
     s
 }

@@ -53,66 +53,60 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
         Constraint::Length(cert_w),
         Constraint::Length(4),
     ];
-    let vp = usize::from(area.height.saturating_sub(1));
-    let end = (app.ui.offset + vp).min(app.fleet.rows.len());
-    let rows = app.fleet.rows[app.ui.offset..end]
-        .iter()
-        .enumerate()
-        .map(|(i, &idx)| {
-            let r = &app.fleet.records()[idx];
-            let findings = all_findings(r);
-            let mark = if app.fleet.marked.contains(&r.id) {
-                Span::styled("●", theme.style(Role::Marked))
+    let rows = super::visible_rows(app, area).map(|(pos, _, r)| {
+        let findings = all_findings(r);
+        let mark = if app.fleet.marked.contains(&r.id) {
+            Span::styled("●", theme.style(Role::Marked))
+        } else {
+            Span::raw(" ")
+        };
+        let mut cells = vec![Cell::from(mark)];
+        if let Some(worst) = findings.first() {
+            let role = theme.style(severity_role(worst.severity));
+            // The finding's short name where its sentence would be cut to nothing.
+            let mut text = if finding_w < 36 {
+                short_label(worst.code).to_owned()
             } else {
-                Span::raw(" ")
+                clean(&worst.message).into_owned()
             };
-            let mut cells = vec![Cell::from(mark)];
-            if let Some(worst) = findings.first() {
-                let role = theme.style(severity_role(worst.severity));
-                // The finding's short name where its sentence would be cut to nothing.
-                let mut text = if finding_w < 36 {
-                    short_label(worst.code).to_owned()
-                } else {
-                    clean(&worst.message).into_owned()
-                };
-                if findings.len() > 1 {
-                    text.push_str(&format!(" (+{} more)", findings.len() - 1));
-                }
-                // Where the key lives; a finding about the certificate itself (a weak key
-                // seen in it) points at the certificate's own place.
-                let place = match (&worst.location, app.ui.redact) {
-                    (_, true) => app.shown_location(r),
-                    (Some(l), false) => clean(l).into_owned(),
-                    (None, false) => app.shown_location(r),
-                };
-                cells.push(Cell::from(Span::styled(
-                    format!(
-                        "{} {}",
-                        worst.severity.glyph(),
-                        worst.severity.as_str().to_uppercase()
-                    ),
-                    role,
-                )));
-                cells.push(Cell::from(Span::styled(
-                    fit(&text, usize::from(finding_w)),
-                    role,
-                )));
-                cells.push(Cell::from(crate::report::truncate_left(
-                    &place,
-                    usize::from(key_w).max(8),
-                )));
+            if findings.len() > 1 {
+                text.push_str(&format!(" (+{} more)", findings.len() - 1));
             }
-            cells.push(Cell::from(fit(&app.shown_name(r), usize::from(cert_w))));
+            // Where the key lives; a finding about the certificate itself (a weak key
+            // seen in it) points at the certificate's own place.
+            let place = match (&worst.location, app.ui.redact) {
+                (_, true) => app.shown_location(r),
+                (Some(l), false) => clean(l).into_owned(),
+                (None, false) => app.shown_location(r),
+            };
             cells.push(Cell::from(Span::styled(
-                r.source.as_str(),
-                theme.style(Role::Muted),
+                format!(
+                    "{} {}",
+                    worst.severity.glyph(),
+                    worst.severity.as_str().to_uppercase()
+                ),
+                role,
             )));
-            let mut row = Row::new(cells);
-            if app.ui.offset + i == app.ui.selected {
-                row = row.style(theme.style(Role::Selection));
-            }
-            row
-        });
+            cells.push(Cell::from(Span::styled(
+                fit(&text, usize::from(finding_w)),
+                role,
+            )));
+            cells.push(Cell::from(crate::report::truncate_left(
+                &place,
+                usize::from(key_w).max(8),
+            )));
+        }
+        cells.push(Cell::from(fit(&app.shown_name(r), usize::from(cert_w))));
+        cells.push(Cell::from(Span::styled(
+            r.source.as_str(),
+            theme.style(Role::Muted),
+        )));
+        let mut row = Row::new(cells);
+        if pos == app.ui.selected {
+            row = row.style(theme.style(Role::Selection));
+        }
+        row
+    });
     let table = Table::new(rows, widths).header(header).column_spacing(1);
     f.render_widget(table, area);
 }

@@ -67,6 +67,20 @@ pub fn status_role(s: Status) -> Role {
     }
 }
 
+/// The rows of the fleet that fit in a table body of `area` (one line goes to the header):
+/// each as (position in the view, index in the fleet, record).
+pub fn visible_rows<'a>(
+    app: &'a App,
+    area: Rect,
+) -> impl Iterator<Item = (usize, usize, &'a crate::model::Record)> + 'a {
+    let vp = usize::from(area.height.saturating_sub(1));
+    let end = (app.ui.offset + vp).min(app.fleet.rows.len());
+    app.fleet.rows[app.ui.offset..end]
+        .iter()
+        .enumerate()
+        .map(move |(i, &idx)| (app.ui.offset + i, idx, &app.fleet.records()[idx]))
+}
+
 /// Cut a string to `max` characters with an ellipsis.
 pub fn fit(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

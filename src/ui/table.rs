@@ -75,88 +75,81 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     }
     header.push(Cell::from(if named_audit { "KEY AUDIT" } else { "K" }));
     widths.push(Constraint::Length(audit_w));
-    let vp = usize::from(area.height.saturating_sub(1));
-    let end = (app.ui.offset + vp).min(app.fleet.rows.len());
-    let rows = app.fleet.rows[app.ui.offset..end]
-        .iter()
-        .enumerate()
-        .map(|(i, &idx)| {
-            let r = &app.fleet.records()[idx];
-            let a = &app.fleet.facts(idx).a;
-            let pos = app.ui.offset + i;
-            let marked = app.fleet.marked.contains(&r.id);
-            let changed = app.fleet.changed.contains(&r.id);
-            let stale = app.fleet.stale_age(idx, app.now);
-            let mark = if marked {
-                Span::styled("●", theme.style(Role::Marked))
-            } else if stale.is_some() {
-                Span::styled("~", theme.style(Role::Muted))
-            } else if changed {
-                Span::styled("*", theme.style(Role::Changed))
+    let rows = super::visible_rows(app, area).map(|(pos, idx, r)| {
+        let a = &app.fleet.facts(idx).a;
+        let marked = app.fleet.marked.contains(&r.id);
+        let changed = app.fleet.changed.contains(&r.id);
+        let stale = app.fleet.stale_age(idx, app.now);
+        let mark = if marked {
+            Span::styled("●", theme.style(Role::Marked))
+        } else if stale.is_some() {
+            Span::styled("~", theme.style(Role::Muted))
+        } else if changed {
+            Span::styled("*", theme.style(Role::Changed))
+        } else {
+            Span::raw(" ")
+        };
+        let status = Span::styled(
+            format!("{} {}", glyph(a.status), word(a.status)),
+            theme.style(status_role(a.status)),
+        );
+        let days = a
+            .days_left
+            .map(|d| format!("{d:>5}"))
+            .unwrap_or_else(|| "    -".into());
+        let expires = a
+            .effective_not_after
+            .map(date)
+            .unwrap_or_else(|| "-".into());
+        let name = match (&r.cert, &r.error, stale) {
+            (_, _, Some(age)) => Span::styled(
+                fit(
+                    &format!("stale {} {}", crate::clock::age(age), app.shown_name(r)),
+                    usize::from(name_w),
+                ),
+                theme.style(Role::Muted),
+            ),
+            (None, Some(e), None) => Span::styled(
+                fit(&crate::model::text::clean(e), usize::from(name_w)),
+                theme.style(Role::Unknown),
+            ),
+            _ => Span::raw(fit(&app.shown_name(r), usize::from(name_w))),
+        };
+        let mut cells = vec![
+            Cell::from(mark),
+            Cell::from(status),
+            Cell::from(Span::styled(days, theme.style(status_role(a.status)))),
+            Cell::from(expires),
+            Cell::from(name),
+            Cell::from(fit_left(&app.shown_location(r), usize::from(loc_w))),
+            Cell::from(Span::styled(r.source.as_str(), theme.style(Role::Muted))),
+        ];
+        if wide {
+            let c = r.cert.as_deref();
+            cells.push(Cell::from(fit(
+                &crate::model::text::clean(c.map(|c| c.issuer_name()).unwrap_or("-")),
+                usize::from(issuer_w),
+            )));
+            cells.push(Cell::from(c.map(|c| c.key.clone()).unwrap_or_default()));
+        }
+        let keys = &app.fleet.facts(idx).keys;
+        if let Some(w) = keys.worst {
+            let text = if named_audit {
+                fit(&keys.label(), usize::from(audit_w))
             } else {
-                Span::raw(" ")
+                w.glyph().to_owned()
             };
-            let status = Span::styled(
-                format!("{} {}", glyph(a.status), word(a.status)),
-                theme.style(status_role(a.status)),
-            );
-            let days = a
-                .days_left
-                .map(|d| format!("{d:>5}"))
-                .unwrap_or_else(|| "    -".into());
-            let expires = a
-                .effective_not_after
-                .map(date)
-                .unwrap_or_else(|| "-".into());
-            let name = match (&r.cert, &r.error, stale) {
-                (_, _, Some(age)) => Span::styled(
-                    fit(
-                        &format!("stale {} {}", crate::clock::age(age), app.shown_name(r)),
-                        usize::from(name_w),
-                    ),
-                    theme.style(Role::Muted),
-                ),
-                (None, Some(e), None) => Span::styled(
-                    fit(&crate::model::text::clean(e), usize::from(name_w)),
-                    theme.style(Role::Unknown),
-                ),
-                _ => Span::raw(fit(&app.shown_name(r), usize::from(name_w))),
-            };
-            let mut cells = vec![
-                Cell::from(mark),
-                Cell::from(status),
-                Cell::from(Span::styled(days, theme.style(status_role(a.status)))),
-                Cell::from(expires),
-                Cell::from(name),
-                Cell::from(fit_left(&app.shown_location(r), usize::from(loc_w))),
-                Cell::from(Span::styled(r.source.as_str(), theme.style(Role::Muted))),
-            ];
-            if wide {
-                let c = r.cert.as_deref();
-                cells.push(Cell::from(fit(
-                    &crate::model::text::clean(c.map(|c| c.issuer_name()).unwrap_or("-")),
-                    usize::from(issuer_w),
-                )));
-                cells.push(Cell::from(c.map(|c| c.key.clone()).unwrap_or_default()));
-            }
-            let keys = &app.fleet.facts(idx).keys;
-            if let Some(w) = keys.worst {
-                let text = if named_audit {
-                    fit(&keys.label(), usize::from(audit_w))
-                } else {
-                    w.glyph().to_owned()
-                };
-                cells.push(Cell::from(Span::styled(
-                    text,
-                    theme.style(severity_role(w)),
-                )));
-            }
-            let mut row = Row::new(cells);
-            if pos == app.ui.selected {
-                row = row.style(theme.style(Role::Selection));
-            }
-            row
-        });
+            cells.push(Cell::from(Span::styled(
+                text,
+                theme.style(severity_role(w)),
+            )));
+        }
+        let mut row = Row::new(cells);
+        if pos == app.ui.selected {
+            row = row.style(theme.style(Role::Selection));
+        }
+        row
+    });
     let table = Table::new(rows, widths)
         .header(Row::new(header).style(theme.style(Role::Header)))
         .column_spacing(1);
