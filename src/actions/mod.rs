@@ -539,3 +539,91 @@ impl Default for ActionOptions {
         }
     }
 }
+
+/// The certificate file an upload (a cloud store's import) is given: its leaf and the
+/// certificates after it. An error when nothing in it parses; a refusal when the leaf has
+/// expired or is not valid yet (a store would take it and serve it broken).
+pub fn upload_leaf(
+    path: &std::path::Path,
+    pem: &[u8],
+    now: i64,
+) -> Result<
+    (
+        std::sync::Arc<crate::model::CertFacts>,
+        Vec<std::sync::Arc<crate::model::CertFacts>>,
+    ),
+    ActionError,
+> {
+    let (mut certs, problem) = crate::sources::pem::parse_chain(&String::from_utf8_lossy(pem));
+    if certs.is_empty() {
+        return Err(ActionError::at(
+            Step::Read,
+            format!(
+                "{} holds no certificate that parses{}",
+                path.display(),
+                problem.map(|p| format!(": {p}")).unwrap_or_default()
+            ),
+        ));
+    }
+    let leaf = certs.remove(0);
+    if leaf.not_after <= now {
+        return Err(ActionError::not_applicable(format!(
+            "the certificate in {} expired on {}",
+            path.display(),
+            crate::clock::rfc3339(leaf.not_after)
+        )));
+    }
+    if leaf.not_before > now {
+        return Err(ActionError::not_applicable(format!(
+            "the certificate in {} is not valid before {}",
+            path.display(),
+            crate::clock::rfc3339(leaf.not_before)
+        )));
+    }
+    Ok((leaf, certs))
+}
+
+#[cfg(test)]
+mod upload_tests {
+    use super::*;
+
+    fn pem(not_before: i64, not_after: i64) -> String {
+        let mut p = rcgen::CertificateParams::new(vec!["up.example".to_owned()]).expect("params");
+        p.not_before = time::OffsetDateTime::from_unix_timestamp(not_before).expect("nb");
+        p.not_after = time::OffsetDateTime::from_unix_timestamp(not_after).expect("na");
+        let key = rcgen::KeyPair::generate().expect("key");
+        p.self_signed(&key).expect("cert").pem()
+    }
+
+    /// A store import refuses an expired or not-yet-valid leaf, and says what a file that
+    /// holds no certificate is; a good one gives its leaf and what follows it.
+    #[test]
+    fn an_upload_takes_a_valid_leaf_and_refuses_the_rest() {
+        let now = 1_800_000_000;
+        let path = std::path::Path::new("/etc/tls/up.pem");
+        let day = 86_400;
+        let both = format!(
+            "{}{}",
+            pem(now - day, now + day),
+            pem(now - day, now + 9 * day)
+        );
+        let (leaf, rest) = upload_leaf(path, both.as_bytes(), now).expect("valid");
+        assert_eq!(leaf.not_after, now + day);
+        assert_eq!(rest.len(), 1);
+        let e = upload_leaf(path, pem(now - 9 * day, now - day).as_bytes(), now).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the certificate in /etc/tls/up.pem expired on"),
+            "{e}"
+        );
+        let e = upload_leaf(path, pem(now + day, now + 9 * day).as_bytes(), now).unwrap_err();
+        assert!(e.to_string().contains("is not valid before"), "{e}");
+        let e = upload_leaf(path, b"garbage", now).unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "/etc/tls/up.pem holds no certificate that parses: no PEM certificate in it"
+            ),
+            "{e}"
+        );
+    }
+}

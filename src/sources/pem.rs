@@ -107,6 +107,31 @@ pub fn scan(data: &[u8]) -> Vec<PemItem> {
     items
 }
 
+/// Parse a PEM bundle into certificates, in order, and the first problem met (a block that
+/// does not parse, a broken block, text with no certificate in it).
+pub fn parse_chain(pem: &str) -> (Vec<std::sync::Arc<crate::model::CertFacts>>, Option<String>) {
+    let mut certs = Vec::new();
+    let mut problem = None;
+    for item in scan(pem.as_bytes()) {
+        match item {
+            PemItem::Certificate(der) => match crate::model::CertFacts::from_der(&der) {
+                Ok(c) => certs.push(std::sync::Arc::new(c)),
+                Err(e) => {
+                    problem.get_or_insert_with(|| e.to_string());
+                }
+            },
+            PemItem::Broken(why) => {
+                problem.get_or_insert(why);
+            }
+            PemItem::PrivateKey | PemItem::Other(_) => {}
+        }
+    }
+    if certs.is_empty() && problem.is_none() && !pem.trim().is_empty() {
+        problem = Some("no PEM certificate in it".to_owned());
+    }
+    (certs, problem)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -335,34 +335,8 @@ pub fn load_material(
 ) -> Result<(ReimportMaterial, Vec<String>), ActionError> {
     let cert_pem = read_file(&files.certificate, "certificate")?;
     let key_pem = read_file(&files.private_key, "private key")?;
-    let text = String::from_utf8_lossy(&cert_pem);
-    let (mut certs, problem) = read::parse_pem_chain(&text);
-    if certs.is_empty() {
-        return Err(ActionError::at(
-            Step::Read,
-            format!(
-                "{} holds no certificate that parses{}",
-                files.certificate.display(),
-                problem.map(|p| format!(": {p}")).unwrap_or_default()
-            ),
-        ));
-    }
-    let leaf = certs.remove(0);
+    let (leaf, certs) = crate::actions::upload_leaf(&files.certificate, &cert_pem, now)?;
     let mut warnings = Vec::new();
-    if leaf.not_after <= now {
-        return Err(refused(format!(
-            "the certificate in {} expired on {}",
-            files.certificate.display(),
-            crate::clock::rfc3339(leaf.not_after)
-        )));
-    }
-    if leaf.not_before > now {
-        return Err(refused(format!(
-            "the certificate in {} is not valid before {}",
-            files.certificate.display(),
-            crate::clock::rfc3339(leaf.not_before)
-        )));
-    }
     let key_text = String::from_utf8_lossy(&key_pem);
     if !key_text.contains("PRIVATE KEY-----") {
         return Err(ActionError::at(

@@ -16,8 +16,7 @@ use super::client::{self, Identity};
 use super::error::{self, AwsError, CallContext, ProblemClass};
 use super::facts::{self, AcmFacts, DomainValidation, PcaFacts, RenewalSummary};
 use super::settings::{AwsSettings, RegionChoice, ACM_REGIONS};
-use crate::model::{CertFacts, Record};
-use crate::sources::pem::{scan, PemItem};
+use crate::model::Record;
 use crate::sources::Sink;
 
 /// Every ACM certificate status: ListCertificates filters by status when asked.
@@ -364,29 +363,7 @@ pub fn detail_facts(d: &aws_sdk_acm::types::CertificateDetail, base: AcmFacts) -
     }
 }
 
-/// Parse a PEM bundle: (certificates in order, first problem).
-pub fn parse_pem_chain(pem: &str) -> (Vec<Arc<CertFacts>>, Option<String>) {
-    let mut certs = Vec::new();
-    let mut problem = None;
-    for item in scan(pem.as_bytes()) {
-        match item {
-            PemItem::Certificate(der) => match CertFacts::from_der(&der) {
-                Ok(c) => certs.push(Arc::new(c)),
-                Err(e) => {
-                    problem.get_or_insert_with(|| e.to_string());
-                }
-            },
-            PemItem::Broken(why) => {
-                problem.get_or_insert(why);
-            }
-            PemItem::PrivateKey | PemItem::Other(_) => {}
-        }
-    }
-    if certs.is_empty() && problem.is_none() && !pem.trim().is_empty() {
-        problem = Some("no PEM certificate in it".to_owned());
-    }
-    (certs, problem)
-}
+pub use crate::sources::pem::parse_chain as parse_pem_chain;
 
 /// Describe one certificate and fetch its body. Returns the row and, for errors that are
 /// the instance's (credentials, permissions, throttling), the error for the problem line.

@@ -210,32 +210,7 @@ pub fn covers(names: &[String], wanted: &str) -> bool {
 pub fn load_material(files: &UploadFiles, now: i64) -> Result<UploadMaterial, ActionError> {
     let cert_pem = read_file(&files.certificate, "certificate")?;
     let key_pem = read_file(&files.private_key, "private key")?;
-    let (mut certs, problem) = facts::parse_pem_chain(&String::from_utf8_lossy(&cert_pem));
-    if certs.is_empty() {
-        return Err(ActionError::at(
-            Step::Read,
-            format!(
-                "{} holds no certificate that parses{}",
-                files.certificate.display(),
-                problem.map(|p| format!(": {p}")).unwrap_or_default()
-            ),
-        ));
-    }
-    let leaf = certs.remove(0);
-    if leaf.not_after <= now {
-        return Err(refused(format!(
-            "the certificate in {} expired on {}",
-            files.certificate.display(),
-            crate::clock::rfc3339(leaf.not_after)
-        )));
-    }
-    if leaf.not_before > now {
-        return Err(refused(format!(
-            "the certificate in {} is not valid before {}",
-            files.certificate.display(),
-            crate::clock::rfc3339(leaf.not_before)
-        )));
-    }
+    let (leaf, certs) = crate::actions::upload_leaf(&files.certificate, &cert_pem, now)?;
     let key_text = String::from_utf8_lossy(&key_pem).into_owned();
     if key_text.contains("ENCRYPTED") {
         return Err(refused(format!(

@@ -371,30 +371,7 @@ impl GcpFacts {
     }
 }
 
-/// Parse a PEM bundle: (certificates in order, first problem).
-pub fn parse_pem_chain(pem: &str) -> (Vec<Arc<CertFacts>>, Option<String>) {
-    use crate::sources::pem::{scan, PemItem};
-    let mut certs = Vec::new();
-    let mut problem = None;
-    for item in scan(pem.as_bytes()) {
-        match item {
-            PemItem::Certificate(der) => match CertFacts::from_der(&der) {
-                Ok(c) => certs.push(Arc::new(c)),
-                Err(e) => {
-                    problem.get_or_insert_with(|| e.to_string());
-                }
-            },
-            PemItem::Broken(why) => {
-                problem.get_or_insert(why);
-            }
-            PemItem::PrivateKey | PemItem::Other(_) => {}
-        }
-    }
-    if certs.is_empty() && problem.is_none() && !pem.trim().is_empty() {
-        problem = Some("no PEM certificate in it".to_owned());
-    }
-    (certs, problem)
-}
+pub use crate::sources::pem::parse_chain as parse_pem_chain;
 
 /// A row for a certificate: its location is the resource name, so the id is stable.
 pub fn record_for(
