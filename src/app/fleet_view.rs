@@ -169,7 +169,7 @@ impl FleetView {
         // Key reuse is judged across records: a row another row's arrival made a reuse of
         // (or no longer one) gets its facts again.
         for (r, f) in recs.iter().zip(self.facts.iter_mut()) {
-            if view::reuse_sig(r) != f.reuse {
+            if r.key_reuse != f.reuse {
                 *f = RowFacts::new(r, self.judged.0, self.judged.1);
             }
         }

@@ -6,7 +6,7 @@
 
 use regex::{Regex, RegexBuilder};
 
-use super::keyaudit::{all_findings, Summary};
+use super::keyaudit::{all_findings, KeyFinding, Summary};
 use super::record::Record;
 use super::status::{assess, Assessment, Status, Thresholds};
 
@@ -272,9 +272,9 @@ pub struct RowFacts {
     pub spiffe_ids: Vec<String>,
     /// The row's key findings in short: the findings column, the `keys` filter and view.
     pub keys: Summary,
-    /// The key-reuse findings these facts were made with (how many, the first's code): the
-    /// fleet re-judges reuse across records, so a row's facts are renewed when it moves.
-    pub reuse: (usize, &'static str),
+    /// The key-reuse findings these facts were made with: the fleet judges reuse across
+    /// records, so a row's facts are renewed when its record's findings differ from these.
+    pub reuse: Vec<KeyFinding>,
 }
 
 impl RowFacts {
@@ -331,17 +331,9 @@ impl RowFacts {
             haystack: hay.to_lowercase(),
             spiffe_ids: spiffe_ids(r),
             keys: Summary::of(&findings),
-            reuse: reuse_sig(r),
+            reuse: r.key_reuse.clone(),
         }
     }
-}
-
-/// What [`RowFacts::reuse`] compares: the record's key-reuse findings in short.
-pub fn reuse_sig(r: &Record) -> (usize, &'static str) {
-    (
-        r.key_reuse.len(),
-        r.key_reuse.first().map(|f| f.code).unwrap_or(""),
-    )
 }
 
 /// How the view is built.

@@ -74,10 +74,9 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             }
             // Where the key lives; a finding about the certificate itself (a weak key
             // seen in it) points at the certificate's own place.
-            let place = match (&worst.location, app.ui.redact) {
-                (_, true) => app.shown_location(r),
-                (Some(l), false) => clean(l).into_owned(),
-                (None, false) => app.shown_location(r),
+            let place = match worst.location.as_ref().filter(|_| !app.ui.redact) {
+                Some(l) => clean(l).into_owned(),
+                None => app.shown_location(r),
             };
             cells.push(Cell::from(Span::styled(
                 format!(

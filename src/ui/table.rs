@@ -76,7 +76,8 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
     header.push(Cell::from(if named_audit { "KEY AUDIT" } else { "K" }));
     widths.push(Constraint::Length(audit_w));
     let rows = super::visible_rows(app, area).map(|(pos, idx, r)| {
-        let a = &app.fleet.facts(idx).a;
+        let facts = app.fleet.facts(idx);
+        let a = &facts.a;
         let marked = app.fleet.marked.contains(&r.id);
         let changed = app.fleet.changed.contains(&r.id);
         let stale = app.fleet.stale_age(idx, app.now);
@@ -132,7 +133,7 @@ pub fn render(app: &App, theme: &Theme, f: &mut Frame<'_>, area: Rect) {
             )));
             cells.push(Cell::from(c.map(|c| c.key.clone()).unwrap_or_default()));
         }
-        let keys = &app.fleet.facts(idx).keys;
+        let keys = &facts.keys;
         if let Some(w) = keys.worst {
             let text = if named_audit {
                 fit(&keys.label(), usize::from(audit_w))
